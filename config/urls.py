@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from metering.api import CurrentUsageView, EventBatchView, EventView
+
+admin.site.site_header = "Quote-to-cash back office"
+admin.site.site_title = "Quote-to-cash"
+admin.site.index_title = "Catalog, quotes, billing and revenue"
+
+api_v1 = [
+    path("events", EventView.as_view(), name="events"),
+    path("events/batch", EventBatchView.as_view(), name="events-batch"),
+    path(
+        "customers/<str:external_customer_id>/current_usage",
+        CurrentUsageView.as_view(),
+        name="current-usage",
+    ),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/portal/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("portal/", include("portal.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]

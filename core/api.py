@@ -1,0 +1,34 @@
+"""One error shape for the whole API: {"error": {"code", "message", "details"}}."""
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.errors import DomainError
+
+
+def error_response(code: str, message: str, status_code: int, details=None) -> Response:
+    return Response(
+        {"error": {"code": code, "message": message, "details": details}}, status=status_code
+    )
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        return error_response(exc.code, exc.message, exc.status, exc.details)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.NotAuthenticated):
+        message = "Authentication required: send 'Authorization: Bearer <api key>'."
+    elif isinstance(exc, exceptions.ParseError):
+        message = f"The request body is not valid JSON: {exc.detail}"
+    elif isinstance(exc, exceptions.APIException) and isinstance(exc.detail, str):
+        message = str(exc.detail)
+    else:
+        message = "The request is invalid."
+    code = getattr(exc, "default_code", "error")
+    details = response.data if not isinstance(getattr(exc, "detail", None), str) else None
+    return error_response(
+        code, message, response.status_code or status.HTTP_400_BAD_REQUEST, details
+    )

@@ -1,0 +1,109 @@
+from django.db import models
+from djmoney.models.fields import CurrencyField
+from simple_history.models import HistoricalRecords
+
+from core.money import (
+    AMOUNT_DECIMAL_PLACES,
+    AMOUNT_MAX_DIGITS,
+    PRICE_DECIMAL_PLACES,
+    PRICE_MAX_DIGITS,
+    QUANTITY_DECIMAL_PLACES,
+    QUANTITY_MAX_DIGITS,
+)
+from customers.models import Customer
+from subscriptions.models import Subscription, SubscriptionItem
+
+
+def amount_field(**kwargs):
+    return models.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, **kwargs
+    )
+
+
+class Invoice(models.Model):
+    """What a subscription owes at one billing date: fees in advance for the period that starts,
+    usage in arrears for the period that ended. Immutable once finalized."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        FINALIZED = "finalized", "Open"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="invoices"
+    )
+    billing_date = models.DateField(help_text="The period boundary this invoice bills.")
+    currency = CurrencyField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    number = models.CharField(max_length=30, unique=True, null=True, blank=True)
+    issue_date = models.DateField(null=True, blank=True)
+    due_date = models.DateField(null=True, blank=True)
+    subtotal = amount_field(default=0)
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=4, default=0)
+    tax_amount = amount_field(default=0)
+    total = amount_field(default=0)
+    customer_snapshot = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-billing_date", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "billing_date"], name="invoice_one_per_subscription_period"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="draft") | models.Q(number__isnull=False),
+                name="invoice_issued_has_number",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or f"Draft #{self.pk}"
+
+
+class InvoiceLine(models.Model):
+    class Kind(models.TextChoices):
+        FEE = "fee", "Fee"
+        USAGE = "usage", "Usage"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    item = models.ForeignKey(
+        SubscriptionItem, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    description = models.CharField(max_length=300)
+    period_start = models.DateField()
+    period_end = models.DateField()
+    quantity = models.DecimalField(
+        max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMAL_PLACES
+    )
+    unit_price = models.DecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
+    )
+    amount = amount_field(help_text="Rounded once to the currency's minor unit.")
+    explanation = models.JSONField(default=list, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["invoice", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class NumberSeries(models.Model):
+    """A gapless counter, locked (SELECT … FOR UPDATE) while a number is taken at finalization."""
+
+    name = models.CharField(max_length=20, primary_key=True)
+    next_value = models.PositiveBigIntegerField(default=1)
+
+    class Meta:
+        verbose_name_plural = "number series"
+
+    def __str__(self) -> str:
+        return f"{self.name} (next {self.next_value})"

@@ -1,0 +1,23 @@
+"""Invoice PDF: an HTML template rendered by WeasyPrint (deterministic from the frozen invoice)."""
+
+from django.conf import settings
+from django.template.loader import render_to_string
+from weasyprint import HTML
+
+from invoicing.models import Invoice
+
+
+def invoice_html(invoice: Invoice) -> str:
+    return render_to_string(
+        "invoicing/invoice_pdf.html",
+        {
+            "invoice": invoice,
+            "lines": invoice.lines.all(),
+            "company": settings.BILLING_COMPANY,
+            "customer": invoice.customer_snapshot or {"name": invoice.customer.name},
+        },
+    )
+
+
+def invoice_pdf(invoice: Invoice) -> bytes:
+    return HTML(string=invoice_html(invoice)).write_pdf()

@@ -1,0 +1,231 @@
+"""Billing: build invoices for what is due, finalize them with a gapless number.
+
+At each boundary b of a subscription's schedule (its start, every period end) one invoice is due:
+fixed fees in advance for the period starting at b, and usage (and fixed fees in arrears) for the
+period ending at b. "One invoice per subscription per billing date" is a database constraint.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+
+from catalog import rating
+from catalog.models import Charge
+from core import clock
+from core.errors import Conflict
+from core.money import round_money
+from core.periods import Period
+from invoicing.models import Invoice, InvoiceLine, NumberSeries
+from metering import selectors as usage_selectors
+from subscriptions.models import BillingPeriod, Subscription
+from subscriptions.services import subscription_end
+
+logger = logging.getLogger(__name__)
+
+INVOICE_SERIES = "INV"
+
+
+@dataclass(frozen=True)
+class BillingRunResult:
+    invoices: list[Invoice]
+    subscriptions_seen: int
+
+
+def billing_dates(subscription: Subscription) -> list[tuple[dt.date, Period | None, Period | None]]:
+    """Each billing date with (period billed in advance, period billed in arrears)."""
+    periods = [
+        Period(bp.start_date, bp.end_date)
+        for bp in BillingPeriod.objects.filter(subscription=subscription).order_by("sequence")
+    ]
+    dates = []
+    for i, period in enumerate(periods):
+        dates.append((period.start, period, periods[i - 1] if i else None))
+    if periods:
+        dates.append((periods[-1].end, None, periods[-1]))
+    return dates
+
+
+def _fixed_lines(subscription, period: Period, timing: str) -> list[InvoiceLine]:
+    lines = []
+    for item in subscription.items.filter(metric__isnull=True, billing_timing=timing):
+        rated = rating.rate(item.pricing, item.quantity)
+        lines.append(
+            InvoiceLine(
+                kind=InvoiceLine.Kind.FEE,
+                item=item,
+                description=item.name,
+                period_start=period.start,
+                period_end=period.end,
+                quantity=item.quantity,
+                unit_price=Decimal(item.pricing.get("unit_price", 0)),
+                amount=round_money(rated.amount, subscription.currency),
+                explanation=rated.explanation(),
+            )
+        )
+    return lines
+
+
+def _usage_lines(subscription, period: Period) -> list[InvoiceLine]:
+    return [
+        InvoiceLine(
+            kind=InvoiceLine.Kind.USAGE,
+            item=u.item,
+            description=f"{u.item.name} ({u.quantity.normalize():,f} {u.item.unit_name})",
+            period_start=period.start,
+            period_end=period.end,
+            quantity=u.quantity,
+            unit_price=Decimal(u.item.pricing.get("unit_price", 0)),
+            amount=u.amount,
+            explanation=u.rating.explanation(),
+        )
+        for u in usage_selectors.usage_for_period(subscription=subscription, period=period)
+    ]
+
+
+def invoice_lines_for(
+    subscription: Subscription, advance: Period | None, arrears: Period | None
+) -> list[InvoiceLine]:
+    """The lines of one billing date, unsaved: shared by real and shadow billing."""
+    lines = []
+    if arrears is not None:
+        lines += _usage_lines(subscription, arrears)
+        lines += _fixed_lines(subscription, arrears, Charge.Timing.IN_ARREARS)
+    if advance is not None:
+        lines += _fixed_lines(subscription, advance, Charge.Timing.IN_ADVANCE)
+    for position, line in enumerate(lines):
+        line.position = position
+    return lines
+
+
+def _totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
+    """Tax is computed on the rounded subtotal and rounded once; total = subtotal + tax."""
+    invoice.subtotal = sum((line.amount for line in lines), Decimal(0))
+    invoice.tax_rate = invoice.customer.tax_rate
+    invoice.tax_amount = round_money(invoice.subtotal * invoice.tax_rate / 100, invoice.currency)
+    invoice.total = invoice.subtotal + invoice.tax_amount
+
+
+def invoice_create(
+    *, subscription: Subscription, billing_date: dt.date, advance, arrears
+) -> Invoice | None:
+    """A draft invoice for one billing date, or None if that date was already invoiced."""
+    lines = invoice_lines_for(subscription, advance, arrears)
+    invoice = Invoice(
+        customer=subscription.customer,
+        subscription=subscription,
+        billing_date=billing_date,
+        currency=subscription.currency,
+    )
+    _totals(invoice, lines)
+    try:
+        with transaction.atomic():
+            invoice.save()
+    except IntegrityError:
+        return None  # another run got there first: the constraint is the last word
+    for line in lines:
+        line.invoice = invoice
+    InvoiceLine.objects.bulk_create(lines)
+    return invoice
+
+
+def _next_number(series: str) -> str:
+    counter, _ = NumberSeries.objects.get_or_create(name=series)
+    counter = NumberSeries.objects.select_for_update().get(pk=counter.pk)
+    number = f"{series}-{counter.next_value:06d}"
+    counter.next_value += 1
+    counter.save(update_fields=["next_value"])
+    return number
+
+
+@transaction.atomic
+def invoice_finalize(*, invoice: Invoice) -> Invoice:
+    """Freeze a draft: number from the locked series, issue and due dates, customer snapshot."""
+    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+    if invoice.status != Invoice.Status.DRAFT:
+        raise Conflict(f"Invoice {invoice} is {invoice.get_status_display().lower()}, not a draft.")
+    customer = invoice.customer
+    invoice.number = _next_number(INVOICE_SERIES)
+    invoice.status = Invoice.Status.FINALIZED
+    invoice.issue_date = clock.today()
+    invoice.due_date = invoice.issue_date + dt.timedelta(days=customer.payment_terms_days)
+    invoice.finalized_at = clock.now()
+    invoice.customer_snapshot = {
+        "name": customer.name,
+        "external_id": customer.external_id,
+        "billing_email": customer.billing_email,
+        "address": customer.address,
+    }
+    invoice.save()
+    transaction.on_commit(lambda: _email_invoice(invoice.pk))
+    return invoice
+
+
+def _email_invoice(invoice_id: int) -> None:
+    invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
+    send_mail(
+        subject=f"Invoice {invoice.number} from {settings.BILLING_COMPANY['name']}",
+        message=(
+            f"Hello {invoice.customer.name},\n\n"
+            f"Invoice {invoice.number} for {invoice.total} {invoice.currency} is due on "
+            f"{invoice.due_date}. You can view and download it in your billing portal.\n"
+        ),
+        from_email=None,
+        recipient_list=[invoice.customer.billing_email],
+        fail_silently=True,
+    )
+
+
+@transaction.atomic
+def invoice_mark_paid(*, invoice: Invoice) -> Invoice:
+    """Called by receivables when allocations cover the total."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status != Invoice.Status.FINALIZED:
+        raise Conflict(f"Invoice {invoice} is {invoice.get_status_display().lower()}: not open.")
+    invoice.status = Invoice.Status.PAID
+    invoice.paid_at = clock.now()
+    invoice.save(update_fields=["status", "paid_at"])
+    return invoice
+
+
+def subscription_bill(*, subscription: Subscription, today: dt.date) -> list[Invoice]:
+    """Invoice and finalize every billing date of the subscription up to today, under its lock."""
+    made = []
+    with transaction.atomic():
+        subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        if subscription.status != Subscription.Status.ACTIVE:
+            return made
+        done = set(
+            Invoice.objects.filter(subscription=subscription).values_list("billing_date", flat=True)
+        )
+        dates = billing_dates(subscription)
+        for billing_date, advance, arrears in dates:
+            if billing_date > today or billing_date in done:
+                continue
+            invoice = invoice_create(
+                subscription=subscription,
+                billing_date=billing_date,
+                advance=advance,
+                arrears=arrears,
+            )
+            if invoice is not None:
+                made.append(invoice_finalize(invoice=invoice))
+        if dates and dates[-1][0] <= today:
+            subscription_end(subscription=subscription)
+    return made
+
+
+def billing_run(*, today: dt.date | None = None) -> BillingRunResult:
+    """Invoice everything due. Safe to run twice, or twice at once: each date is billed once."""
+    today = today or clock.today()
+    invoices, seen = [], 0
+    due = Subscription.objects.filter(status=Subscription.Status.ACTIVE, start_date__lte=today)
+    for subscription in due.order_by("pk").iterator():
+        seen += 1
+        invoices += subscription_bill(subscription=subscription, today=today)
+    logger.info("billing run %s: %d invoices for %d subscriptions", today, len(invoices), seen)
+    return BillingRunResult(invoices=invoices, subscriptions_seen=seen)

@@ -1,0 +1,145 @@
+"""Lago-compatible event ingestion and current usage. Thin: parse, call the service, render."""
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.errors import NotFound, ValidationError
+from core.money import minor_units, to_minor
+from customers.models import Customer
+from metering import selectors, services
+from subscriptions.models import Subscription
+
+EVENT_EXAMPLE = {
+    "transaction_id": "evt_0001",
+    "external_subscription_id": "sub_acme_1",
+    "code": "api_calls",
+    "timestamp": 1767225600,
+    "properties": {},
+}
+IngestAnswer = inline_serializer(
+    "IngestAnswer",
+    {
+        "received": serializers.IntegerField(),
+        "created": serializers.IntegerField(),
+        "duplicates": serializers.IntegerField(),
+    },
+)
+
+
+def _event_out(row: dict) -> dict:
+    return {
+        "transaction_id": row["transaction_id"],
+        "external_subscription_id": row["external_subscription_id"],
+        "code": row["code"],
+        "timestamp": row["timestamp"].isoformat(),
+        "properties": row["properties"],
+    }
+
+
+class EventView(APIView):
+    @extend_schema(
+        summary="Send one usage event (Lago format)",
+        request=inline_serializer("EventIn", {"event": serializers.DictField()}),
+        responses={200: IngestAnswer},
+        examples=[OpenApiExample("event", value={"event": EVENT_EXAMPLE}, request_only=True)],
+    )
+    def post(self, request):
+        if not isinstance(request.data, dict) or not isinstance(request.data.get("event"), dict):
+            raise ValidationError('Send {"event": {...}} with one event object.')
+        result = services.events_ingest(raw_events=[request.data["event"]])
+        return Response(
+            {
+                "event": _event_out(result.events[0]),
+                "received": result.received,
+                "created": result.created,
+                "duplicates": result.duplicates,
+            },
+            status=status.HTTP_200_OK,
+        )
+
+
+class EventBatchView(APIView):
+    @extend_schema(
+        summary="Send up to 10,000 usage events at once (all or nothing)",
+        request=inline_serializer("EventBatchIn", {"events": serializers.ListField()}),
+        responses={200: IngestAnswer},
+        examples=[OpenApiExample("batch", value={"events": [EVENT_EXAMPLE]}, request_only=True)],
+    )
+    def post(self, request):
+        if not isinstance(request.data, dict) or not isinstance(request.data.get("events"), list):
+            raise ValidationError('Send {"events": [...]} with a list of event objects.')
+        result = services.events_ingest(raw_events=request.data["events"])
+        return Response(
+            {
+                "received": result.received,
+                "created": result.created,
+                "duplicates": result.duplicates,
+            }
+        )
+
+
+class CurrentUsageView(APIView):
+    @extend_schema(
+        summary="Usage and estimated bill of the current period (Lago customer_usage shape)",
+        parameters=[OpenApiParameter("external_subscription_id", str, required=True)],
+        responses={
+            200: inline_serializer("CurrentUsage", {"customer_usage": serializers.DictField()})
+        },
+    )
+    def get(self, request, external_customer_id: str):
+        customer = Customer.objects.filter(external_id=external_customer_id).first()
+        if customer is None:
+            raise NotFound(f"No customer has external id '{external_customer_id}'.")
+        sub_id = request.query_params.get("external_subscription_id")
+        subscription = Subscription.objects.filter(customer=customer, external_id=sub_id).first()
+        if subscription is None:
+            raise NotFound(f"Customer '{external_customer_id}' has no subscription '{sub_id}'.")
+        period = selectors.current_period(subscription=subscription)
+        if period is None:
+            raise NotFound(f"Subscription '{sub_id}' has no billing period in progress today.")
+        usage = selectors.usage_for_period(subscription=subscription, period=period)
+        currency = subscription.currency
+        total = sum((u.amount for u in usage), start=0)
+        return Response(
+            {
+                "customer_usage": {
+                    "from_datetime": f"{period.start.isoformat()}T00:00:00Z",
+                    "to_datetime": f"{period.end.isoformat()}T00:00:00Z",
+                    "issuing_date": period.end.isoformat(),
+                    "currency": currency,
+                    "amount_cents": to_minor(total, currency),
+                    "taxes_amount_cents": 0,
+                    "total_amount_cents": to_minor(total, currency),
+                    "amount": str(total),
+                    "currency_minor_units": minor_units(currency),
+                    "charges_usage": [
+                        {
+                            "units": str(u.quantity),
+                            "total_aggregated_units": str(u.quantity),
+                            "events_count": u.events_count,
+                            "amount_cents": to_minor(u.amount, currency),
+                            "amount_currency": currency,
+                            "amount": str(u.amount),
+                            "exact_amount": str(u.rating.amount),
+                            "explanation": u.rating.explanation(),
+                            "charge": {
+                                "lago_id": str(u.item.pk),
+                                "charge_model": u.item.pricing["model"],
+                                "invoice_display_name": u.item.name,
+                            },
+                            "billable_metric": {
+                                "lago_id": str(u.item.metric.pk),
+                                "name": u.item.metric.name,
+                                "code": u.item.metric.code,
+                                "aggregation_type": f"{u.item.metric.aggregation}_agg",
+                            },
+                            "filters": [],
+                            "grouped_usage": [],
+                        }
+                        for u in usage
+                    ],
+                }
+            }
+        )

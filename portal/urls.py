@@ -1,0 +1,14 @@
+from django.contrib.auth.views import LogoutView
+from django.urls import path
+
+from portal import views
+
+app_name = "portal"
+
+urlpatterns = [
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("", views.invoice_list, name="invoices"),
+    path("invoices/<str:number>/", views.invoice_detail, name="invoice"),
+    path("invoices/<str:number>/pdf/", views.invoice_download, name="invoice_pdf"),
+]

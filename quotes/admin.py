@@ -1,0 +1,98 @@
+from django.contrib import admin, messages
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from core.errors import DomainError
+from quotes import services
+from quotes.models import Quote, QuoteLine
+
+
+class QuoteLineInline(admin.TabularInline):
+    model = QuoteLine
+    extra = 0
+    fields = ["position", "charge", "description", "quantity", "unit_price"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "charge":
+            kwargs["queryset"] = db_field.related_model.objects.select_related("plan", "metric")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+def _run(modeladmin, request, queryset, service, verb):
+    for quote in queryset:
+        try:
+            service(quote=quote)
+        except DomainError as exc:
+            modeladmin.message_user(request, exc.message, messages.ERROR)
+        else:
+            modeladmin.message_user(request, f"Quote {quote.number} {verb}.", messages.SUCCESS)
+
+
+@admin.action(description="Mark selected quotes as sent")
+def mark_sent(modeladmin, request, queryset):
+    _run(modeladmin, request, queryset, services.quote_mark_sent, "marked as sent")
+
+
+@admin.action(description="Accept selected quotes (creates the subscription)")
+def accept(modeladmin, request, queryset):
+    _run(modeladmin, request, queryset, services.quote_accept, "accepted: subscription created")
+
+
+@admin.action(description="Decline selected quotes")
+def decline(modeladmin, request, queryset):
+    _run(modeladmin, request, queryset, services.quote_decline, "declined")
+
+
+@admin.register(Quote)
+class QuoteAdmin(SimpleHistoryAdmin):
+    list_display = ["number", "customer", "plan", "status", "start_date", "valid_until", "total"]
+    list_filter = ["status", "plan"]
+    search_fields = ["customer__name", "customer__external_id", "title"]
+    autocomplete_fields = ["customer"]
+    inlines = [QuoteLineInline]
+    actions = [mark_sent, accept, decline]
+    readonly_fields = ["status", "subscription_link", "accepted_at", "total"]
+    fieldsets = [
+        (None, {"fields": ["customer", "plan", "title", "status"]}),
+        (
+            "Terms",
+            {"fields": ["start_date", "term_months", "valid_until", "subscription_external_id"]},
+        ),
+        ("Result", {"fields": ["total", "subscription_link", "accepted_at"]}),
+    ]
+
+    @admin.display(description="Fixed fees per billing period")
+    def total(self, obj):
+        if not obj.pk:
+            return "—"
+        return f"{services.quote_recurring_total(quote=obj):,} {obj.plan.currency}"
+
+    @admin.display(description="Subscription")
+    def subscription_link(self, obj):
+        if not obj.subscription_id:
+            return "—"
+        return format_html(
+            '<a href="/admin/subscriptions/subscription/{}/change/">{}</a>',
+            obj.subscription_id,
+            obj.subscription.external_id,
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj and obj.status != Quote.Status.DRAFT:
+            return [f.name for f in Quote._meta.fields] + self.readonly_fields
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if not obj.owner_id:
+            obj.owner = request.user
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        services.quote_populate_lines(quote=form.instance)
+
+    def response_change(self, request, obj):
+        if "_accept" in request.POST:
+            accept(self, request, Quote.objects.filter(pk=obj.pk))
+            return self.response_post_save_change(request, obj)
+        return super().response_change(request, obj)

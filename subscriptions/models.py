@@ -1,0 +1,109 @@
+from django.db import models
+from djmoney.models.fields import CurrencyField
+from simple_history.models import HistoricalRecords
+
+from catalog.models import BillableMetric, Charge, Plan
+from core.money import (
+    AMOUNT_DECIMAL_PLACES,
+    AMOUNT_MAX_DIGITS,
+    QUANTITY_DECIMAL_PLACES,
+    QUANTITY_MAX_DIGITS,
+)
+from core.periods import add_months
+from customers.models import Customer
+
+
+class Subscription(models.Model):
+    """The contract in force. Created only through subscriptions.services.subscription_create."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ENDED = "ended", "Ended"
+        CANCELED = "canceled", "Canceled"
+
+    external_id = models.CharField(
+        max_length=100, unique=True, help_text="Id your systems send usage events with."
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    currency = CurrencyField()
+    start_date = models.DateField()
+    term_months = models.PositiveSmallIntegerField()
+    billing_interval_months = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-start_date", "external_id"]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} ({self.customer})"
+
+    @property
+    def end_date(self):
+        return add_months(self.start_date, self.term_months)
+
+
+class SubscriptionItem(models.Model):
+    """A priced line of the contract: the price terms are a snapshot, not a link to the catalog."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="items")
+    charge = models.ForeignKey(
+        Charge, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    name = models.CharField(max_length=200)
+    metric = models.ForeignKey(
+        BillableMetric, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    billing_timing = models.CharField(max_length=20, choices=Charge.Timing.choices)
+    quantity = models.DecimalField(
+        max_digits=QUANTITY_MAX_DIGITS,
+        decimal_places=QUANTITY_DECIMAL_PLACES,
+        help_text="Fixed fees: the contracted quantity (seats). Usage: unused (metered).",
+    )
+    unit_name = models.CharField(max_length=50, default="unit")
+    pricing = models.JSONField(
+        help_text="Price terms snapshotted at creation (rating engine input)."
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["subscription", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_usage(self) -> bool:
+        return self.metric_id is not None
+
+
+class BillingPeriod(models.Model):
+    """One period of the billing schedule, [start_date, end_date), and what is billed in advance."""
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="billing_periods"
+    )
+    sequence = models.PositiveSmallIntegerField()
+    start_date = models.DateField()
+    end_date = models.DateField()
+    advance_amount = models.DecimalField(
+        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES
+    )
+
+    class Meta:
+        ordering = ["subscription", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "sequence"], name="billing_period_unique_sequence"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(end_date__gt=models.F("start_date")),
+                name="billing_period_end_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription.external_id} #{self.sequence + 1}: {self.start_date}–{self.end_date}"

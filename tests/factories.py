@@ -1,0 +1,99 @@
+import datetime as dt
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+
+from catalog.models import BillableMetric, Charge, Plan
+from customers.models import Customer, PortalMembership
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Customer
+
+    external_id = factory.Sequence(lambda n: f"cust_{n:04d}")
+    name = factory.Sequence(lambda n: f"Customer {n} Inc.")
+    currency = "USD"
+    billing_email = factory.LazyAttribute(lambda o: f"billing@{o.external_id}.example")
+    address = "1 Market Street\nSan Francisco, CA"
+    payment_terms_days = 30
+    tax_rate = Decimal("0")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ["username"]
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", "pass-1234")
+
+
+class PortalMembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PortalMembership
+
+    user = factory.SubFactory(UserFactory)
+    customer = factory.SubFactory(CustomerFactory)
+
+
+class MetricFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BillableMetric
+        django_get_or_create = ["code"]
+
+    code = "api_calls"
+    name = "API calls"
+    aggregation = BillableMetric.Aggregation.COUNT
+    field_name = ""
+
+
+class PlanFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Plan
+
+    code = factory.Sequence(lambda n: f"plan_{n}")
+    name = factory.Sequence(lambda n: f"Plan {n}")
+    currency = "USD"
+    billing_interval_months = 1
+
+
+class ChargeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Charge
+
+    plan = factory.SubFactory(PlanFactory)
+    name = "Platform fee"
+    billing_timing = Charge.Timing.IN_ADVANCE
+    unit_price = Decimal("100")
+    default_quantity = Decimal("1")
+
+
+def hybrid_plan(*, platform_fee="500.00", seat_price="25.00", call_price="0.002", currency="USD"):
+    """The thin-path plan: platform fee + seats in advance, per-call usage in arrears."""
+    plan = PlanFactory(currency=currency)
+    ChargeFactory(plan=plan, name="Platform fee", unit_price=Decimal(platform_fee), position=0)
+    ChargeFactory(
+        plan=plan,
+        name="Seats",
+        unit_price=Decimal(seat_price),
+        unit_name="seat",
+        default_quantity=Decimal("5"),
+        position=1,
+    )
+    ChargeFactory(
+        plan=plan,
+        name="API calls",
+        metric=MetricFactory(),
+        billing_timing=Charge.Timing.IN_ARREARS,
+        unit_price=Decimal(call_price),
+        unit_name="call",
+        default_quantity=Decimal("0"),
+        position=2,
+    )
+    return plan
+
+
+def day(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
