@@ -1,4 +1,4 @@
-"""Settings from the environment; the defaults give a zero-setup laptop (SQLite, embedded broker)."""
+"""Settings from the environment; defaults give a zero-setup laptop (SQLite, embedded broker)."""
 
 import os
 from pathlib import Path

@@ -106,4 +106,4 @@ class BillingPeriod(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.subscription.external_id} #{self.sequence + 1}: {self.start_date}–{self.end_date}"
+        return f"{self.subscription.external_id} #{self.sequence + 1}: {self.start_date}"
