@@ -132,9 +132,7 @@ class Charge(models.Model):
     def clean(self):
         if self.metric_id and self.billing_timing == self.Timing.IN_ADVANCE:
             raise ValidationError(
-                {
-                    "billing_timing": "Usage is known only at the end of a period: bill in arrears."
-                }
+                {"billing_timing": "Usage is known only at the end of a period: bill in arrears."}
             )
 
     def pricing(self) -> dict:
