@@ -1,0 +1,119 @@
+"""A sales rep builds and accepts a quote in the Django admin."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Group
+
+from quotes.models import Quote
+from subscriptions.models import Subscription
+from tests.factories import CustomerFactory, UserFactory, hybrid_plan
+
+
+@pytest.fixture(autouse=True)
+def _clock():
+    with time_machine.travel("2026-03-02 10:00Z", tick=False):
+        yield
+
+
+@pytest.fixture
+def sales_client(db, client):
+    rep = UserFactory(username="rep", is_staff=True)
+    rep.groups.add(Group.objects.get(name="Sales"))
+    client.force_login(rep)
+    return client
+
+
+def _add_quote(client, customer, plan, **extra):
+    data = {
+        "customer": customer.pk,
+        "plan": plan.pk,
+        "title": "Acme 2026",
+        "start_date": "2026-03-15",
+        "term_months": "12",
+        "valid_until": "2026-03-31",
+        "subscription_external_id": "sub_acme_2026",
+        "lines-TOTAL_FORMS": "0",
+        "lines-INITIAL_FORMS": "0",
+        "lines-MIN_NUM_FORMS": "0",
+        "lines-MAX_NUM_FORMS": "1000",
+        **extra,
+    }
+    return client.post("/admin/quotes/quote/add/", data)
+
+
+def test_a_new_quote_gets_one_line_per_plan_charge(sales_client):
+    customer, plan = CustomerFactory(), hybrid_plan()
+    response = _add_quote(sales_client, customer, plan)
+    assert response.status_code == 302, response.content
+    quote = Quote.objects.get()
+    lines = [(line.description, line.quantity, line.unit_price) for line in quote.lines.all()]
+    assert lines == [
+        ("Platform fee", Decimal("1"), Decimal("500")),
+        ("Seats", Decimal("5"), Decimal("25")),
+        ("API calls", Decimal("0"), Decimal("0.002")),
+    ]
+    assert quote.owner.username == "rep"
+    page = sales_client.get(f"/admin/quotes/quote/{quote.pk}/change/")
+    assert page.status_code == 200
+    assert b"625.00 USD" in page.content  # fixed fees per period: 500 + 5 × 25
+    assert b"Accept quote and create subscription" in page.content
+
+
+def test_invalid_quote_form_shows_errors_and_saves_nothing(sales_client):
+    customer, plan = CustomerFactory(), hybrid_plan()
+    response = _add_quote(sales_client, customer, plan, start_date="not a date", term_months="")
+    assert response.status_code == 200
+    assert b"Enter a valid date." in response.content
+    assert Quote.objects.count() == 0
+
+
+def test_accept_button_creates_the_subscription_once(sales_client):
+    customer, plan = CustomerFactory(), hybrid_plan()
+    _add_quote(sales_client, customer, plan)
+    quote = Quote.objects.get()
+    form = {
+        "customer": customer.pk,
+        "plan": plan.pk,
+        "title": quote.title,
+        "start_date": "2026-03-15",
+        "term_months": "12",
+        "valid_until": "2026-03-31",
+        "subscription_external_id": "sub_acme_2026",
+        "lines-TOTAL_FORMS": "3",
+        "lines-INITIAL_FORMS": "3",
+        "lines-MIN_NUM_FORMS": "0",
+        "lines-MAX_NUM_FORMS": "1000",
+        "_accept": "1",
+    }
+    for i, line in enumerate(quote.lines.all()):
+        form |= {
+            f"lines-{i}-id": line.pk,
+            f"lines-{i}-quote": quote.pk,
+            f"lines-{i}-position": line.position,
+            f"lines-{i}-charge": line.charge_id,
+            f"lines-{i}-description": line.description,
+            f"lines-{i}-quantity": "10" if line.description == "Seats" else line.quantity,
+            f"lines-{i}-unit_price": line.unit_price,
+        }
+    response = sales_client.post(f"/admin/quotes/quote/{quote.pk}/change/", form, follow=True)
+    assert response.status_code == 200
+    assert b"accepted: subscription created" in response.content
+    quote.refresh_from_db()
+    subscription = Subscription.objects.get()
+    assert (quote.status, quote.subscription, subscription.start_date) == (
+        Quote.Status.ACCEPTED,
+        subscription,
+        dt.date(2026, 3, 15),
+    )
+    assert subscription.items.get(name="Seats").quantity == Decimal("10")
+    # The accept action again only reports it
+    response = sales_client.post(
+        "/admin/quotes/quote/",
+        {"action": "accept", "_selected_action": [quote.pk]},
+        follow=True,
+    )
+    assert b"was already accepted" in response.content
+    assert Subscription.objects.count() == 1
