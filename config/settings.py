@@ -47,7 +47,6 @@ INSTALLED_APPS = [
     "receivables",
     "revrec",
     "portal",
-    "demo",
 ]
 
 MIDDLEWARE = [
