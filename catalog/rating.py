@@ -1,14 +1,34 @@
 """The rating engine: pure functions, no database, no rounding.
 
-`rate(pricing, quantity)` prices a quantity under a charge's price terms (the plain dict a charge
-produces with `Charge.pricing()` and a subscription item snapshots) and explains the result.
-Amounts keep full precision; invoice lines round once (core.money.round_money).
+`rate(pricing, quantity)` prices a quantity under a charge's price terms and explains the result;
+`rate_events(pricing, amounts)` prices a list of per-event monetary amounts (percentage model).
+`pricing` is the plain dict a charge produces with `Charge.pricing()` and a subscription item
+snapshots; every number in it is a decimal string. Amounts keep full precision: invoice lines
+round once (core.money.round_money).
+
+Semantics (docs/catalog.md has a worked example of each):
+- Tiers are listed in order; tier k covers the units in (from, up_to], so "up to N" includes N and
+  the next tier starts at N + 1. The last tier has no `up_to` (unbounded).
+- graduated: units fill tier by tier; a tier's flat fee is added once the tier holds at least one
+  unit (so at zero units nothing is billed).
+- volume: every unit is priced at the tier the total reaches, plus that tier's flat fee; zero units
+  reach no tier and cost nothing.
+- package: `package_price` per started block of `package_size` units, after free units.
+- percentage: per event, rate × amount + fixed fee, then clamped to [min_per_event, max_per_event];
+  the first `free_events` events of the period cost nothing.
+- free_units (standard, graduated, volume, package) are taken off the quantity before pricing.
+- min_amount / max_amount bound the charge's amount per period; a shortfall under the minimum is
+  a true-up step ("minimum commitment") in the explanation.
 """
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from core.errors import ValidationError
+
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -25,6 +45,7 @@ class Rating:
     quantity: Decimal
     amount: Decimal
     steps: list[RatingStep] = field(default_factory=list)
+    true_up: Decimal = ZERO  # part of amount that tops usage up to the period minimum
 
     def explanation(self) -> list[dict]:
         return [
@@ -39,23 +60,183 @@ class Rating:
         ]
 
 
-def _standard(pricing: dict, quantity: Decimal) -> Rating:
-    unit_price = Decimal(pricing["unit_price"])
-    amount = quantity * unit_price
-    step = RatingStep(f"{quantity} × {unit_price}", quantity, unit_price, Decimal(0), amount)
-    return Rating(quantity=quantity, amount=amount, steps=[step])
+def _d(pricing: dict, key: str, default: str | None = "0") -> Decimal | None:
+    value = pricing.get(key)
+    if value is None or value == "":
+        return None if default is None else Decimal(default)
+    return Decimal(str(value))
 
 
-MODELS = {"standard": _standard}
+def _tiers(pricing: dict) -> list[tuple[Decimal, Decimal | None, Decimal, Decimal]]:
+    """[(from, up_to or None, unit_price, flat_fee)], from = previous up_to (0 for the first)."""
+    tiers, lower = [], ZERO
+    for tier in pricing.get("tiers") or []:
+        up_to = _d(tier, "up_to", None)
+        tiers.append((lower, up_to, _d(tier, "unit_price"), _d(tier, "flat_fee")))
+        lower = up_to if up_to is not None else lower
+    if not tiers:
+        raise ValidationError("A tiered charge needs at least one tier.")
+    return tiers
+
+
+def _span(lower: Decimal, up_to: Decimal | None) -> str:
+    return f"{lower + 1:,}–{up_to:,}" if up_to is not None else f"{lower + 1:,}+"
+
+
+def _after_free(pricing: dict, quantity: Decimal, steps: list[RatingStep]) -> Decimal:
+    free = _d(pricing, "free_units")
+    if free > 0:
+        used = min(free, quantity)
+        steps.append(RatingStep(f"free allowance ({free:,} units)", used, ZERO, ZERO, ZERO))
+        return quantity - used
+    return quantity
+
+
+def _flat(pricing: dict, quantity: Decimal) -> list[RatingStep]:
+    price = _d(pricing, "unit_price")
+    return [RatingStep("flat fee", Decimal(1), price, ZERO, price)]
+
+
+def _standard(pricing: dict, quantity: Decimal) -> list[RatingStep]:
+    steps: list[RatingStep] = []
+    billable = _after_free(pricing, quantity, steps)
+    price = _d(pricing, "unit_price")
+    steps.append(RatingStep(f"{billable:,} × {price}", billable, price, ZERO, billable * price))
+    return steps
+
+
+def _graduated(pricing: dict, quantity: Decimal) -> list[RatingStep]:
+    steps: list[RatingStep] = []
+    billable = _after_free(pricing, quantity, steps)
+    for lower, up_to, price, flat in _tiers(pricing):
+        if billable <= lower:
+            break
+        units = (billable if up_to is None else min(billable, up_to)) - lower
+        steps.append(
+            RatingStep(
+                f"tier {_span(lower, up_to)}: {units:,} × {price}"
+                + (f" + {flat} flat" if flat else ""),
+                units,
+                price,
+                flat,
+                units * price + flat,
+            )
+        )
+    return steps
+
+
+def _volume(pricing: dict, quantity: Decimal) -> list[RatingStep]:
+    steps: list[RatingStep] = []
+    billable = _after_free(pricing, quantity, steps)
+    if billable <= 0:
+        return steps
+    for lower, up_to, price, flat in _tiers(pricing):
+        if up_to is None or billable <= up_to:
+            steps.append(
+                RatingStep(
+                    f"all {billable:,} units at tier {_span(lower, up_to)}: {billable:,} × {price}"
+                    + (f" + {flat} flat" if flat else ""),
+                    billable,
+                    price,
+                    flat,
+                    billable * price + flat,
+                )
+            )
+            return steps
+    raise ValidationError(f"{billable} units exceed the last tier: make the last tier unbounded.")
+
+
+def _package(pricing: dict, quantity: Decimal) -> list[RatingStep]:
+    steps: list[RatingStep] = []
+    billable = _after_free(pricing, quantity, steps)
+    size, price = _d(pricing, "package_size"), _d(pricing, "package_price")
+    if size <= 0:
+        raise ValidationError("A package charge needs a package size above zero.")
+    packages = Decimal(math.ceil(billable / size))
+    steps.append(
+        RatingStep(
+            f"{billable:,} units in packages of {size:,}: {packages:,} × {price}",
+            packages,
+            price,
+            ZERO,
+            packages * price,
+        )
+    )
+    return steps
+
+
+MODELS = {
+    "flat": _flat,
+    "standard": _standard,
+    "graduated": _graduated,
+    "volume": _volume,
+    "package": _package,
+}
+
+
+def _bounded(pricing: dict, quantity: Decimal, steps: list[RatingStep]) -> Rating:
+    amount = sum((s.subtotal for s in steps), ZERO)
+    minimum, maximum = _d(pricing, "min_amount", None), _d(pricing, "max_amount", None)
+    true_up = ZERO
+    if maximum is not None and amount > maximum:
+        steps.append(RatingStep(f"capped at {maximum}", ZERO, ZERO, ZERO, maximum - amount))
+        amount = maximum
+    if minimum is not None and amount < minimum:
+        true_up = minimum - amount
+        steps.append(
+            RatingStep(f"minimum commitment {minimum}: true-up", ZERO, ZERO, true_up, true_up)
+        )
+        amount = minimum
+    return Rating(quantity=quantity, amount=amount, steps=steps, true_up=true_up)
 
 
 def rate(pricing: dict, quantity: Decimal) -> Rating:
+    """Price a quantity of units (every model but percentage)."""
     if not isinstance(quantity, Decimal):
         raise TypeError(f"quantity must be a Decimal, got {type(quantity).__name__}")
     if quantity < 0:
         raise ValidationError(f"Cannot rate a negative quantity ({quantity}).")
-    try:
-        model = MODELS[pricing["model"]]
-    except KeyError as exc:
-        raise ValidationError(f"Unknown charge model {pricing.get('model')!r}.") from exc
-    return model(pricing, quantity)
+    model = pricing.get("model")
+    if model == "percentage":
+        raise ValidationError("A percentage charge is rated from event amounts: use rate_events.")
+    if model not in MODELS:
+        raise ValidationError(f"Unknown charge model {model!r}.")
+    return _bounded(pricing, quantity, MODELS[model](pricing, quantity))
+
+
+def rate_events(pricing: dict, amounts: Sequence[Decimal]) -> Rating:
+    """Price a period's events under a percentage charge; `amounts` in event (time) order."""
+    if pricing.get("model") != "percentage":
+        raise ValidationError("rate_events prices percentage charges only.")
+    rate_ = _d(pricing, "rate") / 100
+    fixed = _d(pricing, "fixed_fee")
+    free_events = int(_d(pricing, "free_events"))
+    low, high = _d(pricing, "min_per_event", None), _d(pricing, "max_per_event", None)
+    total, base, fees, clamped_up, clamped_down = ZERO, ZERO, ZERO, 0, 0
+    for index, amount in enumerate(amounts):
+        if not isinstance(amount, Decimal):
+            raise TypeError(f"event amounts must be Decimals, got {type(amount).__name__}")
+        base += amount
+        if index < free_events:
+            continue
+        fee = amount * rate_ + fixed
+        if low is not None and fee < low:
+            fee, clamped_up = low, clamped_up + 1
+        elif high is not None and fee > high:
+            fee, clamped_down = high, clamped_down + 1
+        fees += fee
+    count = len(amounts)
+    charged = max(count - free_events, 0)
+    total = fees
+    detail = f"{pricing.get('rate')} % of {base:,}" + (f" + {fixed} per event" if fixed else "")
+    notes = []
+    if free_events:
+        notes.append(f"{min(free_events, count)} free events")
+    if clamped_up:
+        notes.append(f"{clamped_up} raised to the minimum {low}")
+    if clamped_down:
+        notes.append(f"{clamped_down} capped at {high}")
+    if notes:
+        detail += " (" + ", ".join(notes) + ")"
+    steps = [RatingStep(f"{charged:,} events: {detail}", Decimal(charged), rate_, ZERO, total)]
+    return _bounded(pricing, Decimal(count), steps)

@@ -22,7 +22,10 @@ DEBUG = env_bool("DEBUG", True)
 ALLOWED_HOSTS = [
     h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
 ]
-ALLOWED_HOSTS += ["testserver"]
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -47,6 +50,7 @@ INSTALLED_APPS = [
     "receivables",
     "revrec",
     "portal",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -116,7 +120,9 @@ EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "billing@example.com")
+DEFAULT_FROM_EMAIL = os.environ.get(
+    "DEFAULT_FROM_EMAIL", os.environ.get("BILLING_COMPANY_EMAIL", "billing@tessellate.example")
+)
 
 # The company that issues invoices (shown on invoice PDFs).
 BILLING_COMPANY = {
@@ -161,10 +167,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE = {
-    "run-billing-hourly": {"task": "invoicing.tasks.run_billing", "schedule": 3600.0},
-    "revrec-sync-hourly": {"task": "revrec.tasks.revrec_sync", "schedule": 3600.0},
-}
+# The schedule itself (billing hourly, revenue hourly, quote expiry daily) is created by data
+# migrations as django-celery-beat rows, editable under "Periodic tasks" in the admin.
 
 LOGGING = {
     "version": 1,

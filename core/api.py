@@ -1,6 +1,6 @@
 """One error shape for the whole API: {"error": {"code", "message", "details"}}."""
 
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -29,6 +29,5 @@ def exception_handler(exc, context):
         message = "The request is invalid."
     code = getattr(exc, "default_code", "error")
     details = response.data if not isinstance(getattr(exc, "detail", None), str) else None
-    return error_response(
-        code, message, response.status_code or status.HTTP_400_BAD_REQUEST, details
-    )
+    response.data = {"error": {"code": code, "message": message, "details": details}}
+    return response  # keeps DRF's headers (WWW-Authenticate, Retry-After)

@@ -73,3 +73,8 @@ def split(total: Decimal, weights: Sequence[Decimal | int], currency: str) -> li
     result = [sign * p for p in parts]
     assert sum(result) == total, "split parts must sum to the total"
     return result
+
+
+def plain(value: Decimal) -> str:
+    """A decimal as a plain string without trailing zeros or exponent: 1500, 0.000002."""
+    return f"{value.normalize():f}" if value else "0"

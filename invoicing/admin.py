@@ -1,5 +1,5 @@
 from django.contrib import admin, messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
@@ -71,6 +71,8 @@ class InvoiceAdmin(SimpleHistoryAdmin):
 
     def pdf_view(self, request, pk):
         invoice = self.get_object(request, pk)
+        if invoice is None:
+            raise Http404(f"No invoice with id {pk}.")
         response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="{invoice}.pdf"'
         return response

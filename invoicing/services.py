@@ -20,6 +20,7 @@ from core import clock
 from core.errors import Conflict
 from core.money import round_money
 from core.periods import Period
+from core.templatetags.money import money
 from invoicing.models import Invoice, InvoiceLine, NumberSeries
 from metering import selectors as usage_selectors
 from subscriptions.models import BillingPeriod, Subscription
@@ -75,7 +76,7 @@ def _usage_lines(subscription, period: Period) -> list[InvoiceLine]:
         InvoiceLine(
             kind=InvoiceLine.Kind.USAGE,
             item=u.item,
-            description=f"{u.item.name} ({u.quantity.normalize():,f} {u.item.unit_name})",
+            description=u.item.name,
             period_start=period.start,
             period_end=period.end,
             quantity=u.quantity,
@@ -143,7 +144,7 @@ def _next_number(series: str) -> str:
 
 
 @transaction.atomic
-def invoice_finalize(*, invoice: Invoice) -> Invoice:
+def invoice_finalize(*, invoice: Invoice, issue_date: dt.date | None = None) -> Invoice:
     """Freeze a draft: number from the locked series, issue and due dates, customer snapshot."""
     invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
     if invoice.status != Invoice.Status.DRAFT:
@@ -151,7 +152,7 @@ def invoice_finalize(*, invoice: Invoice) -> Invoice:
     customer = invoice.customer
     invoice.number = _next_number(INVOICE_SERIES)
     invoice.status = Invoice.Status.FINALIZED
-    invoice.issue_date = clock.today()
+    invoice.issue_date = issue_date or clock.today()
     invoice.due_date = invoice.issue_date + dt.timedelta(days=customer.payment_terms_days)
     invoice.finalized_at = clock.now()
     invoice.customer_snapshot = {
@@ -160,6 +161,8 @@ def invoice_finalize(*, invoice: Invoice) -> Invoice:
         "billing_email": customer.billing_email,
         "address": customer.address,
     }
+    if invoice.total == 0:  # nothing to collect: settled as it is issued
+        invoice.status, invoice.paid_at = Invoice.Status.PAID, invoice.finalized_at
     invoice.save()
     transaction.on_commit(lambda: _email_invoice(invoice.pk))
     return invoice
@@ -171,10 +174,11 @@ def _email_invoice(invoice_id: int) -> None:
         subject=f"Invoice {invoice.number} from {settings.BILLING_COMPANY['name']}",
         message=(
             f"Hello {invoice.customer.name},\n\n"
-            f"Invoice {invoice.number} for {invoice.total} {invoice.currency} is due on "
+            f"Invoice {invoice.number} for {money(invoice.total, invoice.currency)} "
+            f"{invoice.currency} is due on "
             f"{invoice.due_date}. You can view and download it in your billing portal.\n"
         ),
-        from_email=None,
+        from_email=settings.BILLING_COMPANY["email"],
         recipient_list=[invoice.customer.billing_email],
         fail_silently=True,
     )
@@ -213,7 +217,7 @@ def subscription_bill(*, subscription: Subscription, today: dt.date) -> list[Inv
                 arrears=arrears,
             )
             if invoice is not None:
-                made.append(invoice_finalize(invoice=invoice))
+                made.append(invoice_finalize(invoice=invoice, issue_date=today))
         if dates and dates[-1][0] <= today:
             subscription_end(subscription=subscription)
     return made

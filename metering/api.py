@@ -1,12 +1,14 @@
 """Lago-compatible event ingestion and current usage. Thin: parse, call the service, render."""
 
+from decimal import Decimal
+
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import NotFound, ValidationError
-from core.money import minor_units, to_minor
+from core.money import minor_units, plain, to_minor
 from customers.models import Customer
 from metering import selectors, services
 from subscriptions.models import Subscription
@@ -101,7 +103,7 @@ class CurrentUsageView(APIView):
             raise NotFound(f"Subscription '{sub_id}' has no billing period in progress today.")
         usage = selectors.usage_for_period(subscription=subscription, period=period)
         currency = subscription.currency
-        total = sum((u.amount for u in usage), start=0)
+        total = sum((u.amount for u in usage), Decimal(0))
         return Response(
             {
                 "customer_usage": {
@@ -116,13 +118,13 @@ class CurrentUsageView(APIView):
                     "currency_minor_units": minor_units(currency),
                     "charges_usage": [
                         {
-                            "units": str(u.quantity),
-                            "total_aggregated_units": str(u.quantity),
+                            "units": plain(u.quantity),
+                            "total_aggregated_units": plain(u.quantity),
                             "events_count": u.events_count,
                             "amount_cents": to_minor(u.amount, currency),
                             "amount_currency": currency,
                             "amount": str(u.amount),
-                            "exact_amount": str(u.rating.amount),
+                            "exact_amount": plain(u.rating.amount),
                             "explanation": u.rating.explanation(),
                             "charge": {
                                 "lago_id": str(u.item.pk),

@@ -21,6 +21,7 @@ from subscriptions.models import Subscription
 
 MAX_BATCH = 10_000
 MAX_FUTURE = dt.timedelta(minutes=5)
+MAX_PROPERTY_VALUE = Decimal(10) ** 26  # aggregated as numeric(38, 12)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _validate(raw_events: list, received_at: dt.datetime) -> list[dict]:
             errors.append({"index": index, "errors": ["An event must be a JSON object."]})
             continue
         txn = event.get("transaction_id")
-        if not isinstance(txn, str | int) or str(txn).strip() == "":
+        if isinstance(txn, bool) or not isinstance(txn, str | int) or str(txn).strip() == "":
             problems.append("transaction_id is required (a unique string per event).")
         sub_id = event.get("external_subscription_id")
         subscription = subscriptions.get(sub_id)
@@ -103,11 +104,19 @@ def _validate(raw_events: list, received_at: dt.datetime) -> list[dict]:
             try:
                 if value is None or isinstance(value, bool):
                     raise InvalidOperation
-                Decimal(str(value))
+                number = Decimal(str(value))
+                if not number.is_finite():
+                    raise InvalidOperation
             except InvalidOperation:
                 problems.append(
                     f"Metric '{code}' sums properties.{metric.field_name}: send it as a number."
                 )
+            else:
+                if abs(number) >= MAX_PROPERTY_VALUE:
+                    problems.append(
+                        f"properties.{metric.field_name} is too large: values must stay below "
+                        "10^26."
+                    )
         try:
             timestamp = _parse_timestamp(event.get("timestamp"), received_at)
         except (ValueError, OverflowError, OSError):

@@ -3,8 +3,10 @@
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 
+from core import clock
 from invoicing.models import Invoice
 from invoicing.pdf import invoice_pdf
 from receivables.selectors import invoice_amount_due
@@ -25,13 +27,22 @@ class LoginView(auth_views.LoginView):
     template_name = "portal/login.html"
     redirect_authenticated_user = True
 
+    def get_success_url(self):
+        if not hasattr(self.request.user, "portal_membership") and self.request.user.is_staff:
+            return reverse("admin:index")  # back-office users have no customer account
+        return super().get_success_url()
+
 
 @login_required
 def invoice_list(request):
+    if request.user.is_staff and not hasattr(request.user, "portal_membership"):
+        return redirect("admin:index")
     customer = _customer(request)
     invoices = list(_visible_invoices(customer).order_by("-issue_date", "-id"))
+    today = clock.today()
     for invoice in invoices:
         invoice.amount_due = invoice_amount_due(invoice)
+        invoice.overdue = invoice.status == Invoice.Status.FINALIZED and invoice.due_date < today
     outstanding = sum((i.amount_due for i in invoices), start=0)
     return render(
         request,

@@ -14,8 +14,22 @@ class QuoteLineInline(admin.TabularInline):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "charge":
-            kwargs["queryset"] = db_field.related_model.objects.select_related("plan", "metric")
+            charges = db_field.related_model.objects.select_related("plan", "metric")
+            quote = getattr(request, "_quote", None)
+            kwargs["queryset"] = charges.filter(plan=quote.plan) if quote else charges
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def _editable(self, obj):
+        return obj is None or obj.status == Quote.Status.DRAFT
+
+    def has_add_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._editable(obj) and super().has_delete_permission(request, obj)
 
 
 def _run(modeladmin, request, queryset, service, verb):
@@ -38,6 +52,11 @@ def accept(modeladmin, request, queryset):
     _run(modeladmin, request, queryset, services.quote_accept, "accepted: subscription created")
 
 
+@admin.action(description="Mark selected quotes as expired")
+def expire(modeladmin, request, queryset):
+    _run(modeladmin, request, queryset, services.quote_expire, "marked as expired")
+
+
 @admin.action(description="Decline selected quotes")
 def decline(modeladmin, request, queryset):
     _run(modeladmin, request, queryset, services.quote_decline, "declined")
@@ -50,7 +69,7 @@ class QuoteAdmin(SimpleHistoryAdmin):
     search_fields = ["customer__name", "customer__external_id", "title"]
     autocomplete_fields = ["customer"]
     inlines = [QuoteLineInline]
-    actions = [mark_sent, accept, decline]
+    actions = [mark_sent, accept, decline, expire]
     readonly_fields = ["status", "subscription_link", "accepted_at", "total"]
     fieldsets = [
         (None, {"fields": ["customer", "plan", "title", "status"]}),
@@ -82,12 +101,25 @@ class QuoteAdmin(SimpleHistoryAdmin):
             return [f.name for f in Quote._meta.fields] + self.readonly_fields
         return self.readonly_fields
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        request._quote = obj  # the line inline offers only this quote's plan's charges
+        return super().get_form(request, obj, change, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "plan":
+            kwargs["queryset"] = db_field.related_model.objects.filter(active=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request, obj, form, change):
         if not obj.owner_id:
             obj.owner = request.user
         super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):
+        if change and "plan" in form.changed_data:
+            # Another plan: its charges replace the old plan's lines, which cannot apply.
+            services.quote_populate_lines(quote=form.instance, replace=True)
+            return
         super().save_related(request, form, formsets, change)
         services.quote_populate_lines(quote=form.instance)
 

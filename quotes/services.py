@@ -10,8 +10,12 @@ from quotes.models import Quote, QuoteLine
 from subscriptions.services import ItemSpec, subscription_create
 
 
-def quote_populate_lines(*, quote: Quote) -> Quote:
-    """Give a quote without lines one line per charge of its plan, at catalog prices."""
+def quote_populate_lines(*, quote: Quote, replace: bool = False) -> Quote:
+    """Give a quote without lines one line per charge of its plan, at catalog prices.
+
+    With replace, a draft's lines are first removed (its plan changed)."""
+    if replace and quote.status == Quote.Status.DRAFT:
+        quote.lines.all().delete()
     if quote.lines.exists():
         return quote
     QuoteLine.objects.bulk_create(
@@ -72,6 +76,25 @@ def quote_decline(*, quote: Quote) -> Quote:
     _transition(quote, Quote.Status.DECLINED)
     quote.save(update_fields=["status"])
     return quote
+
+
+@transaction.atomic
+def quote_expire(*, quote: Quote) -> Quote:
+    quote = Quote.objects.select_for_update().get(pk=quote.pk)
+    _transition(quote, Quote.Status.EXPIRED)
+    quote.save(update_fields=["status"])
+    return quote
+
+
+def quotes_expire_overdue(*, today=None) -> int:
+    """Expire every draft or sent quote whose validity has passed (the daily task)."""
+    today = today or clock.today()
+    overdue = Quote.objects.filter(
+        status__in=[Quote.Status.DRAFT, Quote.Status.SENT], valid_until__lt=today
+    )
+    for quote in overdue:
+        quote_expire(quote=quote)
+    return len(overdue)
 
 
 @transaction.atomic

@@ -41,14 +41,23 @@ def apply_to_open_invoices(modeladmin, request, queryset):
         open_invoices = Invoice.objects.filter(
             customer=payment.customer, status=Invoice.Status.FINALIZED
         ).order_by("due_date", "id")
+        paid = []
         for invoice in open_invoices:
             if selectors.payment_unapplied(payment) <= 0:
                 break
             try:
-                services.payment_apply(payment=payment, invoice=invoice)
+                invoice = services.payment_apply(payment=payment, invoice=invoice)
             except DomainError as exc:
-                modeladmin.message_user(request, exc.message, messages.ERROR)
-                break
+                modeladmin.message_user(request, f"{invoice}: {exc.message}", messages.ERROR)
+                continue
+            paid.append(f"{invoice} ({invoice.get_status_display().lower()})")
+        left = selectors.payment_unapplied(payment)
+        modeladmin.message_user(
+            request,
+            f"Payment {payment.reference or payment.pk} applied to "
+            f"{', '.join(paid) or 'no invoice'}; {left} {payment.currency} left unapplied.",
+            messages.SUCCESS if paid else messages.WARNING,
+        )
 
 
 @admin.register(Payment)

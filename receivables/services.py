@@ -52,6 +52,12 @@ def payment_apply(*, payment: Payment, invoice: Invoice, amount: Decimal | None 
     """
     payment = Payment.objects.select_for_update().get(pk=payment.pk)
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if amount is not None and round_money(amount, payment.currency) != amount:
+        raise ValidationError(f"{amount} has more decimals than {payment.currency} allows.")
+    if payment.currency != invoice.currency:
+        raise ValidationError(
+            f"The payment is in {payment.currency} but invoice {invoice} is in {invoice.currency}."
+        )
     if invoice.customer_id != payment.customer_id:
         raise ValidationError(f"Invoice {invoice} belongs to another customer than this payment.")
     if invoice.status != Invoice.Status.FINALIZED:

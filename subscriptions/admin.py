@@ -42,7 +42,7 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
         "billing_interval_months",
         "created_at",
     ]
-    fields = readonly_fields[:-1] + ["status", "created_at"]
+    readonly_fields += ["status"]  # changes go through services (cancel/amend: later issues)
     inlines = [SubscriptionItemInline, BillingPeriodInline]
 
     def has_add_permission(self, request):

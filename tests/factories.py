@@ -6,6 +6,8 @@ from django.contrib.auth import get_user_model
 
 from catalog.models import BillableMetric, Charge, Plan
 from customers.models import Customer, PortalMembership
+from quotes.models import Quote
+from subscriptions.services import subscription_create
 
 
 class CustomerFactory(factory.django.DjangoModelFactory):
@@ -27,7 +29,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ["username"]
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "pass-1234")
+    password = factory.django.Password("pass-1234")
 
 
 class PortalMembershipFactory(factory.django.DjangoModelFactory):
@@ -97,3 +99,37 @@ def hybrid_plan(*, platform_fee="500.00", seat_price="25.00", call_price="0.002"
 
 def day(text: str) -> dt.date:
     return dt.date.fromisoformat(text)
+
+
+class TokensMetricFactory(MetricFactory):
+    """A sum metric: the total of `properties.tokens` over a period."""
+
+    code = "tokens"
+    name = "Tokens"
+    aggregation = BillableMetric.Aggregation.SUM
+    field_name = "tokens"
+
+
+class QuoteFactory(factory.django.DjangoModelFactory):
+    """A quote without lines (call quotes.services.quote_populate_lines to add the plan's)."""
+
+    class Meta:
+        model = Quote
+
+    customer = factory.SubFactory(CustomerFactory)
+    plan = factory.SubFactory(PlanFactory)
+    start_date = dt.date(2026, 2, 1)
+    term_months = 3
+    valid_until = dt.date(2026, 1, 31)
+    subscription_external_id = factory.Sequence(lambda n: f"sub_q{n:04d}")
+
+
+def subscribe(*, customer, plan, external_id="sub_acme", start="2026-01-15", term_months=3):
+    """A subscription made through the real service: prices snapshotted, schedule laid out."""
+    return subscription_create(
+        customer=customer,
+        plan=plan,
+        external_id=external_id,
+        start_date=day(start),
+        term_months=term_months,
+    )

@@ -108,7 +108,13 @@ def test_run_billing_is_executed_by_a_real_worker(broker, tmp_path):
     assert invoice.total == Decimal("625.00")  # 500 platform fee + 5 seats × 25
 
 
-def test_billing_is_in_the_beat_schedule():
-    entry = settings.CELERY_BEAT_SCHEDULE["run-billing-hourly"]
-    assert (entry["task"], entry["schedule"]) == ("invoicing.tasks.run_billing", 3600.0)
+def test_periodic_jobs_are_scheduled_rows_editable_in_the_admin(db):
+    from django_celery_beat.models import PeriodicTask
+
+    tasks = {t.name: (t.task, t.interval.every, t.enabled) for t in PeriodicTask.objects.all()}
+    assert tasks == {
+        "run-billing-hourly": ("invoicing.tasks.run_billing", 3600, True),
+        "revrec-sync-hourly": ("revrec.tasks.revrec_sync", 3600, True),
+        "expire-quotes-daily": ("quotes.tasks.expire_quotes", 86400, True),
+    }
     assert settings.CELERY_BEAT_SCHEDULER.startswith("django_celery_beat")

@@ -1,0 +1,973 @@
+"""Seed a demo company — Tessellate AI, an AI API vendor, and its customers — through the services.
+
+Idempotent: everything is keyed by a stable external id, code, username, quote subscription id or
+payment reference, and checked before it is made; usage events carry deterministic transaction ids,
+so a second run only finds duplicates. Running it twice changes nothing.
+
+History is replayed day by day, from the first quote to today: quotes are sent, accepted or
+declined (the daily job expires the stale ones), yesterday's usage is ingested,
+`billing_run(today=day)` bills what is due, payments arrive and revenue is recognized. The services
+read the time through `core.clock` only; the replay points that helper at each simulated day
+(`unittest.mock.patch`), so issue and due dates, acceptance and payment times, and therefore aging,
+look like those of a company that has been billing for months.
+Invoice emails are not sent for seeded history (the email backend is a dummy while seeding).
+"""
+
+import datetime as dt
+import logging
+import random
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from unittest import mock
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.db.models import Sum
+from django.test.utils import override_settings
+
+from catalog.models import BillableMetric, Charge, Plan
+from core import clock
+from core.models import ApiKey
+from core.money import round_money
+from core.services import api_key_create
+from customers.models import Customer, PortalMembership
+from demo import summary_text
+from invoicing.models import Invoice
+from invoicing.services import billing_run
+from metering.models import Event
+from metering.services import MAX_BATCH, events_ingest
+from quotes.models import Quote
+from quotes.services import (
+    quote_accept,
+    quote_decline,
+    quote_mark_sent,
+    quote_populate_lines,
+    quotes_expire_overdue,
+)
+from receivables.models import Payment
+from receivables.selectors import invoice_amount_due
+from receivables.services import payment_apply, payment_record
+from revrec.models import RevenueScheduleLine
+from revrec.services import revrec_sync
+from subscriptions.models import BillingPeriod, Subscription
+
+DEFAULT_EVENTS_PER_SUBSCRIPTION = 3600  # per 100 days: ~80k events for the 17 subscriptions
+API_KEY_NAME = "Demo metering client"
+
+# ----------------------------------------------------------------------------------------------
+# The company, as data
+# ----------------------------------------------------------------------------------------------
+
+METRICS = [
+    {
+        "code": "api_calls",
+        "name": "API calls",
+        "description": "One event per inference API request.",
+        "aggregation": BillableMetric.Aggregation.COUNT,
+        "field_name": "",
+    },
+    {
+        "code": "tokens",
+        "name": "Tokens",
+        "description": "Input plus output tokens processed, from properties.tokens.",
+        "aggregation": BillableMetric.Aggregation.SUM,
+        "field_name": "tokens",
+    },
+]
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    code: str
+    name: str
+    description: str
+    platform_fee: str
+    seat_price: str
+    default_seats: int
+    call_price: str
+    token_price: str
+    usage_weight: float  # how much traffic a typical customer of this plan sends
+
+
+PLANS = [
+    PlanSpec(
+        "starter",
+        "Starter",
+        "For teams shipping their first AI feature: shared capacity, email support.",
+        "99",
+        "15",
+        5,
+        "0.002",
+        "0.000004",
+        0.5,
+    ),
+    PlanSpec(
+        "growth",
+        "Growth",
+        "For products in production: higher rate limits, fine-tuning, business-hours support.",
+        "499",
+        "25",
+        10,
+        "0.0015",
+        "0.000003",
+        1.0,
+    ),
+    PlanSpec(
+        "enterprise",
+        "Enterprise",
+        "Dedicated capacity, SSO, audit logs, 99.9% SLA and a named support engineer.",
+        "2500",
+        "40",
+        25,
+        "0.001",
+        "0.0000025",
+        1.8,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class CustomerSpec:
+    key: str  # cust_<key>
+    name: str
+    address: str
+    tax_rate: str
+    terms: int
+    timezone: str
+    pays: str  # prompt | on_time | late | partial | delinquent | never (no invoices)
+
+    @property
+    def external_id(self) -> str:
+        return f"cust_{self.key}"
+
+    @property
+    def billing_email(self) -> str:
+        return f"ap@{self.key}.example"
+
+
+CUSTOMERS = [
+    CustomerSpec(
+        "northwind",
+        "Northwind Analytics, Inc.",
+        "1200 Westlake Ave N, Suite 400\nSeattle, WA 98109\nUSA",
+        "0",
+        30,
+        "America/Los_Angeles",
+        "on_time",
+    ),
+    CustomerSpec(
+        "lumen",
+        "Lumen Health Systems",
+        "75 Federal Street\nBoston, MA 02110\nUSA",
+        "0",
+        45,
+        "America/New_York",
+        "on_time",
+    ),
+    CustomerSpec(
+        "brightpath",
+        "BrightPath Learning",
+        "500 W 2nd Street, Floor 19\nAustin, TX 78701\nUSA",
+        "0",
+        30,
+        "America/Chicago",
+        "prompt",
+    ),
+    CustomerSpec(
+        "harborline",
+        "Harborline Logistics Co.",
+        "2200 Pier Avenue\nLong Beach, CA 90802\nUSA",
+        "7.25",
+        30,
+        "America/Los_Angeles",
+        "delinquent",
+    ),
+    CustomerSpec(
+        "quillstone",
+        "Quillstone Legal LLP",
+        "1 Liberty Plaza, 35th Floor\nNew York, NY 10006\nUSA",
+        "8.875",
+        30,
+        "America/New_York",
+        "partial",
+    ),
+    CustomerSpec(
+        "pinecrest",
+        "Pinecrest Insurance Group",
+        "280 Trumbull Street\nHartford, CT 06103\nUSA",
+        "0",
+        45,
+        "America/New_York",
+        "on_time",
+    ),
+    CustomerSpec(
+        "vectorforge",
+        "VectorForge Robotics",
+        "2860 Zanker Road\nSan Jose, CA 95134\nUSA",
+        "7.25",
+        30,
+        "America/Los_Angeles",
+        "prompt",
+    ),
+    CustomerSpec(
+        "meridian",
+        "Meridian Retail Ltd",
+        "14 Finsbury Square\nLondon EC2A 1BR\nUnited Kingdom",
+        "20",
+        30,
+        "Europe/London",
+        "on_time",
+    ),
+    CustomerSpec(
+        "copperleaf",
+        "Copperleaf Media",
+        "55 Water Street\nBrooklyn, NY 11201\nUSA",
+        "8.875",
+        15,
+        "America/New_York",
+        "late",
+    ),
+    CustomerSpec(
+        "atlas",
+        "Atlas Mutual Bank",
+        "401 S Tryon Street\nCharlotte, NC 28202\nUSA",
+        "0",
+        45,
+        "America/New_York",
+        "on_time",
+    ),
+    CustomerSpec(
+        "fernhill",
+        "Fernhill Games Studio",
+        "8800 Sunset Boulevard\nLos Angeles, CA 90069\nUSA",
+        "7.25",
+        15,
+        "America/Los_Angeles",
+        "delinquent",
+    ),
+    CustomerSpec(
+        "solace",
+        "Solace Telehealth",
+        "1600 Champa Street\nDenver, CO 80202\nUSA",
+        "0",
+        30,
+        "America/Denver",
+        "prompt",
+    ),
+    CustomerSpec(
+        "kestrel",
+        "Kestrel Security, Inc.",
+        "1100 Wilson Boulevard\nArlington, VA 22209\nUSA",
+        "0",
+        30,
+        "America/New_York",
+        "on_time",
+    ),
+    CustomerSpec(
+        "orbitra",
+        "Orbitra Travel GmbH",
+        "Friedrichstraße 68\n10117 Berlin\nGermany",
+        "20",
+        30,
+        "Europe/Berlin",
+        "on_time",
+    ),
+    CustomerSpec(
+        "bluefin",
+        "Bluefin Payments, Inc.",
+        "201 Mission Street\nSan Francisco, CA 94105\nUSA",
+        "7.25",
+        15,
+        "America/Los_Angeles",
+        "prompt",
+    ),
+    CustomerSpec(
+        "tidewater",
+        "Tidewater Energy Partners",
+        "1000 Louisiana Street\nHouston, TX 77002\nUSA",
+        "0",
+        45,
+        "America/Chicago",
+        "late",
+    ),
+    CustomerSpec(
+        "greenfield",
+        "Greenfield AgriTech",
+        "400 Locust Street\nDes Moines, IA 50309\nUSA",
+        "0",
+        30,
+        "America/Chicago",
+        "on_time",
+    ),
+    CustomerSpec(
+        "marigold",
+        "Marigold Hospitality Group",
+        "1450 Brickell Avenue\nMiami, FL 33131\nUSA",
+        "0",
+        30,
+        "America/New_York",
+        "never",
+    ),
+    CustomerSpec(
+        "nimbus",
+        "Nimbus Docs",
+        "85 Broad Street\nNew York, NY 10004\nUSA",
+        "8.875",
+        15,
+        "America/New_York",
+        "never",
+    ),
+    CustomerSpec(
+        "ravenwood",
+        "Ravenwood Publishing",
+        "25 St Stephen's Green\nDublin 2, D02 XF99\nIreland",
+        "20",
+        30,
+        "Europe/Dublin",
+        "never",
+    ),
+]
+PORTAL_CUSTOMER = "cust_northwind"
+
+
+@dataclass(frozen=True)
+class QuoteSpec:
+    """A quote and its fate. Dates are days relative to the first seeding day (negative: past)."""
+
+    customer: str  # CustomerSpec.key
+    plan: str
+    outcome: str  # Quote.Status value
+    start: int  # subscription start (days from today)
+    created: int  # days from today
+    seats: int | None = None  # negotiated seat count
+    prices: dict[str, str] = field(default_factory=dict)  # charge name -> negotiated unit price
+    usage: float = 1.0  # traffic multiplier for the subscription
+    tokens_per_call: int = 40_000  # median tokens per request
+    decided: int | None = None  # days from today: declined on (declined quotes)
+    valid_days: int = 30
+
+    @property
+    def subscription_external_id(self) -> str:
+        return f"sub_{self.customer}_{self.plan}"
+
+
+ACCEPTED = Quote.Status.ACCEPTED
+QUOTES = [
+    # 17 accepted quotes: subscriptions that started 3-4 months ago.
+    QuoteSpec("northwind", "growth", ACCEPTED, -106, -124, seats=12, tokens_per_call=45_000),
+    QuoteSpec(
+        "lumen",
+        "enterprise",
+        ACCEPTED,
+        -118,
+        -140,
+        seats=40,
+        prices={"Platform fee": "2250", "Seats": "36"},
+        usage=1.2,
+        tokens_per_call=60_000,
+    ),
+    QuoteSpec("brightpath", "starter", ACCEPTED, -112, -126, seats=6, tokens_per_call=25_000),
+    QuoteSpec("harborline", "growth", ACCEPTED, -121, -138, usage=0.8),
+    QuoteSpec(
+        "quillstone", "growth", ACCEPTED, -98, -115, seats=15, prices={"Seats": "22.50"}, usage=0.9
+    ),
+    QuoteSpec(
+        "pinecrest",
+        "enterprise",
+        ACCEPTED,
+        -115,
+        -150,
+        seats=30,
+        tokens_per_call=55_000,
+        valid_days=45,
+    ),
+    QuoteSpec("vectorforge", "growth", ACCEPTED, -109, -123, usage=1.4, tokens_per_call=30_000),
+    QuoteSpec("meridian", "growth", ACCEPTED, -103, -120, seats=14),
+    QuoteSpec("copperleaf", "starter", ACCEPTED, -100, -112, usage=1.3),
+    QuoteSpec(
+        "atlas",
+        "enterprise",
+        ACCEPTED,
+        -122,
+        -160,
+        seats=60,
+        prices={"Platform fee": "2000", "Seats": "34", "Tokens": "0.0000022"},
+        usage=1.5,
+        tokens_per_call=70_000,
+        valid_days=45,
+    ),
+    QuoteSpec("fernhill", "starter", ACCEPTED, -95, -104, seats=4, usage=1.1),
+    QuoteSpec("solace", "growth", ACCEPTED, -113, -129, tokens_per_call=35_000),
+    QuoteSpec("kestrel", "growth", ACCEPTED, -96, -110, seats=20, prices={"Seats": "23"}),
+    QuoteSpec("orbitra", "starter", ACCEPTED, -104, -118, seats=8),
+    QuoteSpec(
+        "bluefin",
+        "enterprise",
+        ACCEPTED,
+        -93,
+        -128,
+        seats=35,
+        prices={"Platform fee": "2400"},
+        usage=1.1,
+        tokens_per_call=50_000,
+        valid_days=45,
+    ),
+    QuoteSpec("tidewater", "growth", ACCEPTED, -110, -127, seats=10, usage=0.7),
+    QuoteSpec("greenfield", "starter", ACCEPTED, -119, -133, usage=0.6),
+    # Declined, expired, sent and draft quotes.
+    QuoteSpec("ravenwood", "enterprise", Quote.Status.DECLINED, -40, -75, decided=-52),
+    QuoteSpec("pinecrest", "growth", Quote.Status.DECLINED, -125, -165, decided=-152),
+    QuoteSpec("ravenwood", "growth", Quote.Status.EXPIRED, -15, -50, seats=8),
+    QuoteSpec("tidewater", "enterprise", Quote.Status.EXPIRED, -60, -90, seats=25),
+    QuoteSpec("marigold", "growth", Quote.Status.SENT, 10, -6, seats=18, prices={"Seats": "24"}),
+    QuoteSpec("nimbus", "starter", Quote.Status.SENT, 5, -3),
+    QuoteSpec("nimbus", "growth", Quote.Status.DRAFT, 5, -2, seats=10),
+    QuoteSpec(
+        "northwind",
+        "enterprise",
+        Quote.Status.DRAFT,
+        20,
+        -1,
+        seats=25,
+        prices={"Platform fee": "2250"},
+    ),
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# Time
+# ----------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def simulated_clock(moment: dt.datetime) -> Iterator[None]:
+    """Point core.clock (the one place services read the time) at a moment of the replay."""
+    with (
+        mock.patch.object(clock, "now", return_value=moment),
+        mock.patch.object(clock, "today", return_value=moment.date()),
+    ):
+        yield
+
+
+@contextmanager
+def quiet_logger(name: str, quiet: bool) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def days(first: dt.date, last: dt.date) -> Iterator[dt.date]:
+    day = first
+    while day <= last:
+        yield day
+        day += dt.timedelta(days=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Usage
+# ----------------------------------------------------------------------------------------------
+
+ENDPOINTS = ["/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/rerank"]
+MODELS = ["tess-large-2", "tess-mini-2", "tess-embed-3"]
+REFERENCE_DAYS = 100
+
+
+def _traffic(age_days: int, day: dt.date) -> float:
+    """Relative daily traffic: usage triples over the first hundred days; weekends are quiet."""
+    growth = 1.0 + age_days / 50
+    return growth * (1.0 if day.weekday() < 5 else 0.45)
+
+
+def _calls_per_unit(events_per_subscription: int) -> float:
+    """Calls per unit of traffic so that a typical subscription sends the events asked for
+    over REFERENCE_DAYS (each call is two events: api_calls and tokens)."""
+    reference = dt.date(2026, 1, 5)
+    total = sum(_traffic(age, reference + dt.timedelta(days=age)) for age in range(REFERENCE_DAYS))
+    return events_per_subscription / 2 / total
+
+
+def usage_events(
+    subscription: Subscription, spec: QuoteSpec, weight: float, day: dt.date, per_unit: float
+) -> list[dict]:
+    """The events of one subscription on one day; the same input always gives the same events."""
+    if day < subscription.start_date or day >= subscription.end_date:
+        return []
+    rng = random.Random(f"{subscription.external_id}:{day.isoformat()}")
+    age = (day - subscription.start_date).days
+    mean = per_unit * weight * spec.usage * _traffic(age, day)
+    calls = max(int(round(mean * rng.uniform(0.8, 1.2))), 0)
+    midnight = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+    events = []
+    for n in range(calls):
+        stamp = (midnight + dt.timedelta(seconds=rng.randrange(86_400))).isoformat()
+        model = rng.choice(MODELS)
+        tokens = max(int(rng.lognormvariate(0, 0.7) * spec.tokens_per_call), 1)
+        txn = f"{subscription.external_id}-{day:%Y%m%d}-{n:05d}"
+        common = {"external_subscription_id": subscription.external_id, "timestamp": stamp}
+        events.append(
+            {
+                **common,
+                "transaction_id": f"{txn}-call",
+                "code": "api_calls",
+                "properties": {"endpoint": rng.choice(ENDPOINTS), "model": model},
+            }
+        )
+        events.append(
+            {
+                **common,
+                "transaction_id": f"{txn}-tok",
+                "code": "tokens",
+                "properties": {"tokens": tokens, "model": model},
+            }
+        )
+    return events
+
+
+# ----------------------------------------------------------------------------------------------
+# Payments
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentPlan:
+    received_on: dt.date
+    share: Decimal  # of the amount due
+    method: str
+    reference: str
+
+
+def payment_plan(invoice: Invoice, behaviour: str) -> PaymentPlan | None:
+    """When (and how much of) an invoice the customer pays; deterministic per invoice."""
+    rng = random.Random(f"{invoice.subscription.external_id}:{invoice.billing_date}")
+    terms = invoice.customer.payment_terms_days
+    first = not Invoice.objects.filter(
+        subscription=invoice.subscription, billing_date__lt=invoice.billing_date
+    ).exists()
+    share = Decimal(1)
+    if behaviour == "prompt":
+        delay, method = rng.randint(2, 9), Payment.Method.CARD
+    elif behaviour == "on_time":
+        delay, method = rng.randint(max(terms - 8, 1), terms - 1), Payment.Method.BANK_TRANSFER
+    elif behaviour == "late":
+        delay, method = rng.randint(terms + 5, terms + 20), Payment.Method.CHECK
+    elif behaviour == "partial":
+        delay, method = rng.randint(terms - 5, terms), Payment.Method.BANK_TRANSFER
+        share = Decimal("1") if first else Decimal("0.5")
+    elif behaviour == "delinquent" and first:
+        delay, method = terms + rng.randint(10, 25), Payment.Method.BANK_TRANSFER
+    else:
+        return None
+    prefix = {"card": "ch_demo_", "check": "CHK ", "bank_transfer": "ACH "}[method]
+    return PaymentPlan(
+        received_on=invoice.issue_date + dt.timedelta(days=delay),
+        share=share,
+        method=method,
+        reference=f"{prefix}{invoice.number}",
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The command
+# ----------------------------------------------------------------------------------------------
+
+
+class Command(BaseCommand):
+    help = (
+        "Seed a demo company (Tessellate AI and ~20 customers) through the real services: "
+        "catalog, quotes, subscriptions, three months of usage, billing, payments and revenue. "
+        "Idempotent: a second run changes nothing."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--events-per-subscription",
+            type=int,
+            default=DEFAULT_EVENTS_PER_SUBSCRIPTION,
+            help="Usage events a typical subscription sends over 100 days "
+            f"(default {DEFAULT_EVENTS_PER_SUBSCRIPTION}; use a small number for quick tests).",
+        )
+
+    def handle(self, *args, events_per_subscription: int, **options):
+        if events_per_subscription < 0:
+            raise CommandError("--events-per-subscription cannot be negative.")
+        self.verbosity = options.get("verbosity", 1)
+        self.real_now = clock.now()
+        self.today = self.real_now.date()
+        self.per_unit = _calls_per_unit(events_per_subscription)
+        self.created = Counter()
+        self.payment_plans: dict[int, PaymentPlan | None] = {}  # by invoice id
+        self.events_received = self.events_created = 0
+
+        before = self.snapshot()
+        # Historical invoices are not emailed to the (fictional) customers, and the billing log
+        # line of every replayed day is shown only with --verbosity 2.
+        with (
+            override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"),
+            quiet_logger("invoicing.services", self.verbosity < 2),
+            transaction.atomic(),
+        ):
+            self.seed_users()
+            self.seed_catalog()
+            self.seed_customers()
+            self.seed_quotes()
+            self.replay_history()
+            self.seed_portal_membership()
+        raw_key = self.seed_api_key()
+        after = self.snapshot()
+        self.report(before, after, raw_key)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def moment(self, day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
+        """A time of a replayed day, never later than the real now."""
+        return min(dt.datetime.combine(day, dt.time(hour, minute), tzinfo=dt.UTC), self.real_now)
+
+    def day(self, offset: int) -> dt.date:
+        return self.today + dt.timedelta(days=offset)
+
+    def log(self, message: str) -> None:
+        if self.verbosity >= 2:
+            self.stdout.write(message)
+
+    # -- users, catalog, customers -------------------------------------------------------------
+
+    def seed_users(self) -> None:
+        user_model = get_user_model()
+        if not user_model.objects.filter(username="admin").exists():
+            user_model.objects.create_superuser(
+                "admin", "admin@tessellate.example", "admin-demo", first_name="Ada"
+            )
+            self.created["users"] += 1
+        for username, password, group_name, first, last in [
+            ("sales", "sales-demo", "Sales", "Sam", "Rivera"),
+            ("finance", "finance-demo", "Finance", "Fiona", "Chen"),
+        ]:
+            try:
+                group = Group.objects.get(name=group_name)
+            except Group.DoesNotExist as exc:
+                raise CommandError(
+                    f"The group {group_name!r} is missing: run `manage.py migrate` first "
+                    "(a core data migration creates the roles)."
+                ) from exc
+            if user_model.objects.filter(username=username).exists():
+                continue
+            user = user_model.objects.create_user(
+                username,
+                f"{username}@tessellate.example",
+                password,
+                first_name=first,
+                last_name=last,
+                is_staff=True,
+            )
+            user.groups.add(group)
+            self.created["users"] += 1
+
+    def seed_catalog(self) -> None:
+        """The catalog has no services: models are validated (full_clean) and saved, once."""
+        metrics = {}
+        for spec in METRICS:
+            metric = BillableMetric.objects.filter(code=spec["code"]).first()
+            if metric is None:
+                metric = BillableMetric(**spec)
+                metric.full_clean()
+                metric.save()
+                self.created["metrics"] += 1
+            metrics[metric.code] = metric
+        for spec in PLANS:
+            plan = Plan.objects.filter(code=spec.code).first()
+            if plan is None:
+                plan = Plan(
+                    code=spec.code,
+                    name=spec.name,
+                    description=spec.description,
+                    currency="USD",
+                    billing_interval_months=Plan.Interval.MONTH,
+                )
+                plan.full_clean()
+                plan.save()
+                self.created["plans"] += 1
+            charges = [
+                ("Platform fee", None, Charge.Timing.IN_ADVANCE, spec.platform_fee, "unit", 1),
+                ("Seats", None, Charge.Timing.IN_ADVANCE, spec.seat_price, "seat", None),
+                ("API calls", "api_calls", Charge.Timing.IN_ARREARS, spec.call_price, "call", 0),
+                ("Tokens", "tokens", Charge.Timing.IN_ARREARS, spec.token_price, "token", 0),
+            ]
+            for position, (name, metric, timing, price, unit, quantity) in enumerate(charges):
+                if plan.charges.filter(name=name).exists():
+                    continue
+                charge = Charge(
+                    plan=plan,
+                    name=name,
+                    metric=metrics[metric] if metric else None,
+                    billing_timing=timing,
+                    unit_price=Decimal(price),
+                    unit_name=unit,
+                    default_quantity=Decimal(spec.default_seats if quantity is None else quantity),
+                    position=position,
+                )
+                charge.full_clean()
+                charge.save()
+                self.created["charges"] += 1
+
+    def seed_customers(self) -> None:
+        """Customers have no services either; each is created once, keyed by its external id."""
+        first_quote = {}
+        for q in QUOTES:
+            first_quote[q.customer] = min(first_quote.get(q.customer, 0), q.created)
+        for spec in CUSTOMERS:
+            if Customer.objects.filter(external_id=spec.external_id).exists():
+                continue
+            customer = Customer(
+                external_id=spec.external_id,
+                name=spec.name,
+                currency="USD",
+                billing_email=spec.billing_email,
+                address=spec.address,
+                payment_terms_days=spec.terms,
+                tax_rate=Decimal(spec.tax_rate),
+                timezone=spec.timezone,
+            )
+            customer.full_clean()
+            customer.save()
+            # Backdate to when sales first met them (created_at is auto_now_add).
+            became = self.moment(self.day(first_quote.get(spec.key, 0) - 7), 16)
+            Customer.objects.filter(pk=customer.pk).update(created_at=became)
+            self.created["customers"] += 1
+
+    # -- quotes --------------------------------------------------------------------------------
+
+    def seed_quotes(self) -> None:
+        """Draft every quote on its creation day (catalog prices, then the negotiated terms)."""
+        sales = get_user_model().objects.get(username="sales")
+        plans = {p.code: p for p in Plan.objects.all()}
+        for spec in QUOTES:
+            key = spec.subscription_external_id
+            if Quote.objects.filter(subscription_external_id=key).exists():
+                continue
+            customer = Customer.objects.get(external_id=f"cust_{spec.customer}")
+            plan = plans[spec.plan]
+            created = self.day(spec.created)
+            quote = Quote.objects.create(
+                customer=customer,
+                plan=plan,
+                title=f"{customer.name}: {plan.name}, 12 months",
+                start_date=self.day(spec.start),
+                term_months=12,
+                valid_until=created + dt.timedelta(days=spec.valid_days),
+                subscription_external_id=spec.subscription_external_id,
+                owner=sales,
+            )
+            Quote.objects.filter(pk=quote.pk).update(created_at=self.moment(created, 15))
+            quote_populate_lines(quote=quote)
+            for line in quote.lines.all():
+                changed = False
+                if line.description == "Seats" and spec.seats is not None:
+                    line.quantity, changed = Decimal(spec.seats), True
+                if line.description in spec.prices:
+                    line.unit_price, changed = Decimal(spec.prices[line.description]), True
+                if changed:
+                    line.full_clean()
+                    line.save()
+            self.created["quotes"] += 1
+
+    def quote_events(self, day: dt.date) -> None:
+        """Send, accept or decline the quotes whose day has come (each exactly once); the daily
+        job expires those whose validity has passed."""
+        with simulated_clock(self.moment(day, 0, 30)):
+            quotes_expire_overdue(today=day)
+        undecided = {
+            q.subscription_external_id: q
+            for q in Quote.objects.filter(
+                subscription_external_id__in=[s.subscription_external_id for s in QUOTES],
+                status__in=[Quote.Status.DRAFT, Quote.Status.SENT],
+            )
+        }
+        for spec in QUOTES:
+            quote = undecided.get(spec.subscription_external_id)
+            if quote is None or spec.outcome == Quote.Status.DRAFT:
+                continue
+            sent_on = quote.created_at.date() + dt.timedelta(days=2)
+            if spec.outcome == ACCEPTED:
+                decided_on = quote.start_date - dt.timedelta(days=3)
+            elif spec.outcome == Quote.Status.DECLINED:
+                decided_on = self.day(spec.decided)
+            else:
+                decided_on = None  # left alone: sent, draft, or expired by the daily job
+            if quote.status == Quote.Status.DRAFT and min(sent_on, decided_on or sent_on) <= day:
+                with simulated_clock(self.moment(min(sent_on, decided_on or sent_on), 11)):
+                    quote = quote_mark_sent(quote=quote)
+            if decided_on is None or decided_on > day or quote.status != Quote.Status.SENT:
+                continue
+            with simulated_clock(self.moment(decided_on, 10)):
+                if spec.outcome == ACCEPTED:
+                    quote_accept(quote=quote)
+                else:
+                    quote_decline(quote=quote)
+            self.log(f"{decided_on}: quote {quote.number} {spec.outcome}")
+
+    # -- the replay ----------------------------------------------------------------------------
+
+    def replay_history(self) -> None:
+        first_day = min(self.day(q.created) for q in QUOTES)
+        specs = {q.subscription_external_id: q for q in QUOTES if q.outcome == ACCEPTED}
+        weights = {p.code: p.usage_weight for p in PLANS}
+        behaviour = {c.external_id: c.pays for c in CUSTOMERS}
+        for day in days(first_day, self.today):
+            self.quote_events(day)
+            billing_days = self.billing_days()
+            subscriptions = list(
+                Subscription.objects.filter(
+                    external_id__in=specs, start_date__lt=day
+                ).select_related("plan")
+            )
+            # Yesterday's usage arrives just after midnight, before the billing run.
+            yesterday = day - dt.timedelta(days=1)
+            events = []
+            for sub in subscriptions:
+                spec = specs[sub.external_id]
+                events += usage_events(sub, spec, weights[sub.plan.code], yesterday, self.per_unit)
+            with simulated_clock(self.moment(day, 0, 5)):
+                for start in range(0, len(events), MAX_BATCH):
+                    result = events_ingest(raw_events=events[start : start + MAX_BATCH])
+                    self.events_received += result.received
+                    self.events_created += result.created
+            made = []
+            if day in billing_days:  # billing_run on any other day would find nothing due
+                with simulated_clock(self.moment(day, 1)):
+                    made = billing_run(today=day).invoices
+            for invoice in made:
+                self.log(f"{day}: invoice {invoice.number} {invoice.total} {invoice.customer}")
+            with simulated_clock(self.moment(day, 2)):
+                revrec_sync(today=day)
+            self.collect_payments(day, behaviour)
+
+    def billing_days(self) -> set[dt.date]:
+        """Every period boundary of the schedules: the days on which billing_run has work."""
+        bounds = BillingPeriod.objects.values_list("start_date", "end_date")
+        return {d for pair in bounds for d in pair}
+
+    def collect_payments(self, day: dt.date, behaviour: dict[str, str]) -> None:
+        open_invoices = Invoice.objects.filter(
+            status=Invoice.Status.FINALIZED, issue_date__lte=day
+        ).select_related("customer", "subscription")
+        for invoice in open_invoices.order_by("issue_date", "number"):
+            if invoice.pk not in self.payment_plans:
+                behaves = behaviour.get(invoice.customer.external_id, "never")
+                self.payment_plans[invoice.pk] = payment_plan(invoice, behaves)
+            plan = self.payment_plans[invoice.pk]
+            if plan is None or plan.received_on > day:
+                continue
+            if Payment.objects.filter(customer=invoice.customer, reference=plan.reference).exists():
+                continue
+            amount = round_money(invoice_amount_due(invoice) * plan.share, invoice.currency)
+            with simulated_clock(self.moment(plan.received_on, 14)):
+                payment = payment_record(
+                    customer=invoice.customer,
+                    amount=amount,
+                    currency=invoice.currency,
+                    received_on=plan.received_on,
+                    method=plan.method,
+                    reference=plan.reference,
+                )
+                payment_apply(payment=payment, invoice=invoice)
+            self.log(f"{plan.received_on}: payment {plan.reference} {amount}")
+
+    def seed_portal_membership(self) -> None:
+        user_model = get_user_model()
+        customer = Customer.objects.get(external_id=PORTAL_CUSTOMER)
+        user = user_model.objects.filter(username="customer").first()
+        if user is None:
+            user = user_model.objects.create_user(
+                "customer", "maya.lopez@northwind.example", "customer-demo", first_name="Maya"
+            )
+            self.created["users"] += 1
+        PortalMembership.objects.get_or_create(user=user, defaults={"customer": customer})
+
+    def seed_api_key(self) -> str | None:
+        if ApiKey.objects.filter(name=API_KEY_NAME).exists():
+            return None
+        _, raw = api_key_create(name=API_KEY_NAME)
+        return raw
+
+    # -- the summary ---------------------------------------------------------------------------
+
+    def snapshot(self) -> dict:
+        user_model = get_user_model()
+        quotes = Counter(Quote.objects.values_list("status", flat=True))
+        invoices = Counter(Invoice.objects.values_list("status", flat=True))
+        return {
+            "users": user_model.objects.count(),
+            "customers": Customer.objects.count(),
+            "plans": Plan.objects.count(),
+            "quotes": dict(sorted(quotes.items())),
+            "subscriptions": Subscription.objects.count(),
+            "events": Event.objects.count(),
+            "invoices": dict(sorted(invoices.items())),
+            "payments": Payment.objects.count(),
+        }
+
+    def report(self, before: dict, after: dict, raw_key: str | None) -> None:
+        out, style = self.stdout, self.style
+        company = settings.BILLING_COMPANY["name"]
+        if before == after:
+            out.write(style.SUCCESS(f"{company}: the demo company was already seeded; no changes."))
+        else:
+            made = ", ".join(f"{n} {k}" for k, n in self.created.items() if n) or "history only"
+            out.write(style.SUCCESS(f"{company}: demo company seeded ({made})."))
+        out.write(
+            f"Usage events: {self.events_received:,} sent, {self.events_created:,} new, "
+            f"{self.events_received - self.events_created:,} duplicates (already stored)."
+        )
+        due = Invoice.objects.filter(status=Invoice.Status.FINALIZED)
+        overdue = due.filter(due_date__lt=self.today)
+        billed = Invoice.objects.exclude(status=Invoice.Status.DRAFT).aggregate(s=Sum("total"))
+        recognized = RevenueScheduleLine.objects.exclude(recognized_at=None).aggregate(
+            s=Sum("amount")
+        )
+        quotes = ", ".join(f"{n} {status}" for status, n in after["quotes"].items())
+        invoices = ", ".join(
+            f"{n} {Invoice.Status(s).label.lower()}" for s, n in after["invoices"].items()
+        )
+        open_total = sum((invoice_amount_due(i) for i in due), Decimal(0))
+        overdue_total = sum((invoice_amount_due(i) for i in overdue), Decimal(0))
+        out.write(
+            "\n".join(
+                [
+                    f"  customers      {after['customers']}",
+                    f"  plans          {after['plans']}",
+                    f"  quotes         {sum(after['quotes'].values())} ({quotes})",
+                    f"  subscriptions  {after['subscriptions']}",
+                    f"  usage events   {after['events']:,}",
+                    f"  invoices       {sum(after['invoices'].values())} ({invoices}); "
+                    f"billed {billed['s'] or 0:,.2f} USD",
+                    f"  receivables    {open_total:,.2f} USD open, of which {overdue_total:,.2f} "
+                    f"overdue on {overdue.count()} invoices",
+                    f"  payments       {after['payments']}",
+                    f"  revenue        {recognized['s'] or 0:,.2f} USD recognized",
+                    f"  users          {after['users']}",
+                ]
+            )
+        )
+        if raw_key:
+            out.write(
+                f"API key {API_KEY_NAME!r} (shown once, store it now; send it as "
+                f"'Authorization: Bearer <key>'):\n  {raw_key}"
+            )
+        else:
+            out.write(
+                f"API key {API_KEY_NAME!r} exists (keys are stored hashed and cannot be shown "
+                "again); make a new one with `manage.py create_api_key NAME`."
+            )
+        out.write("")
+        out.write(summary_text())
