@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from core.errors import ValidationError
+from core.money import plain
 
 ZERO = Decimal(0)
 
@@ -52,7 +53,7 @@ class Rating:
             {
                 "description": s.description,
                 "units": str(s.units),
-                "unit_price": str(s.unit_price),
+                "unit_price": plain(s.unit_price),
                 "flat_fee": str(s.flat_fee),
                 "subtotal": str(s.subtotal),
             }
@@ -101,7 +102,9 @@ def _standard(pricing: dict, quantity: Decimal) -> list[RatingStep]:
     steps: list[RatingStep] = []
     billable = _after_free(pricing, quantity, steps)
     price = _d(pricing, "unit_price")
-    steps.append(RatingStep(f"{billable:,} × {price}", billable, price, ZERO, billable * price))
+    steps.append(
+        RatingStep(f"{billable:,} × {plain(price)}", billable, price, ZERO, billable * price)
+    )
     return steps
 
 
@@ -114,7 +117,7 @@ def _graduated(pricing: dict, quantity: Decimal) -> list[RatingStep]:
         units = (billable if up_to is None else min(billable, up_to)) - lower
         steps.append(
             RatingStep(
-                f"tier {_span(lower, up_to)}: {units:,} × {price}"
+                f"tier {_span(lower, up_to)}: {units:,} × {plain(price)}"
                 + (f" + {flat} flat" if flat else ""),
                 units,
                 price,
@@ -134,8 +137,8 @@ def _volume(pricing: dict, quantity: Decimal) -> list[RatingStep]:
         if up_to is None or billable <= up_to:
             steps.append(
                 RatingStep(
-                    f"all {billable:,} units at tier {_span(lower, up_to)}: {billable:,} × {price}"
-                    + (f" + {flat} flat" if flat else ""),
+                    f"all {billable:,} units at tier {_span(lower, up_to)}: "
+                    f"{billable:,} × {plain(price)}" + (f" + {flat} flat" if flat else ""),
                     billable,
                     price,
                     flat,
@@ -155,7 +158,7 @@ def _package(pricing: dict, quantity: Decimal) -> list[RatingStep]:
     packages = Decimal(math.ceil(billable / size))
     steps.append(
         RatingStep(
-            f"{billable:,} units in packages of {size:,}: {packages:,} × {price}",
+            f"{billable:,} units in packages of {size:,}: {packages:,} × {plain(price)}",
             packages,
             price,
             ZERO,
