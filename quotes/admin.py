@@ -1,8 +1,11 @@
 from django.contrib import admin, messages
+from django.db import models
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.errors import DomainError
+from core.forms import PlainDecimalField
+from core.money import plain
 from quotes import services
 from quotes.models import Quote, QuoteLine
 
@@ -11,6 +14,23 @@ class QuoteLineInline(admin.TabularInline):
     model = QuoteLine
     extra = 0
     fields = ["position", "charge", "description", "quantity", "unit_price"]
+    formfield_overrides = {models.DecimalField: {"form_class": PlainDecimalField}}
+
+    def get_fields(self, request, obj=None):
+        if self._editable(obj):
+            return self.fields
+        return ["position", "charge", "description", "quantity_shown", "unit_price_shown"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if self._editable(obj) else self.get_fields(request, obj)
+
+    @admin.display(description="Quantity")
+    def quantity_shown(self, line):
+        return plain(line.quantity)
+
+    @admin.display(description="Unit price")
+    def unit_price_shown(self, line):
+        return plain(line.unit_price)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "charge":

@@ -1,6 +1,7 @@
 """A sales rep builds and accepts a quote in the Django admin."""
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -117,3 +118,15 @@ def test_accept_button_creates_the_subscription_once(sales_client):
     )
     assert b"was already accepted" in response.content
     assert Subscription.objects.count() == 1
+
+
+def test_a_sent_quote_shows_its_lines_read_only_with_plain_prices(sales_client):
+    from quotes.services import quote_mark_sent
+
+    customer, plan = CustomerFactory(), hybrid_plan()
+    _add_quote(sales_client, customer, plan)
+    quote = quote_mark_sent(quote=Quote.objects.get())
+    page = sales_client.get(f"/admin/quotes/quote/{quote.pk}/change/").content.decode()
+    shown = re.findall(r'field-unit_price_shown">\s*<p>([^<]*)</p>', page)
+    assert ("0.002000000000" not in page, shown) == (True, ["500", "25", "0.002"])
+    assert 'name="lines-0-quantity"' not in page  # no editable line fields once sent
