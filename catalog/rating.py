@@ -9,8 +9,8 @@ round once (core.money.round_money).
 Semantics (docs/catalog.md has a worked example of each):
 - Tiers are listed in order; tier k covers the units in (from, up_to], so "up to N" includes N and
   the next tier starts at N + 1. The last tier has no `up_to` (unbounded).
-- graduated: units fill tier by tier; a tier's flat fee is added once the tier holds at least one
-  unit (so at zero units nothing is billed).
+- graduated: units fill tier by tier; a tier's flat fee is added once the tier holds any units
+  (more than zero; so at zero units nothing is billed).
 - volume: every unit is priced at the tier the total reaches, plus that tier's flat fee; zero units
   reach no tier and cost nothing.
 - package: `package_price` per started block of `package_size` units, after free units.
@@ -21,10 +21,17 @@ Semantics (docs/catalog.md has a worked example of each):
   a true-up step ("minimum commitment") in the explanation.
 """
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import (
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 
 from core.errors import ValidationError
 from core.money import plain
@@ -52,10 +59,10 @@ class Rating:
         return [
             {
                 "description": s.description,
-                "units": str(s.units),
+                "units": plain(s.units),
                 "unit_price": plain(s.unit_price),
-                "flat_fee": str(s.flat_fee),
-                "subtotal": str(s.subtotal),
+                "flat_fee": plain(s.flat_fee),
+                "subtotal": plain(s.subtotal),
             }
             for s in self.steps
         ]
@@ -71,8 +78,15 @@ def _d(pricing: dict, key: str, default: str | None = "0") -> Decimal | None:
 def _tiers(pricing: dict) -> list[tuple[Decimal, Decimal | None, Decimal, Decimal]]:
     """[(from, up_to or None, unit_price, flat_fee)], from = previous up_to (0 for the first)."""
     tiers, lower = [], ZERO
-    for tier in pricing.get("tiers") or []:
+    raw = pricing.get("tiers") or []
+    for number, tier in enumerate(raw, start=1):
         up_to = _d(tier, "up_to", None)
+        last = number == len(raw)
+        if (up_to is None) != last or (up_to is not None and up_to <= lower):
+            raise ValidationError(
+                "Tiers must rise one after the other, and only the last tier is (and must be) "
+                "unbounded."
+            )
         tiers.append((lower, up_to, _d(tier, "unit_price"), _d(tier, "flat_fee")))
         lower = up_to if up_to is not None else lower
     if not tiers:
@@ -80,15 +94,20 @@ def _tiers(pricing: dict) -> list[tuple[Decimal, Decimal | None, Decimal, Decima
     return tiers
 
 
+def _n(value: Decimal | int) -> str:
+    """A count for people: 1,500 or 2.5 (no trailing zeros, no exponent)."""
+    return f"{Decimal(value).normalize():,f}" if value else "0"
+
+
 def _span(lower: Decimal, up_to: Decimal | None) -> str:
-    return f"{lower + 1:,}–{up_to:,}" if up_to is not None else f"{lower + 1:,}+"
+    return f"{_n(lower + 1)}–{_n(up_to)}" if up_to is not None else f"{_n(lower + 1)}+"
 
 
 def _after_free(pricing: dict, quantity: Decimal, steps: list[RatingStep]) -> Decimal:
     free = _d(pricing, "free_units")
     if free > 0:
         used = min(free, quantity)
-        steps.append(RatingStep(f"free allowance ({free:,} units)", used, ZERO, ZERO, ZERO))
+        steps.append(RatingStep(f"free allowance ({_n(free)} units)", used, ZERO, ZERO, ZERO))
         return quantity - used
     return quantity
 
@@ -103,7 +122,7 @@ def _standard(pricing: dict, quantity: Decimal) -> list[RatingStep]:
     billable = _after_free(pricing, quantity, steps)
     price = _d(pricing, "unit_price")
     steps.append(
-        RatingStep(f"{billable:,} × {plain(price)}", billable, price, ZERO, billable * price)
+        RatingStep(f"{_n(billable)} × {plain(price)}", billable, price, ZERO, billable * price)
     )
     return steps
 
@@ -117,8 +136,8 @@ def _graduated(pricing: dict, quantity: Decimal) -> list[RatingStep]:
         units = (billable if up_to is None else min(billable, up_to)) - lower
         steps.append(
             RatingStep(
-                f"tier {_span(lower, up_to)}: {units:,} × {plain(price)}"
-                + (f" + {flat} flat" if flat else ""),
+                f"tier {_span(lower, up_to)}: {_n(units)} × {plain(price)}"
+                + (f" + {plain(flat)} flat" if flat else ""),
                 units,
                 price,
                 flat,
@@ -137,8 +156,8 @@ def _volume(pricing: dict, quantity: Decimal) -> list[RatingStep]:
         if up_to is None or billable <= up_to:
             steps.append(
                 RatingStep(
-                    f"all {billable:,} units at tier {_span(lower, up_to)}: "
-                    f"{billable:,} × {plain(price)}" + (f" + {flat} flat" if flat else ""),
+                    f"all {_n(billable)} units at tier {_span(lower, up_to)}: "
+                    f"{_n(billable)} × {plain(price)}" + (f" + {plain(flat)} flat" if flat else ""),
                     billable,
                     price,
                     flat,
@@ -146,7 +165,9 @@ def _volume(pricing: dict, quantity: Decimal) -> list[RatingStep]:
                 )
             )
             return steps
-    raise ValidationError(f"{billable} units exceed the last tier: make the last tier unbounded.")
+    raise ValidationError(
+        f"{_n(billable)} units exceed the last tier: make the last tier unbounded."
+    )
 
 
 def _package(pricing: dict, quantity: Decimal) -> list[RatingStep]:
@@ -155,10 +176,11 @@ def _package(pricing: dict, quantity: Decimal) -> list[RatingStep]:
     size, price = _d(pricing, "package_size"), _d(pricing, "package_price")
     if size <= 0:
         raise ValidationError("A package charge needs a package size above zero.")
-    packages = Decimal(math.ceil(billable / size))
+    whole, rest = divmod(billable, size)
+    packages = whole + (1 if rest else 0)  # exact ceiling, no rounded quotient
     steps.append(
         RatingStep(
-            f"{billable:,} units in packages of {size:,}: {packages:,} × {plain(price)}",
+            f"{_n(billable)} units in packages of {_n(size)}: {_n(packages)} × {plain(price)}",
             packages,
             price,
             ZERO,
@@ -180,23 +202,39 @@ MODELS = {
 def _bounded(pricing: dict, quantity: Decimal, steps: list[RatingStep]) -> Rating:
     amount = sum((s.subtotal for s in steps), ZERO)
     minimum, maximum = _d(pricing, "min_amount", None), _d(pricing, "max_amount", None)
+    if minimum is not None and maximum is not None and minimum > maximum:
+        raise ValidationError("The minimum per period is above the cap: lower it or raise the cap.")
     true_up = ZERO
     if maximum is not None and amount > maximum:
-        steps.append(RatingStep(f"capped at {maximum}", ZERO, ZERO, ZERO, maximum - amount))
+        steps.append(RatingStep(f"capped at {plain(maximum)}", ZERO, ZERO, ZERO, maximum - amount))
         amount = maximum
     if minimum is not None and amount < minimum:
         true_up = minimum - amount
         steps.append(
-            RatingStep(f"minimum commitment {minimum}: true-up", ZERO, ZERO, true_up, true_up)
+            RatingStep(
+                f"minimum commitment {plain(minimum)}: true-up", ZERO, ZERO, true_up, true_up
+            )
         )
         amount = minimum
     return Rating(quantity=quantity, amount=amount, steps=steps, true_up=true_up)
+
+
+# Exact arithmetic: enough digits for any 28-digit quantity times a 28-digit price, and an error
+# rather than a silently rounded result if that were ever not enough.
+EXACT = Context(prec=120, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
 
 
 def rate(pricing: dict, quantity: Decimal) -> Rating:
     """Price a quantity of units (every model but percentage)."""
     if not isinstance(quantity, Decimal):
         raise TypeError(f"quantity must be a Decimal, got {type(quantity).__name__}")
+    if not quantity.is_finite():
+        raise ValidationError(f"Cannot rate a quantity of {quantity}.")
+    with localcontext(EXACT):
+        return _rate(pricing, quantity)
+
+
+def _rate(pricing: dict, quantity: Decimal) -> Rating:
     if quantity < 0:
         raise ValidationError(f"Cannot rate a negative quantity ({quantity}).")
     model = pricing.get("model")
@@ -208,20 +246,34 @@ def rate(pricing: dict, quantity: Decimal) -> Rating:
 
 
 def rate_events(pricing: dict, amounts: Sequence[Decimal]) -> Rating:
-    """Price a period's events under a percentage charge; `amounts` in event (time) order."""
+    """Price a period's events under a percentage charge; `amounts` in event (time) order.
+
+    Amounts are not negative: a refund is a credit note, not a negative event."""
     if pricing.get("model") != "percentage":
         raise ValidationError("rate_events prices percentage charges only.")
+    with localcontext(EXACT):
+        return _rate_events(pricing, amounts)
+
+
+def _rate_events(pricing: dict, amounts: Sequence[Decimal]) -> Rating:
     rate_ = _d(pricing, "rate") / 100
     fixed = _d(pricing, "fixed_fee")
-    free_events = int(_d(pricing, "free_events"))
+    free = _d(pricing, "free_events")
+    if free != free.to_integral_value():
+        raise ValidationError("Free events are a whole number.")
+    free_events = int(free)
     low, high = _d(pricing, "min_per_event", None), _d(pricing, "max_per_event", None)
+    if low is not None and high is not None and low > high:
+        raise ValidationError("The minimum per event is above the maximum per event.")
     total, base, fees, clamped_up, clamped_down = ZERO, ZERO, ZERO, 0, 0
     for index, amount in enumerate(amounts):
         if not isinstance(amount, Decimal):
             raise TypeError(f"event amounts must be Decimals, got {type(amount).__name__}")
-        base += amount
+        if not amount.is_finite() or amount < 0:
+            raise ValidationError(f"Event amount {amount} cannot be rated: amounts are 0 or more.")
         if index < free_events:
             continue
+        base += amount
         fee = amount * rate_ + fixed
         if low is not None and fee < low:
             fee, clamped_up = low, clamped_up + 1
@@ -231,15 +283,58 @@ def rate_events(pricing: dict, amounts: Sequence[Decimal]) -> Rating:
     count = len(amounts)
     charged = max(count - free_events, 0)
     total = fees
-    detail = f"{pricing.get('rate')} % of {base:,}" + (f" + {fixed} per event" if fixed else "")
+    detail = f"{plain(rate_ * 100)} % of {_n(base)}" + (
+        f" + {plain(fixed)} per event" if fixed else ""
+    )
     notes = []
     if free_events:
         notes.append(f"{min(free_events, count)} free events")
     if clamped_up:
-        notes.append(f"{clamped_up} raised to the minimum {low}")
+        notes.append(f"{clamped_up} raised to the minimum {plain(low)}")
     if clamped_down:
-        notes.append(f"{clamped_down} capped at {high}")
+        notes.append(f"{clamped_down} capped at {plain(high)}")
     if notes:
         detail += " (" + ", ".join(notes) + ")"
-    steps = [RatingStep(f"{charged:,} events: {detail}", Decimal(charged), rate_, ZERO, total)]
+    noun = "event" if charged == 1 else "events"
+    steps = [RatingStep(f"{_n(charged)} {noun}: {detail}", Decimal(charged), rate_, ZERO, total)]
     return _bounded(pricing, Decimal(count), steps)
+
+
+def tier_problems(tiers: list[dict]) -> list[str]:
+    """What is wrong with a tier list, in words finance can act on (empty when it is valid).
+
+    Tiers must start at 0, follow each other without gap or overlap (each starts where the
+    previous one ends), have an upper bound above their start, and only the last is unbounded.
+    """
+    if not tiers:
+        return ["Add at least one tier."]
+    problems = []
+    expected = ZERO
+    for number, tier in enumerate(tiers, start=1):
+        start = _d(tier, "from")
+        up_to = _d(tier, "up_to", None)
+        last = number == len(tiers)
+        if number == 1 and start != 0:
+            problems.append(f"The first tier must start at 0, not {_n(start)}.")
+        elif number > 1 and start < expected:
+            problems.append(f"Tier {number} starts at {_n(start)}: it overlaps the tier before it.")
+        elif number > 1 and start > expected:
+            problems.append(
+                f"Tier {number} starts at {_n(start)} but the tier before ends at {_n(expected)}: "
+                "units in between would have no price."
+            )
+        if up_to is None and not last:
+            problems.append(
+                f"Tier {number} has no upper bound: only the last tier may be unbounded."
+            )
+        if up_to is not None and up_to <= start:
+            problems.append(f"Tier {number} must end above where it starts ({_n(start)}).")
+        if last and up_to is not None:
+            problems.append(
+                "Leave the last tier's upper bound empty so every quantity has a price."
+            )
+        for key in ("unit_price", "flat_fee"):
+            if _d(tier, key) < 0:
+                problems.append(f"Tier {number} has a negative {key.replace('_', ' ')}.")
+        expected = up_to if up_to is not None else start
+    return problems

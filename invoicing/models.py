@@ -11,7 +11,7 @@ from core.money import (
     QUANTITY_MAX_DIGITS,
 )
 from customers.models import Customer
-from subscriptions.models import Subscription, SubscriptionItem
+from subscriptions.models import PrepaidCredit, Subscription, SubscriptionItem
 
 
 def amount_field(**kwargs):
@@ -70,6 +70,8 @@ class InvoiceLine(models.Model):
     class Kind(models.TextChoices):
         FEE = "fee", "Fee"
         USAGE = "usage", "Usage"
+        TRUE_UP = "true_up", "Minimum commitment true-up"
+        CREDIT = "credit", "Prepaid credit"
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -107,3 +109,18 @@ class NumberSeries(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (next {self.next_value})"
+
+
+class CreditUse(models.Model):
+    """A draw on a prepaid credit by one invoice line (units or money). Append-only."""
+
+    credit = models.ForeignKey(PrepaidCredit, on_delete=models.PROTECT, related_name="uses")
+    invoice_line = models.ForeignKey(
+        InvoiceLine, on_delete=models.PROTECT, related_name="credit_uses"
+    )
+    amount = models.DecimalField(
+        max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMAL_PLACES
+    )
+
+    def __str__(self) -> str:
+        return f"{self.amount} from {self.credit}"

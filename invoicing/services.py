@@ -13,18 +13,19 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from catalog import rating
 from catalog.models import Charge
 from core import clock
 from core.errors import Conflict
-from core.money import round_money
+from core.money import plain, round_money
 from core.periods import Period
 from core.templatetags.money import money
-from invoicing.models import Invoice, InvoiceLine, NumberSeries
+from invoicing.models import CreditUse, Invoice, InvoiceLine, NumberSeries
 from metering import selectors as usage_selectors
-from subscriptions.models import BillingPeriod, Subscription
-from subscriptions.services import subscription_end
+from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription
+from subscriptions.services import fixed_fees, subscription_end
 
 logger = logging.getLogger(__name__)
 
@@ -35,72 +36,184 @@ INVOICE_SERIES = "INV"
 class BillingRunResult:
     invoices: list[Invoice]
     subscriptions_seen: int
+    failed: dict[str, str]  # external id → what went wrong (logged; retried on the next run)
 
 
-def billing_dates(subscription: Subscription) -> list[tuple[dt.date, Period | None, Period | None]]:
-    """Each billing date with (period billed in advance, period billed in arrears)."""
-    periods = [
-        Period(bp.start_date, bp.end_date)
-        for bp in BillingPeriod.objects.filter(subscription=subscription).order_by("sequence")
-    ]
+def billing_dates(
+    subscription: Subscription,
+) -> list[tuple[dt.date, BillingPeriod | None, BillingPeriod | None]]:
+    """Each billing date with (period billed in advance, period billed in arrears).
+
+    A period is billed from its `billed_from` (its start, or the end of a trial inside it).
+    """
+    periods = list(BillingPeriod.objects.filter(subscription=subscription).order_by("sequence"))
     dates = []
     for i, period in enumerate(periods):
-        dates.append((period.start, period, periods[i - 1] if i else None))
+        dates.append((period.billed_from, period, periods[i - 1] if i else None))
     if periods:
-        dates.append((periods[-1].end, None, periods[-1]))
+        dates.append((periods[-1].end_date, None, periods[-1]))
     return dates
 
 
-def _fixed_lines(subscription, period: Period, timing: str) -> list[InvoiceLine]:
+@dataclass
+class CreditDraw:
+    credit: PrepaidCredit
+    amount: Decimal
+    line: InvoiceLine
+
+
+def _line(
+    kind, item, description, window: Period, quantity, amount, explanation=(), unit_price=None
+):
+    return InvoiceLine(
+        kind=kind,
+        item=item,
+        description=description,
+        period_start=window.start,
+        period_end=window.end,
+        quantity=quantity,
+        unit_price=unit_price,
+        amount=amount,
+        explanation=list(explanation),
+    )
+
+
+def _unit_price(item) -> Decimal | None:
+    price = item.pricing.get("unit_price")
+    return Decimal(price) if price is not None else None
+
+
+def _fee_lines(subscription, period: BillingPeriod, timing: str) -> list[InvoiceLine]:
+    window = Period(period.billed_from, period.end_date)
+    fees = fixed_fees(
+        subscription,
+        subscription.items.all(),
+        Period(period.start_date, period.end_date),
+        period.billed_from,
+        timing,
+    )
     lines = []
-    for item in subscription.items.filter(metric__isnull=True, billing_timing=timing):
-        rated = rating.rate(item.pricing, item.quantity)
+    for fee in fees:
+        explanation = fee.rating.explanation()
+        description = fee.item.name
+        if fee.fraction != 1:
+            days = (window.end - window.start).days
+            total_days = (period.end_date - period.start_date).days
+            description += f" (prorated {days}/{total_days} days)"
+            explanation.append({"description": f"prorated × {days}/{total_days} days"})
         lines.append(
-            InvoiceLine(
-                kind=InvoiceLine.Kind.FEE,
-                item=item,
-                description=item.name,
-                period_start=period.start,
-                period_end=period.end,
-                quantity=item.quantity,
-                unit_price=Decimal(item.pricing.get("unit_price", 0)),
-                amount=round_money(rated.amount, subscription.currency),
-                explanation=rated.explanation(),
+            _line(
+                InvoiceLine.Kind.FEE,
+                fee.item,
+                description,
+                window,
+                fee.item.quantity,
+                fee.amount,
+                explanation,
+                _unit_price(fee.item),
             )
         )
     return lines
 
 
-def _usage_lines(subscription, period: Period) -> list[InvoiceLine]:
-    return [
-        InvoiceLine(
-            kind=InvoiceLine.Kind.USAGE,
-            item=u.item,
-            description=u.item.name,
-            period_start=period.start,
-            period_end=period.end,
-            quantity=u.quantity,
-            unit_price=Decimal(u.item.pricing.get("unit_price", 0)),
-            amount=u.amount,
-            explanation=u.rating.explanation(),
+def _usage_lines(subscription, period: BillingPeriod, credits, draws) -> list[InvoiceLine]:
+    """Usage of the period: unit credits first reduce the quantity, a shortfall under a minimum
+    commitment becomes its own true-up line."""
+    window = Period(period.billed_from, period.end_date)
+    currency = subscription.currency
+    lines = []
+    for usage in usage_selectors.usage_for_period(subscription=subscription, period=window):
+        item, rated, quantity = usage.item, usage.rating, usage.quantity
+        used: list[tuple[PrepaidCredit, Decimal]] = []
+        if item.pricing["model"] != "percentage":
+            free = Decimal(item.pricing.get("free_units", 0))
+            left = quantity
+            billable = max(quantity - free, Decimal(0))  # free units are never paid by credit
+            for credit in credits:
+                if credit.metric_id == item.metric_id and credit.remaining > 0 and billable > 0:
+                    take = min(credit.remaining, billable)
+                    credit.remaining -= take
+                    left -= take
+                    billable -= take
+                    used.append((credit, take))
+            if used:
+                rated = rating.rate(item.pricing, left)
+        line = _line(
+            InvoiceLine.Kind.USAGE,
+            item,
+            item.name,
+            window,
+            quantity,
+            round_money(rated.amount - rated.true_up, currency),
+            rated.explanation()[:-1] if rated.true_up else rated.explanation(),
+            _unit_price(item),
         )
-        for u in usage_selectors.usage_for_period(subscription=subscription, period=period)
-    ]
+        if used:
+            taken = sum((t for _, t in used), Decimal(0))
+            line.explanation.insert(
+                0,
+                {"description": f"{plain(taken)} units from prepaid credit, {plain(left)} billed"},
+            )
+            draws += [CreditDraw(credit, take, line) for credit, take in used]
+        lines.append(line)
+        if rated.true_up:
+            lines.append(
+                _line(
+                    InvoiceLine.Kind.TRUE_UP,
+                    item,
+                    f"{item.name}: minimum commitment true-up",
+                    window,
+                    Decimal(0),
+                    round_money(rated.true_up, currency),
+                    [rated.explanation()[-1]],
+                )
+            )
+    return lines
+
+
+def _money_credit_lines(subscription, usage_lines, credits, draws, window) -> list[InvoiceLine]:
+    """Money credits pay for usage (and true-ups) before anything is billed."""
+    due = sum((line.amount for line in usage_lines), Decimal(0))
+    lines = []
+    for credit in credits:
+        if credit.metric_id is not None or credit.remaining <= 0 or due <= 0:
+            continue
+        take = min(credit.remaining, due)
+        credit.remaining -= take
+        due -= take
+        line = _line(
+            InvoiceLine.Kind.CREDIT,
+            None,
+            f"Prepaid credit applied ({plain(credit.remaining)} {subscription.currency} left)",
+            window,
+            Decimal(0),
+            -take,
+        )
+        draws.append(CreditDraw(credit, take, line))
+        lines.append(line)
+    return lines
 
 
 def invoice_lines_for(
-    subscription: Subscription, advance: Period | None, arrears: Period | None
-) -> list[InvoiceLine]:
-    """The lines of one billing date, unsaved: shared by real and shadow billing."""
-    lines = []
+    subscription: Subscription,
+    advance: BillingPeriod | None,
+    arrears: BillingPeriod | None,
+    credits: list[PrepaidCredit] = (),
+) -> tuple[list[InvoiceLine], list[CreditDraw]]:
+    """The lines of one billing date, unsaved, and the prepaid credit they draw (applied to the
+    given credit objects in memory only): shared by real and shadow billing."""
+    lines: list[InvoiceLine] = []
+    draws: list[CreditDraw] = []
     if arrears is not None:
-        lines += _usage_lines(subscription, arrears)
-        lines += _fixed_lines(subscription, arrears, Charge.Timing.IN_ARREARS)
+        usage = _usage_lines(subscription, arrears, credits, draws)
+        window = Period(arrears.billed_from, arrears.end_date)
+        lines += usage + _money_credit_lines(subscription, usage, credits, draws, window)
+        lines += _fee_lines(subscription, arrears, Charge.Timing.IN_ARREARS)
     if advance is not None:
-        lines += _fixed_lines(subscription, advance, Charge.Timing.IN_ADVANCE)
+        lines += _fee_lines(subscription, advance, Charge.Timing.IN_ADVANCE)
     for position, line in enumerate(lines):
         line.position = position
-    return lines
+    return lines, draws
 
 
 def _totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
@@ -114,8 +227,17 @@ def _totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
 def invoice_create(
     *, subscription: Subscription, billing_date: dt.date, advance, arrears
 ) -> Invoice | None:
-    """A draft invoice for one billing date, or None if that date was already invoiced."""
-    lines = invoice_lines_for(subscription, advance, arrears)
+    """A draft invoice for one billing date, or None if it has no lines or was already invoiced.
+
+    Call under the subscription's lock: prepaid credits are locked and drawn down here."""
+    credits = list(
+        PrepaidCredit.objects.select_for_update()
+        .filter(subscription=subscription, remaining__gt=0)
+        .order_by("granted_on", "id")
+    )
+    lines, draws = invoice_lines_for(subscription, advance, arrears, credits)
+    if not lines:
+        return None  # nothing billed on this date (usage-only plan at its start)
     invoice = Invoice(
         customer=subscription.customer,
         subscription=subscription,
@@ -130,7 +252,12 @@ def invoice_create(
         return None  # another run got there first: the constraint is the last word
     for line in lines:
         line.invoice = invoice
-    InvoiceLine.objects.bulk_create(lines)
+        line.save()
+    for draw in draws:
+        CreditUse.objects.create(credit=draw.credit, invoice_line=draw.line, amount=draw.amount)
+        PrepaidCredit.objects.filter(pk=draw.credit.pk).update(
+            remaining=F("remaining") - draw.amount
+        )
     return invoice
 
 
@@ -226,10 +353,20 @@ def subscription_bill(*, subscription: Subscription, today: dt.date) -> list[Inv
 def billing_run(*, today: dt.date | None = None) -> BillingRunResult:
     """Invoice everything due. Safe to run twice, or twice at once: each date is billed once."""
     today = today or clock.today()
-    invoices, seen = [], 0
+    invoices, seen, failed = [], 0, {}
     due = Subscription.objects.filter(status=Subscription.Status.ACTIVE, start_date__lte=today)
     for subscription in due.order_by("pk").iterator():
         seen += 1
-        invoices += subscription_bill(subscription=subscription, today=today)
-    logger.info("billing run %s: %d invoices for %d subscriptions", today, len(invoices), seen)
-    return BillingRunResult(invoices=invoices, subscriptions_seen=seen)
+        try:
+            invoices += subscription_bill(subscription=subscription, today=today)
+        except Exception as exc:  # one bad subscription must not stop everyone else's billing
+            logger.exception("billing %s failed", subscription.external_id)
+            failed[subscription.external_id] = getattr(exc, "message", None) or repr(exc)
+    logger.info(
+        "billing run %s: %d invoices for %d subscriptions, %d failed",
+        today,
+        len(invoices),
+        seen,
+        len(failed),
+    )
+    return BillingRunResult(invoices=invoices, subscriptions_seen=seen, failed=failed)

@@ -1,10 +1,14 @@
-"""Usage reads: aggregation runs in the database, one query per metric group."""
+"""Usage reads: aggregation runs in the database, a bounded number of queries per metric."""
 
+import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, Sum
-from django.db.models.fields.json import KT
+from django.db import NotSupportedError
+from django.db.models import Count, DecimalField, Func, Max, Q, QuerySet, Sum, TextField
+from django.db.models.expressions import Window
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
 from catalog import rating
@@ -14,6 +18,10 @@ from core.money import round_money
 from core.periods import Period, day_start
 from metering.models import Event
 from subscriptions.models import BillingPeriod, Subscription, SubscriptionItem
+
+Agg = BillableMetric.Aggregation
+ZERO = Decimal(0)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -25,40 +33,281 @@ class ItemUsage:
     amount: Decimal  # rounded to the currency's minor unit
 
 
-def metric_quantity(
-    *, subscription: Subscription, metric: BillableMetric, period: Period
-) -> tuple[Decimal, int]:
-    """(aggregated quantity, number of events) of a metric over [period.start, period.end)."""
-    events = Event.objects.filter(
-        subscription=subscription,
-        code=metric.code,
-        timestamp__gte=day_start(period.start),
-        timestamp__lt=day_start(period.end),
+# --- SQL building blocks ----------------------------------------------------------------------
+
+
+def _property_text(name: str) -> Cast:
+    """properties[name] as text on both databases: 5 and "5" both read "5"; absent is NULL.
+
+    KeyTextTransform is built directly (not KT("properties__…")) so that a property name holding
+    "__" is one key, not a path. The key travels as a query parameter.
+    """
+    return Cast(KeyTextTransform(name, "properties"), TextField())
+
+
+def _property_number(name: str) -> Cast:
+    """properties[name] as numeric(38, 12) (a number or a numeric string, checked at ingestion)."""
+    return Cast(
+        KeyTextTransform(name, "properties"), DecimalField(max_digits=38, decimal_places=12)
     )
-    aggregates = {"events": Count("id")}
-    if metric.aggregation == BillableMetric.Aggregation.SUM:
-        aggregates["total"] = Sum(
-            Cast(
-                KT(f"properties__{metric.field_name}"),
-                DecimalField(max_digits=38, decimal_places=12),
-            )
+
+
+def _as_text(value) -> str:
+    """A filter or group value as the database renders a JSON scalar as text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class _SecondsUntil(Func):
+    """Seconds from the event's timestamp to `end` (a number; exact on PostgreSQL).
+
+    PostgreSQL: EXTRACT(EPOCH FROM interval) is numeric (exact to the microsecond). SQLite stores
+    UTC timestamps as 'YYYY-MM-DD HH:MM:SS[.ffffff]' text: whole seconds by strftime('%s') and the
+    microseconds read from the text, in integer microseconds, then divided by 10^6 (a float).
+    """
+
+    output_field = DecimalField(max_digits=38, decimal_places=6)
+
+    def __init__(self, end: dt.datetime, timestamp="timestamp"):
+        super().__init__(timestamp)
+        self.end = end
+
+    def as_sql(self, compiler, connection, **extra_context):
+        raise NotSupportedError(f"Time-weighted sums are not implemented on {connection.vendor}.")
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        column, params = compiler.compile(self.source_expressions[0])
+        return f"EXTRACT(EPOCH FROM (%s::timestamptz - {column}))", [self.end, *params]
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        column, params = compiler.compile(self.source_expressions[0])
+        end_us = (self.end - EPOCH) // dt.timedelta(microseconds=1)
+        sql = (
+            f"((%s - (CAST(strftime('%%s', {column}) AS INTEGER) * 1000000"
+            f" + CAST(substr({column} || '000000', 21, 6) AS INTEGER))) / 1000000.0)"
         )
-    result = events.aggregate(**aggregates)
-    if metric.aggregation == BillableMetric.Aggregation.COUNT:
-        quantity = Decimal(result["events"])
-    else:
-        quantity = Decimal(result["total"] or 0)
-    return quantity, result["events"]
+        return sql, [end_us, *params, *params]
+
+
+class _Sum(Sum):
+    """SUM; TOTAL on SQLite, whose SUM raises "integer overflow" past 2^63 (two events of 5 × 10^18
+    tokens) where TOTAL adds as a float: no precision is lost that SQLite's 15-digit decimals keep.
+    """
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return super().as_sqlite(compiler, connection, function="TOTAL", **extra_context)
+
+
+def _matching_events(
+    *, subscription: Subscription, metric: BillableMetric, group_value, exclude_groups
+) -> QuerySet:
+    """The subscription's events of the metric that pass its filters and the group selection."""
+    events = Event.objects.filter(subscription=subscription, code=metric.code)
+    for number, (prop, allowed) in enumerate(sorted((metric.filters or {}).items())):
+        alias = f"_filter_{number}"
+        events = events.alias(**{alias: _property_text(prop)}).filter(
+            **{f"{alias}__in": [_as_text(v) for v in allowed]}
+        )
+    if metric.group_by and (group_value is not None or exclude_groups):
+        events = events.alias(_group=_property_text(metric.group_by))
+        if group_value is not None:
+            events = events.filter(_group=_as_text(group_value))
+        if exclude_groups:
+            # An event without the group property is priced by the default charge too.
+            events = events.filter(
+                Q(_group__isnull=True) | ~Q(_group__in=[_as_text(v) for v in exclude_groups])
+            )
+    return events
+
+
+def _dec(value) -> Decimal:
+    return ZERO if value is None else Decimal(value)
+
+
+# --- public reads ------------------------------------------------------------------------------
+
+
+def metric_quantity(
+    *,
+    subscription: Subscription,
+    metric: BillableMetric,
+    period: Period,
+    group_value: str | None = None,
+    exclude_groups: Iterable[str] = (),
+) -> tuple[Decimal, int]:
+    """(aggregated quantity, number of events) of a metric over the period, in the database.
+
+    Events: the subscription's events of `metric.code` whose properties pass `metric.filters`
+    (each listed property's value, as text, is one of the listed values, as text: 5 matches "5");
+    with `group_value`, only events whose `properties[metric.group_by]` (as text) equals it; with
+    `exclude_groups`, not the events whose group value is listed (events without the property stay:
+    the default charge prices them). Without `metric.group_by`, both are ignored.
+
+    S, E = the period's start and end instants (UTC midnight); W = the earlier of S and the
+    subscription's start instant. The number of events is always the matching events in [S, E).
+    The quantity, by aggregation (v = properties[field_name] as a number):
+
+    - count: events in [S, E); recurring: events in [W, E).
+    - sum: Σ v over [S, E); recurring: over [W, E). 0 without events.
+    - max: max v over [S, E), 0 without events. Recurring: the greater of that maximum and the
+      value carried in, i.e. v of the latest event before S (by timestamp, then id), when
+      there is one; with neither, 0. (Two queries.)
+    - unique_count: distinct values of properties[field_name] as text over [S, E) (recurring:
+      [W, E)); events without the property do not count.
+    - latest: v of the latest event (timestamp, then id) in [S, E); recurring: the latest at or
+      before E, even before S (events at exactly E are outside [S, E), so: the latest before E).
+      0 without one.
+    - weighted_sum (always treated as recurring): changes of level. L0 = Σ v before S;
+      quantity = (L0 × (E − S) + Σ v_j × (E − t_j) for events in [S, E)) / (E − S), in seconds,
+      which equals Σ level × seconds held / seconds in the period (an event at S counts from S).
+      The sums come from SQL; the division is done in Python on Decimals (28 digits).
+
+    On SQLite numbers are floating point (15 significant digits), as in every SQLite aggregate.
+    """
+    start, end = day_start(period.start), day_start(period.end)
+    if isinstance(exclude_groups, str):
+        exclude_groups = (exclude_groups,)
+    window_start = min(start, day_start(subscription.start_date))
+    events = _matching_events(
+        subscription=subscription,
+        metric=metric,
+        group_value=group_value,
+        exclude_groups=tuple(exclude_groups),
+    )
+    in_period = Q(timestamp__gte=start)  # with timestamp < end applied to the query itself
+    aggregation = metric.aggregation
+    recurring = metric.recurring
+
+    if aggregation == Agg.COUNT:
+        since = window_start if recurring else start
+        result = events.filter(timestamp__gte=since, timestamp__lt=end).aggregate(
+            total=Count("pk"), events=Count("pk", filter=in_period)
+        )
+        return Decimal(result["total"]), result["events"]
+
+    field = metric.field_name
+    if aggregation == Agg.SUM:
+        since = window_start if recurring else start
+        result = events.filter(timestamp__gte=since, timestamp__lt=end).aggregate(
+            total=_Sum(_property_number(field)), events=Count("pk", filter=in_period)
+        )
+        return _dec(result["total"]), result["events"]
+
+    if aggregation == Agg.UNIQUE_COUNT:
+        since = window_start if recurring else start
+        result = events.filter(timestamp__gte=since, timestamp__lt=end).aggregate(
+            total=Count(_property_text(field), distinct=True),
+            events=Count("pk", filter=in_period),
+        )
+        return Decimal(result["total"]), result["events"]
+
+    if aggregation == Agg.MAX:
+        result = events.filter(timestamp__gte=start, timestamp__lt=end).aggregate(
+            peak=Max(_property_number(field)), events=Count("pk")
+        )
+        values = [] if result["peak"] is None else [Decimal(result["peak"])]
+        if recurring:
+            carried = (
+                events.filter(timestamp__lt=start)
+                .order_by("-timestamp", "-pk")
+                .values_list(_property_number(field), flat=True)
+                .first()
+            )
+            if carried is not None:
+                values.append(Decimal(carried))
+        return (max(values) if values else ZERO), result["events"]
+
+    if aggregation == Agg.LATEST:
+        since = None if recurring else start
+        scope = events.filter(timestamp__lt=end)
+        if since is not None:
+            scope = scope.filter(timestamp__gte=since)
+        row = (
+            scope.order_by("-timestamp", "-pk")
+            .annotate(_in_period=Window(Count("pk", filter=in_period)))
+            .values_list(_property_number(field), "_in_period")
+            .first()
+        )
+        if row is None:
+            return ZERO, 0
+        return _dec(row[0]), row[1]
+
+    if aggregation == Agg.WEIGHTED_SUM:
+        result = events.filter(timestamp__lt=end).aggregate(
+            carried=_Sum(_property_number(field), filter=Q(timestamp__lt=start)),
+            weighted=_Sum(
+                _property_number(field) * _SecondsUntil(end),
+                filter=in_period,
+                output_field=DecimalField(),
+            ),
+            events=Count("pk", filter=in_period),
+        )
+        seconds = Decimal((end - start) // dt.timedelta(seconds=1))
+        quantity = _dec(result["carried"])
+        if seconds:
+            quantity += _dec(result["weighted"]) / seconds
+        return quantity, result["events"]
+
+    raise ValueError(f"Unknown aggregation {aggregation!r} on metric '{metric.code}'.")
+
+
+def event_amounts(
+    *,
+    subscription: Subscription,
+    metric: BillableMetric,
+    period: Period,
+    group_value: str | None = None,
+    exclude_groups: Iterable[str] = (),
+) -> list[Decimal]:
+    """properties[field_name] as Decimals of the matching events in [S, E), by (timestamp, id).
+
+    The same events as `metric_quantity` counts (filters, group_value, exclude_groups); one query.
+    What the percentage charge model rates event by event.
+    """
+    if isinstance(exclude_groups, str):
+        exclude_groups = (exclude_groups,)
+    events = _matching_events(
+        subscription=subscription,
+        metric=metric,
+        group_value=group_value,
+        exclude_groups=tuple(exclude_groups),
+    )
+    values = (
+        events.filter(timestamp__gte=day_start(period.start), timestamp__lt=day_start(period.end))
+        .order_by("timestamp", "pk")
+        .values_list(_property_number(metric.field_name), flat=True)
+    )
+    return [_dec(v) for v in values]
 
 
 def usage_for_period(*, subscription: Subscription, period: Period) -> list[ItemUsage]:
-    """Every usage item of the subscription, aggregated and rated over the period."""
+    """Every usage item of the subscription, aggregated (in SQL) and rated over the period.
+
+    On a metric grouped by a property, an item with a group value prices that value's events and
+    an item without one prices every value that no sibling item on the metric prices.
+    """
+    items = list(subscription.items.filter(metric__isnull=False).select_related("metric"))
+    priced_groups: dict[int, list[str]] = {}
+    for item in items:
+        if item.group_value:
+            priced_groups.setdefault(item.metric_id, []).append(item.group_value)
     usage = []
-    for item in subscription.items.filter(metric__isnull=False).select_related("metric"):
-        quantity, count = metric_quantity(
-            subscription=subscription, metric=item.metric, period=period
-        )
-        rated = rating.rate(item.pricing, quantity)
+    for item in items:
+        scope = {
+            "subscription": subscription,
+            "metric": item.metric,
+            "period": period,
+            "group_value": item.group_value or None,
+            "exclude_groups": () if item.group_value else priced_groups.get(item.metric_id, ()),
+        }
+        if item.pricing["model"] == "percentage":
+            amounts = event_amounts(**scope)
+            rated = rating.rate_events(item.pricing, amounts)
+            quantity, count = sum(amounts, Decimal(0)), len(amounts)
+        else:
+            quantity, count = metric_quantity(**scope)
+            rated = rating.rate(item.pricing, quantity)
         usage.append(
             ItemUsage(
                 item=item,

@@ -7,6 +7,7 @@ database (INSERT … ON CONFLICT DO NOTHING), and the answer counts new and dupl
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -22,6 +23,17 @@ from subscriptions.models import Subscription
 MAX_BATCH = 10_000
 MAX_FUTURE = dt.timedelta(minutes=5)
 MAX_PROPERTY_VALUE = Decimal(10) ** 26  # aggregated as numeric(38, 12)
+# A number sent as a string: ASCII digits only. Python's Decimal also reads "1_000", " 5 " and
+# non-ASCII digits ("١٢"), which PostgreSQL refuses when it aggregates (the whole period fails)
+# and SQLite misreads ("1_000" as 1).
+NUMERIC_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Aggregations that read a number, and how the refusal names what they do with it.
+NUMERIC_AGGREGATIONS = {
+    BillableMetric.Aggregation.SUM: "sums",
+    BillableMetric.Aggregation.MAX: "takes the maximum of",
+    BillableMetric.Aggregation.LATEST: "takes the latest",
+    BillableMetric.Aggregation.WEIGHTED_SUM: "adds up changes of",
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,39 @@ def _parse_timestamp(value, received_at: dt.datetime) -> dt.datetime:
                 raise ValueError from None
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
     raise ValueError
+
+
+def _property_problems(metric: BillableMetric, properties: dict) -> list[str]:
+    """What is wrong with the property the metric reads (nothing for a count).
+
+    sum, max, latest, weighted_sum read a number (or numeric string), finite and below 10^26 in
+    absolute value (negative is allowed: a weighted sum sends changes of level); unique_count
+    reads a string or a number (not a boolean, object, list or null).
+    """
+    field = metric.field_name
+    value = properties.get(field)
+    if metric.aggregation in NUMERIC_AGGREGATIONS:
+        try:
+            if value is None or isinstance(value, bool):
+                raise InvalidOperation
+            if isinstance(value, str) and not NUMERIC_TEXT.fullmatch(value):
+                raise InvalidOperation
+            number = Decimal(str(value))
+            if not number.is_finite():
+                raise InvalidOperation
+        except InvalidOperation:
+            verb = NUMERIC_AGGREGATIONS[metric.aggregation]
+            return [f"Metric '{metric.code}' {verb} properties.{field}: send it as a number."]
+        if abs(number) >= MAX_PROPERTY_VALUE:
+            return [f"properties.{field} is too large: values must stay below 10^26."]
+    elif metric.aggregation == BillableMetric.Aggregation.UNIQUE_COUNT and (
+        isinstance(value, bool) or not isinstance(value, str | int | float)
+    ):
+        return [
+            f"Metric '{metric.code}' counts distinct values of properties.{field}: send it "
+            "as a string or a number."
+        ]
+    return []
 
 
 def _validate(raw_events: list, received_at: dt.datetime) -> list[dict]:
@@ -99,24 +144,8 @@ def _validate(raw_events: list, received_at: dt.datetime) -> list[dict]:
         if not isinstance(properties, dict):
             problems.append("properties must be a JSON object.")
             properties = {}
-        if metric is not None and metric.field_name:
-            value = properties.get(metric.field_name)
-            try:
-                if value is None or isinstance(value, bool):
-                    raise InvalidOperation
-                number = Decimal(str(value))
-                if not number.is_finite():
-                    raise InvalidOperation
-            except InvalidOperation:
-                problems.append(
-                    f"Metric '{code}' sums properties.{metric.field_name}: send it as a number."
-                )
-            else:
-                if abs(number) >= MAX_PROPERTY_VALUE:
-                    problems.append(
-                        f"properties.{metric.field_name} is too large: values must stay below "
-                        "10^26."
-                    )
+        if metric is not None:
+            problems += _property_problems(metric, properties)
         try:
             timestamp = _parse_timestamp(event.get("timestamp"), received_at)
         except (ValueError, OverflowError, OSError):

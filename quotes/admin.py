@@ -3,6 +3,7 @@ from django.db import models
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from catalog.selectors import charges_in_force
 from core.errors import DomainError
 from core.forms import PlainDecimalField
 from core.money import plain
@@ -30,13 +31,18 @@ class QuoteLineInline(admin.TabularInline):
 
     @admin.display(description="Unit price")
     def unit_price_shown(self, line):
-        return plain(line.unit_price)
+        return "catalog terms" if line.unit_price is None else plain(line.unit_price)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "charge":
             charges = db_field.related_model.objects.select_related("plan", "metric")
             quote = getattr(request, "_quote", None)
-            kwargs["queryset"] = charges.filter(plan=quote.plan) if quote else charges
+            if quote:  # only the versions in force for this quote, in the customer's currency
+                in_force = charges_in_force(
+                    plan=quote.plan, currency=quote.currency, on=quote.start_date
+                )
+                charges = charges.filter(pk__in=[c.pk for c in in_force])
+            kwargs["queryset"] = charges
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def _editable(self, obj):
@@ -104,7 +110,7 @@ class QuoteAdmin(SimpleHistoryAdmin):
     def total(self, obj):
         if not obj.pk:
             return "—"
-        return f"{services.quote_recurring_total(quote=obj):,} {obj.plan.currency}"
+        return f"{services.quote_recurring_total(quote=obj):,} {obj.currency}"
 
     @admin.display(description="Subscription")
     def subscription_link(self, obj):

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
@@ -69,6 +70,23 @@ class Quote(models.Model):
         return f"{self.number} – {self.customer}"
 
     @property
+    def currency(self) -> str:
+        return str(self.customer.currency)
+
+    def currency_problem(self) -> str | None:
+        if self.currency not in self.plan.currencies:
+            return (
+                f"Plan '{self.plan.code}' is sold in {', '.join(self.plan.currencies)} but "
+                f"{self.customer} is billed in {self.currency}: choose a plan in the customer's "
+                "currency."
+            )
+        return None
+
+    def clean(self):
+        if self.customer_id and self.plan_id and self.currency_problem():
+            raise ValidationError({"plan": self.currency_problem()})
+
+    @property
     def number(self) -> str:
         return f"Q-{self.pk:05d}" if self.pk else "Q-(new)"
 
@@ -88,6 +106,9 @@ class QuoteLine(models.Model):
         max_digits=PRICE_MAX_DIGITS,
         decimal_places=PRICE_DECIMAL_PLACES,
         validators=[MinValueValidator(Decimal("0"))],
+        null=True,
+        blank=True,
+        help_text="Negotiated unit price (flat and standard charges); empty: the catalog terms.",
     )
     position = models.PositiveSmallIntegerField(default=0)
     history = HistoricalRecords()

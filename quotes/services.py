@@ -3,6 +3,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from catalog import rating
+from catalog.selectors import charges_in_force
 from core import clock
 from core.errors import Conflict, ValidationError
 from core.money import round_money
@@ -18,30 +19,39 @@ def quote_populate_lines(*, quote: Quote, replace: bool = False) -> Quote:
         quote.lines.all().delete()
     if quote.lines.exists():
         return quote
+    problem = quote.currency_problem()
+    if problem:
+        raise ValidationError(problem)
+    charges = charges_in_force(
+        plan=quote.plan, currency=str(quote.customer.currency), on=quote.start_date
+    )
     QuoteLine.objects.bulk_create(
         QuoteLine(
             quote=quote,
             charge=charge,
             description=charge.name,
             quantity=charge.default_quantity,
-            unit_price=charge.unit_price,
+            unit_price=charge.unit_price if "unit_price" in charge.pricing() else None,
             position=charge.position,
         )
-        for charge in quote.plan.charges.all()
+        for charge in charges
     )
     return quote
+
+
+def line_pricing(line: QuoteLine) -> dict:
+    """The line's price terms: the charge's, with the negotiated unit price where it has one."""
+    pricing = line.charge.pricing()
+    if line.unit_price is not None and "unit_price" in pricing:
+        pricing["unit_price"] = str(line.unit_price)
+    return pricing
 
 
 def quote_recurring_total(*, quote: Quote) -> Decimal:
     """What the fixed fees come to per billing period (usage is priced per unit, not totalled)."""
     return sum(
         (
-            round_money(
-                rating.rate(
-                    {**line.charge.pricing(), "unit_price": str(line.unit_price)}, line.quantity
-                ).amount,
-                quote.plan.currency,
-            )
+            round_money(rating.rate(line_pricing(line), line.quantity).amount, quote.currency)
             for line in quote.lines.select_related("charge")
             if not line.charge.is_usage
         ),

@@ -28,6 +28,9 @@ class Subscription(models.Model):
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
     currency = CurrencyField()
     start_date = models.DateField()
+    trial_end_date = models.DateField(
+        null=True, blank=True, help_text="Nothing is billed before this date (the plan's trial)."
+    )
     term_months = models.PositiveSmallIntegerField()
     billing_interval_months = models.PositiveSmallIntegerField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
@@ -56,6 +59,10 @@ class SubscriptionItem(models.Model):
     metric = models.ForeignKey(
         BillableMetric, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    group_value = models.CharField(
+        max_length=100, blank=True, help_text="For a grouped metric: the value this item prices."
+    )
+    prorated = models.BooleanField(default=False)
     billing_timing = models.CharField(max_length=20, choices=Charge.Timing.choices)
     quantity = models.DecimalField(
         max_digits=QUANTITY_MAX_DIGITS,
@@ -89,6 +96,9 @@ class BillingPeriod(models.Model):
     sequence = models.PositiveSmallIntegerField()
     start_date = models.DateField()
     end_date = models.DateField()
+    billed_from = models.DateField(
+        help_text="Start of what is billed: the period start, or the end of a trial within it."
+    )
     advance_amount = models.DecimalField(
         max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES
     )
@@ -103,7 +113,53 @@ class BillingPeriod(models.Model):
                 condition=models.Q(end_date__gt=models.F("start_date")),
                 name="billing_period_end_after_start",
             ),
+            models.CheckConstraint(
+                condition=models.Q(billed_from__gte=models.F("start_date"))
+                & models.Q(billed_from__lt=models.F("end_date")),
+                name="billing_period_billed_within",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.subscription.external_id} #{self.sequence + 1}: {self.start_date}"
+
+
+class PrepaidCredit(models.Model):
+    """A prepaid balance that usage draws down before it is billed: money, or units of a metric.
+
+    `remaining` only decreases, by invoicing under a row lock; each use is recorded by invoicing.
+    """
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="prepaid_credits"
+    )
+    metric = models.ForeignKey(
+        BillableMetric,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Units of this metric; empty for a money balance in the subscription's currency.",
+    )
+    granted = models.DecimalField(
+        max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMAL_PLACES
+    )
+    remaining = models.DecimalField(
+        max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMAL_PLACES
+    )
+    granted_on = models.DateField()
+    note = models.CharField(max_length=200, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["subscription", "granted_on", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(remaining__gte=0) & models.Q(remaining__lte=models.F("granted")),
+                name="prepaid_credit_remaining_within_granted",
+            )
+        ]
+
+    def __str__(self) -> str:
+        unit = self.metric.code if self.metric_id else self.subscription.currency
+        return f"{self.remaining} of {self.granted} {unit}"

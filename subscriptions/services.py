@@ -5,12 +5,14 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 
 from catalog import rating
-from catalog.models import Charge, Plan
+from catalog.models import BillableMetric, Charge, Plan
+from catalog.selectors import charges_in_force
+from core import clock
 from core.errors import ValidationError
 from core.money import round_money
-from core.periods import billing_periods
+from core.periods import Period, billing_periods, proration_fraction
 from customers.models import Customer
-from subscriptions.models import BillingPeriod, Subscription, SubscriptionItem
+from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription, SubscriptionItem
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,11 @@ def _snapshot_pricing(spec: ItemSpec) -> dict:
     if spec.unit_price is not None:
         if spec.unit_price < 0:
             raise ValidationError(f"The price of '{spec.charge.name}' cannot be negative.")
+        if "unit_price" not in pricing:
+            raise ValidationError(
+                f"'{spec.charge.name}' is priced by its {spec.charge.get_charge_model_display()} "
+                "terms, not by a unit price: leave its price empty."
+            )
         pricing["unit_price"] = str(spec.unit_price)
     return pricing
 
@@ -44,17 +51,21 @@ def subscription_create(
 ) -> Subscription:
     """Create a subscription, snapshot its prices and quantities, and lay out its billing schedule.
 
-    `items` defaults to every charge of the plan at its catalog price and default quantity.
+    The subscription is billed in the customer's currency, which the plan must be sold in.
+    `items` defaults to the plan's charges in that currency in force on the start date, at
+    catalog prices and default quantities. A plan's trial makes its first days free: the
+    schedule stays anchored on the start date and billing begins when the trial ends.
     """
     external_id = external_id.strip()
     if not external_id:
         raise ValidationError("A subscription needs an external id (the id usage events carry).")
     if Subscription.objects.filter(external_id=external_id).exists():
         raise ValidationError(f"A subscription with external id '{external_id}' already exists.")
-    if plan.currency != customer.currency:
+    currency = str(customer.currency)
+    if currency not in plan.currencies:
         raise ValidationError(
-            f"Plan '{plan.code}' is priced in {plan.currency} but {customer} is billed in "
-            f"{customer.currency}: choose a plan in the customer's currency."
+            f"Plan '{plan.code}' is sold in {', '.join(plan.currencies)} but {customer} is billed "
+            f"in {currency}: choose a plan in the customer's currency."
         )
     interval = plan.billing_interval_months
     if term_months <= 0 or term_months % interval:
@@ -63,21 +74,35 @@ def subscription_create(
             f"interval ({interval} months)."
         )
     if items is None:
-        items = [ItemSpec(charge=c, quantity=c.default_quantity) for c in plan.charges.all()]
+        items = [
+            ItemSpec(charge=c, quantity=c.default_quantity)
+            for c in charges_in_force(plan=plan, currency=currency, on=start_date)
+        ]
     for spec in items:
         if spec.charge.plan_id != plan.pk:
             raise ValidationError(f"Charge '{spec.charge}' does not belong to plan '{plan.code}'.")
+        if spec.charge.currency != currency:
+            raise ValidationError(
+                f"Charge '{spec.charge.name}' is priced in {spec.charge.currency}, not {currency}."
+            )
         if spec.quantity < 0:
             raise ValidationError(f"The quantity of '{spec.charge.name}' cannot be negative.")
 
+    periods = billing_periods(start_date, term_months, interval)
+    trial_end = start_date + dt.timedelta(days=plan.trial_days) if plan.trial_days else None
+    if trial_end and trial_end >= periods[-1].end:
+        raise ValidationError(
+            f"The plan's {plan.trial_days}-day trial covers the whole term: lengthen the term."
+        )
     try:
         with transaction.atomic():
             subscription = Subscription.objects.create(
                 external_id=external_id,
                 customer=customer,
                 plan=plan,
-                currency=plan.currency,
+                currency=currency,
                 start_date=start_date,
+                trial_end_date=trial_end,
                 term_months=term_months,
                 billing_interval_months=interval,
             )
@@ -92,6 +117,8 @@ def subscription_create(
             charge=spec.charge,
             name=spec.name or spec.charge.name,
             metric=spec.charge.metric,
+            group_value=spec.charge.group_value,
+            prorated=spec.charge.prorated,
             billing_timing=spec.charge.billing_timing,
             quantity=spec.quantity,
             unit_name=spec.charge.unit_name,
@@ -100,30 +127,61 @@ def subscription_create(
         )
         for position, spec in enumerate(items)
     )
-    advance = advance_amount(subscription, created)
-    BillingPeriod.objects.bulk_create(
-        BillingPeriod(
-            subscription=subscription,
-            sequence=seq,
-            start_date=period.start,
-            end_date=period.end,
-            advance_amount=advance,
+    schedule = []
+    for seq, period in enumerate(periods):
+        billed_from = max(period.start, trial_end) if trial_end else period.start
+        if billed_from >= period.end:
+            continue  # wholly inside the trial: nothing to bill
+        schedule.append(
+            BillingPeriod(
+                subscription=subscription,
+                sequence=seq,
+                start_date=period.start,
+                end_date=period.end,
+                billed_from=billed_from,
+                advance_amount=sum(
+                    (f.amount for f in fixed_fees(subscription, created, period, billed_from)),
+                    Decimal(0),
+                ),
+            )
         )
-        for seq, period in enumerate(billing_periods(start_date, term_months, interval))
-    )
+    BillingPeriod.objects.bulk_create(schedule)
     return subscription
 
 
-def advance_amount(subscription: Subscription, items) -> Decimal:
-    """What is billed at the start of each period: the fixed fees in advance, each line rounded."""
-    return sum(
-        (
-            round_money(rating.rate(i.pricing, i.quantity).amount, subscription.currency)
-            for i in items
-            if i.billing_timing == Charge.Timing.IN_ADVANCE and not i.is_usage
-        ),
-        Decimal(0),
-    )
+@dataclass(frozen=True)
+class Fee:
+    item: SubscriptionItem
+    rating: rating.Rating
+    fraction: Decimal  # share of the period billed (1 unless prorated after a trial)
+    amount: Decimal  # rounded once
+
+
+def fixed_fees(
+    subscription: Subscription,
+    items,
+    period: Period,
+    billed_from: dt.date,
+    timing: str = Charge.Timing.IN_ADVANCE,
+) -> list[Fee]:
+    """The fixed (non-metered) fees of one period with the given timing, each rounded once.
+
+    A prorated item billed from inside the period (after a trial) costs its share of the days.
+    """
+    fees = []
+    for item in items:
+        if item.is_usage or item.billing_timing != timing:
+            continue
+        rated = rating.rate(item.pricing, item.quantity)
+        fraction, amount = Decimal(1), rated.amount
+        if item.prorated and billed_from > period.start:
+            used = Period(billed_from, period.end)
+            fraction = proration_fraction(period, used)
+            # amount × days_used / days: multiply first, so only the final rounding happens
+            amount = rated.amount * used.days / period.days
+        amount = round_money(amount, subscription.currency)
+        fees.append(Fee(item=item, rating=rated, fraction=fraction, amount=amount))
+    return fees
 
 
 @transaction.atomic
@@ -134,3 +192,37 @@ def subscription_end(*, subscription: Subscription) -> Subscription:
         subscription.status = Subscription.Status.ENDED
         subscription.save(update_fields=["status"])
     return subscription
+
+
+@transaction.atomic
+def prepaid_credit_grant(
+    *,
+    subscription: Subscription,
+    amount: Decimal,
+    metric: BillableMetric | None = None,
+    note: str = "",
+) -> PrepaidCredit:
+    """Add a prepaid balance (money in the subscription's currency, or units of a metric)."""
+    prepaid_credit_validate(subscription=subscription, amount=amount, metric=metric)
+    return PrepaidCredit.objects.create(
+        subscription=subscription,
+        metric=metric,
+        granted=amount,
+        remaining=amount,
+        granted_on=clock.today(),
+        note=note,
+    )
+
+
+def prepaid_credit_validate(
+    *, subscription: Subscription, amount: Decimal, metric: BillableMetric | None
+) -> None:
+    if amount <= 0:
+        raise ValidationError("A prepaid credit must be above zero.")
+    if metric is None and round_money(amount, subscription.currency) != amount:
+        raise ValidationError(f"{amount} has more decimals than {subscription.currency} allows.")
+    if metric is not None and not subscription.items.filter(metric=metric).exists():
+        raise ValidationError(
+            f"Subscription {subscription.external_id} is not billed for {metric.code}: a unit "
+            "credit must be on a metric it uses."
+        )

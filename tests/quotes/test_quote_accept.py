@@ -184,21 +184,20 @@ def test_a_declined_quote_cannot_be_accepted(db):
 
 @time_machine.travel(TODAY, tick=False)
 def test_a_quote_in_another_currency_than_the_customers_writes_nothing(db):
-    # Given a USD customer quoted on a EUR plan
+    # Given a USD customer quoted on a plan sold only in EUR
     plan = hybrid_plan(currency="EUR")
-    quote = sent_quote(plan=plan)
-    history = quote.history.count()
+    quote = QuoteFactory(customer=CustomerFactory(external_id="acme"), plan=plan)
 
-    # When
+    # When its lines are built from the plan
     with pytest.raises(ValidationError) as caught:
-        quote_accept(quote=quote)
+        quote_populate_lines(quote=quote)
 
     # Then
     assert caught.value.message == (
-        f"Plan '{plan.code}' is priced in EUR but {quote.customer} is billed in USD: choose a "
+        f"Plan '{plan.code}' is sold in EUR but {quote.customer} is billed in USD: choose a "
         "plan in the customer's currency."
     )
-    assert_untouched(quote, Quote.Status.SENT, history)
+    assert (quote.lines.count(), written()) == (0, (0, 0, 0))
 
 
 @time_machine.travel(TODAY, tick=False)

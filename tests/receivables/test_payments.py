@@ -6,7 +6,6 @@ import pytest
 import time_machine
 
 from core.errors import ValidationError
-from core.periods import Period
 from invoicing.models import Invoice
 from invoicing.services import billing_run, invoice_create
 from receivables.models import Payment, PaymentAllocation
@@ -176,7 +175,7 @@ def test_a_draft_invoice_takes_no_payment(db):
     draft = invoice_create(
         subscription=subscription,
         billing_date=period.start_date,
-        advance=Period(period.start_date, period.end_date),
+        advance=period,
         arrears=None,
     )
     payment = pay(customer, "100.00")

@@ -293,7 +293,7 @@ def test_a_plan_in_another_currency_is_refused(db):
         subscribe(customer=customer, plan=plan)
 
     assert caught.value.message == (
-        f"Plan '{plan.code}' is priced in USD but {customer} is billed in EUR: choose a plan in "
+        f"Plan '{plan.code}' is sold in USD but {customer} is billed in EUR: choose a plan in "
         "the customer's currency."
     )
     assert written() == (0, 0, 0)
