@@ -8,7 +8,7 @@ from django.forms.models import BaseInlineFormSet
 from simple_history.admin import SimpleHistoryAdmin
 
 from catalog import rating
-from catalog.models import BillableMetric, Charge, ChargeTier, Plan
+from catalog.models import BillableMetric, Charge, ChargeTier, Plan, PlanAlertDefault
 from core.errors import DomainError
 from core.forms import PlainDecimalField
 from core.money import plain, round_money
@@ -158,13 +158,25 @@ class ChargeInline(admin.TabularInline):
     formfield_overrides = PLAIN_DECIMALS
 
 
-def price_preview(plan: Plan, units: Decimal, event_amount: Decimal) -> list[dict]:
-    """What each charge of the plan costs at a quantity (or N events of an amount)."""
+class PlanAlertDefaultInline(admin.TabularInline):
+    """Alerts every subscription to the plan gets; copied to subscriptions by the alert job."""
+
+    model = PlanAlertDefault
+    extra = 0
+    fields = ["metric", "threshold", "name"]
+    formfield_overrides = PLAIN_DECIMALS
+    verbose_name = "default usage alert"
+    verbose_name_plural = "Default usage alerts (metric empty: the estimated bill)"
+
+
+def price_preview(plan: Plan, units: Decimal, events: int, event_amount: Decimal) -> list[dict]:
+    """What each charge of the plan costs: usage at a quantity, percentage charges at a number
+    of events of one amount, fixed fees at their usual quantity."""
     rows = []
     for charge in plan.charges.select_related("metric").prefetch_related("tiers"):
         try:
             if charge.charge_model == Charge.Model.PERCENTAGE:
-                rated = rating.rate_events(charge.pricing(), [event_amount] * int(units))
+                rated = rating.rate_events(charge.pricing(), [event_amount] * events)
             elif charge.is_usage:
                 rated = rating.rate(charge.pricing(), units)
             else:  # a fixed fee is previewed at its usual quantity (1 platform fee, N seats)
@@ -187,7 +199,7 @@ class PlanAdmin(SimpleHistoryAdmin):
     list_display = ["code", "name", "currency", "additional_currencies", "billing_interval_months"]
     list_filter = ["active", "billing_interval_months"]
     search_fields = ["code", "name"]
-    inlines = [ChargeInline]
+    inlines = [ChargeInline, PlanAlertDefaultInline]
     fields = [
         "code",
         "name",
@@ -205,18 +217,22 @@ class PlanAdmin(SimpleHistoryAdmin):
         if plan is not None:
             try:
                 units = Decimal(request.GET.get("preview_units", "1000"))
+                events = Decimal(request.GET.get("preview_events", "100"))
                 event_amount = Decimal(request.GET.get("preview_amount", "100"))
-                if not 0 <= units <= 1_000_000 or event_amount < 0 or units % 1:
+                if not (0 <= units < 10**15 and 0 <= events <= 10_000 and event_amount >= 0):
+                    raise InvalidOperation
+                if events % 1:
                     raise InvalidOperation
             except InvalidOperation:
                 extra_context["preview_error"] = (
-                    "Enter a whole number of units between 0 and 1,000,000 and a non-negative "
-                    "amount."
+                    "Enter units from 0 to under 10^15, a whole number of events from 0 to "
+                    "10,000 and a non-negative amount."
                 )
-                units, event_amount = Decimal(1000), Decimal(100)
+                units, events, event_amount = Decimal(1000), Decimal(100), Decimal(100)
             extra_context |= {
                 "preview_units": plain(units),
+                "preview_events": plain(events),
                 "preview_amount": plain(event_amount),
-                "preview": price_preview(plan, units, event_amount),
+                "preview": price_preview(plan, units, int(events), event_amount),
             }
         return super().change_view(request, object_id, form_url, extra_context)

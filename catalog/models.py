@@ -23,6 +23,7 @@ from core.money import (
     PRICE_MAX_DIGITS,
     QUANTITY_DECIMAL_PLACES,
     QUANTITY_MAX_DIGITS,
+    plain,
 )
 
 code_validator = RegexValidator(
@@ -402,8 +403,8 @@ class ChargeTier(models.Model):
         ordering = ["charge", "from_units"]
 
     def __str__(self) -> str:
-        upper = f"{self.up_to:,}" if self.up_to is not None else "∞"
-        return f"{self.from_units:,}–{upper} at {self.unit_price}"
+        upper = plain(self.up_to, grouping=True) if self.up_to is not None else "∞"
+        return f"{plain(self.from_units, grouping=True)}–{upper} at {plain(self.unit_price)}"
 
     def as_dict(self) -> dict:
         return {
@@ -412,3 +413,53 @@ class ChargeTier(models.Model):
             "unit_price": str(self.unit_price),
             "flat_fee": str(self.flat_fee),
         }
+
+
+class PlanAlertDefault(models.Model):
+    """A usage alert every subscription to the plan gets (bill-shock protection).
+
+    Copied into each subscription's alerts (metering.UsageAlert) by the alert evaluation job, once
+    per subscription: a later change of the threshold here applies to subscriptions that do not
+    have the alert yet, not to the copies (finance edits those under Usage alerts).
+    """
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="alert_defaults")
+    metric = models.ForeignKey(
+        BillableMetric,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The metric whose quantity is watched. Empty: the estimated bill of the period.",
+    )
+    threshold = quantity_field(
+        help_text="Fires when the period's quantity (or estimated bill, an amount in the "
+        "subscription's currency) reaches this value."
+    )
+    name = models.CharField(max_length=200, blank=True, help_text="Shown in the email.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["plan", "metric", "threshold", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(threshold__gte=0), name="plan_alert_default_threshold_gte_0"
+            )
+        ]
+
+    def __str__(self) -> str:
+        what = self.metric.name if self.metric_id else "Estimated bill"
+        return self.name or f"{what} ≥ {self.threshold.normalize():f}"
+
+    def clean(self):
+        if (
+            self.metric_id
+            and self.plan_id
+            and not self.plan.charges.filter(metric_id=self.metric_id).exists()
+        ):
+            raise ValidationError(
+                {
+                    "metric": f"Plan '{self.plan.code}' has no charge on {self.metric.name}: add "
+                    "the charge first (and save), or choose one of its metrics."
+                }
+            )

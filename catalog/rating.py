@@ -96,7 +96,7 @@ def _tiers(pricing: dict) -> list[tuple[Decimal, Decimal | None, Decimal, Decima
 
 def _n(value: Decimal | int) -> str:
     """A count for people: 1,500 or 2.5 (no trailing zeros, no exponent)."""
-    return f"{Decimal(value).normalize():,f}" if value else "0"
+    return plain(value, grouping=True)
 
 
 def _span(lower: Decimal, up_to: Decimal | None) -> str:

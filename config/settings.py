@@ -124,6 +124,11 @@ DEFAULT_FROM_EMAIL = os.environ.get(
     "DEFAULT_FROM_EMAIL", os.environ.get("BILLING_COMPANY_EMAIL", "billing@tessellate.example")
 )
 
+# Usage events: how late an event may arrive (its timestamp may be this many days old; later
+# ones are refused, so a period's usage is final after it), and the largest request body.
+EVENT_LATENESS_DAYS = int(os.environ.get("EVENT_LATENESS_DAYS", "35"))
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BYTES", str(16 * 1024 * 1024)))
+
 # The company that issues invoices (shown on invoice PDFs).
 BILLING_COMPANY = {
     "name": os.environ.get("BILLING_COMPANY_NAME", "Tessellate AI, Inc."),

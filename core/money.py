@@ -75,6 +75,9 @@ def split(total: Decimal, weights: Sequence[Decimal | int], currency: str) -> li
     return result
 
 
-def plain(value: Decimal) -> str:
-    """A decimal as a plain string without trailing zeros or exponent: 1500, 0.000002."""
-    return f"{value.normalize():f}" if value else "0"
+def plain(value: Decimal | int, grouping: bool = False) -> str:
+    """A number as plain text without trailing zeros or exponent: 1500, 0.000002 (1,500 with
+    grouping)."""
+    if not value:
+        return "0"
+    return f"{Decimal(value).normalize():{',' if grouping else ''}f}"

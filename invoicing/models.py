@@ -72,6 +72,7 @@ class InvoiceLine(models.Model):
         USAGE = "usage", "Usage"
         TRUE_UP = "true_up", "Minimum commitment true-up"
         CREDIT = "credit", "Prepaid credit"
+        ADJUSTMENT = "adjustment", "Late usage adjustment"
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     kind = models.CharField(max_length=10, choices=Kind.choices)

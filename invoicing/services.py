@@ -7,13 +7,13 @@ period ending at b. "One invoice per subscription per billing date" is a databas
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 
 from catalog import rating
 from catalog.models import Charge
@@ -52,7 +52,13 @@ def billing_dates(
         dates.append((period.billed_from, period, periods[i - 1] if i else None))
     if periods:
         dates.append((periods[-1].end_date, None, periods[-1]))
+        # Once no more late usage can arrive for the term, a last sweep bills what did.
+        dates.append((periods[-1].end_date + lateness(), None, None))
     return dates
+
+
+def lateness() -> dt.timedelta:
+    return dt.timedelta(days=settings.EVENT_LATENESS_DAYS)
 
 
 @dataclass
@@ -137,7 +143,12 @@ def _usage_lines(subscription, period: BillingPeriod, credits, draws) -> list[In
                     billable -= take
                     used.append((credit, take))
             if used:
+                # Credits pay for units; the commitment is still measured on all of the usage.
+                full_true_up = rated.true_up
                 rated = rating.rate(item.pricing, left)
+                rated = replace(
+                    rated, amount=rated.amount - rated.true_up + full_true_up, true_up=full_true_up
+                )
         line = _line(
             InvoiceLine.Kind.USAGE,
             item,
@@ -152,7 +163,10 @@ def _usage_lines(subscription, period: BillingPeriod, credits, draws) -> list[In
             taken = sum((t for _, t in used), Decimal(0))
             line.explanation.insert(
                 0,
-                {"description": f"{plain(taken)} units from prepaid credit, {plain(left)} billed"},
+                {
+                    "description": f"{plain(taken, grouping=True)} units from prepaid credit, "
+                    f"{plain(left, grouping=True)} billed"
+                },
             )
             draws += [CreditDraw(credit, take, line) for credit, take in used]
         lines.append(line)
@@ -194,15 +208,64 @@ def _money_credit_lines(subscription, usage_lines, credits, draws, window) -> li
     return lines
 
 
+def _late_usage_lines(subscription, billed_periods: list[BillingPeriod]) -> list[InvoiceLine]:
+    """Usage that arrived after its period was invoiced: the difference between what the period's
+    usage is worth now and what was billed for it, as lines naming the original period."""
+    lines = []
+    for period in billed_periods:
+        window = Period(period.billed_from, period.end_date)
+        billed = {
+            row["item"]: row
+            for row in InvoiceLine.objects.filter(
+                invoice__subscription=subscription,
+                period_start=window.start,
+                period_end=window.end,
+                kind__in=[InvoiceLine.Kind.USAGE, InvoiceLine.Kind.ADJUSTMENT],
+                item__isnull=False,
+            )
+            .values("item")
+            .annotate(quantity=Sum("quantity"), amount=Sum("amount"))
+        }
+        for usage in usage_selectors.usage_for_period(subscription=subscription, period=window):
+            item, before = usage.item, billed.get(usage.item.pk)
+            billed_quantity = Decimal(before["quantity"]) if before else Decimal(0)
+            if usage.quantity == billed_quantity:
+                continue
+            if item.pricing["model"] == "percentage":
+                billed_amount = Decimal(before["amount"]) if before else Decimal(0)
+            else:  # re-rate what was billed, so tiers and minimums apply to the whole period
+                billed_amount = round_money(
+                    rating.rate(item.pricing, billed_quantity).amount, subscription.currency
+                )
+            last_day = window.end - dt.timedelta(days=1)
+            was, now = plain(billed_quantity, grouping=True), plain(usage.quantity, grouping=True)
+            lines.append(
+                _line(
+                    InvoiceLine.Kind.ADJUSTMENT,
+                    item,
+                    f"{item.name}: late usage for {window.start:%b %-d} – {last_day:%b %-d, %Y}",
+                    window,
+                    usage.quantity - billed_quantity,
+                    usage.amount - round_money(billed_amount, subscription.currency),
+                    [{"description": f"{was} billed before, {now} now"}]
+                    + usage.rating.explanation(),
+                )
+            )
+    return lines
+
+
 def invoice_lines_for(
     subscription: Subscription,
     advance: BillingPeriod | None,
     arrears: BillingPeriod | None,
     credits: list[PrepaidCredit] = (),
+    billed_periods: list[BillingPeriod] = (),
 ) -> tuple[list[InvoiceLine], list[CreditDraw]]:
     """The lines of one billing date, unsaved, and the prepaid credit they draw (applied to the
-    given credit objects in memory only): shared by real and shadow billing."""
-    lines: list[InvoiceLine] = []
+    given credit objects in memory only): shared by real and shadow billing.
+
+    `billed_periods` are earlier periods, already invoiced, that late usage may still reach."""
+    lines: list[InvoiceLine] = _late_usage_lines(subscription, billed_periods)
     draws: list[CreditDraw] = []
     if arrears is not None:
         usage = _usage_lines(subscription, arrears, credits, draws)
@@ -225,7 +288,7 @@ def _totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
 
 
 def invoice_create(
-    *, subscription: Subscription, billing_date: dt.date, advance, arrears
+    *, subscription: Subscription, billing_date: dt.date, advance, arrears, billed_periods=()
 ) -> Invoice | None:
     """A draft invoice for one billing date, or None if it has no lines or was already invoiced.
 
@@ -235,7 +298,7 @@ def invoice_create(
         .filter(subscription=subscription, remaining__gt=0)
         .order_by("granted_on", "id")
     )
-    lines, draws = invoice_lines_for(subscription, advance, arrears, credits)
+    lines, draws = invoice_lines_for(subscription, advance, arrears, credits, billed_periods)
     if not lines:
         return None  # nothing billed on this date (usage-only plan at its start)
     invoice = Invoice(
@@ -334,6 +397,7 @@ def subscription_bill(*, subscription: Subscription, today: dt.date) -> list[Inv
             Invoice.objects.filter(subscription=subscription).values_list("billing_date", flat=True)
         )
         dates = billing_dates(subscription)
+        periods = [p for _, p, _ in dates if p is not None]
         for billing_date, advance, arrears in dates:
             if billing_date > today or billing_date in done:
                 continue
@@ -342,6 +406,9 @@ def subscription_bill(*, subscription: Subscription, today: dt.date) -> list[Inv
                 billing_date=billing_date,
                 advance=advance,
                 arrears=arrears,
+                billed_periods=[
+                    p for p in periods if p.end_date < billing_date <= p.end_date + lateness()
+                ],
             )
             if invoice is not None:
                 made.append(invoice_finalize(invoice=invoice, issue_date=today))

@@ -1,6 +1,11 @@
+from django import forms
 from django.contrib import admin
+from django.db import models
+from simple_history.admin import SimpleHistoryAdmin
 
-from metering.models import Event
+from core.forms import PlainDecimalField
+from core.money import plain
+from metering.models import AlertFiring, Event, UsageAlert
 
 
 @admin.register(Event)
@@ -12,6 +17,119 @@ class EventAdmin(admin.ModelAdmin):
     search_fields = ["transaction_id", "subscription__external_id"]
     date_hierarchy = "timestamp"
     readonly_fields = [f.name for f in Event._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- usage alerts -------------------------------------------------------------------------------
+
+
+class AlertFiringInline(admin.TabularInline):
+    """When the alert fired, per billing period: a record, never edited."""
+
+    model = AlertFiring
+    extra = 0
+    can_delete = False
+    fields = ["period_start", "period_end", "value_plain", "threshold_plain", "fired_at"]
+    readonly_fields = fields
+
+    @admin.display(description="value")
+    def value_plain(self, obj):
+        return plain(obj.value)
+
+    @admin.display(description="threshold")
+    def threshold_plain(self, obj):
+        return plain(obj.threshold)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class UsageAlertForm(forms.ModelForm):
+    def clean(self):
+        data = super().clean()
+        subscription, metric = data.get("subscription"), data.get("metric")
+        if (
+            self.instance._state.adding
+            and subscription
+            and metric
+            and not subscription.items.filter(metric=metric).exists()
+        ):
+            self.add_error(
+                "metric",
+                f"Subscription {subscription.external_id} is not metered on {metric.name}: "
+                "choose one of its metrics, or leave it empty for the estimated bill.",
+            )
+        return data
+
+
+@admin.register(UsageAlert)
+class UsageAlertAdmin(SimpleHistoryAdmin):
+    """Customers' own alerts and copies of plan defaults; the alert job fires them."""
+
+    list_display = ["__str__", "subscription", "metric", "threshold_plain", "source", "active"]
+    list_filter = ["source", "active", "metric"]
+    search_fields = ["name", "subscription__external_id", "subscription__customer__name"]
+    list_select_related = ["subscription__customer", "metric"]
+    form = UsageAlertForm
+    fields = ["subscription", "metric", "threshold", "name", "active", "source", "plan_default"]
+    readonly_fields = ["plan_default"]
+    raw_id_fields = ["subscription"]
+    inlines = [AlertFiringInline]
+    formfield_overrides = {models.DecimalField: {"form_class": PlainDecimalField}}
+
+    @admin.display(description="threshold", ordering="threshold")
+    def threshold_plain(self, obj):
+        return plain(obj.threshold)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Once made, an alert keeps what it watches (its firings refer to it): change the
+        # threshold or name, or pause it. Source "plan" on an alert added here means the
+        # customer cannot delete it in the portal.
+        if obj is not None:
+            return [*self.readonly_fields, "subscription", "metric", "source"]
+        return self.readonly_fields
+
+
+@admin.register(AlertFiring)
+class AlertFiringAdmin(admin.ModelAdmin):
+    """Every alert that fired (and was emailed to the billing contact): read-only."""
+
+    list_display = [
+        "alert",
+        "subscription",
+        "period_start",
+        "value_plain",
+        "threshold_plain",
+        "fired_at",
+    ]
+    list_filter = ["period_start", "alert__source"]
+    search_fields = ["alert__name", "alert__subscription__external_id"]
+    list_select_related = ["alert__subscription__customer", "alert__metric"]
+    date_hierarchy = "fired_at"
+    readonly_fields = [f.name for f in AlertFiring._meta.fields]
+
+    @admin.display(ordering="alert__subscription__external_id")
+    def subscription(self, obj):
+        return obj.alert.subscription
+
+    @admin.display(description="value", ordering="value")
+    def value_plain(self, obj):
+        return plain(obj.value)
+
+    @admin.display(description="threshold", ordering="threshold")
+    def threshold_plain(self, obj):
+        return plain(obj.threshold)
 
     def has_add_permission(self, request):
         return False

@@ -101,7 +101,7 @@ class CurrentUsageView(APIView):
         period = selectors.current_period(subscription=subscription)
         if period is None:
             raise NotFound(f"Subscription '{sub_id}' has no billing period in progress today.")
-        usage = selectors.usage_for_period(subscription=subscription, period=period)
+        usage = selectors.usage_for_period(subscription=subscription, period=period, live=True)
         currency = subscription.currency
         total = sum((u.amount for u in usage), Decimal(0))
         return Response(

@@ -17,6 +17,7 @@ from core import clock
 from core.money import round_money
 from core.periods import Period, day_start
 from metering.models import Event
+from metering.rollups import as_text, rollup_quantity
 from subscriptions.models import BillingPeriod, Subscription, SubscriptionItem
 
 Agg = BillableMetric.Aggregation
@@ -50,13 +51,6 @@ def _property_number(name: str) -> Cast:
     return Cast(
         KeyTextTransform(name, "properties"), DecimalField(max_digits=38, decimal_places=12)
     )
-
-
-def _as_text(value) -> str:
-    """A filter or group value as the database renders a JSON scalar as text."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 class _SecondsUntil(Func):
@@ -107,16 +101,16 @@ def _matching_events(
     for number, (prop, allowed) in enumerate(sorted((metric.filters or {}).items())):
         alias = f"_filter_{number}"
         events = events.alias(**{alias: _property_text(prop)}).filter(
-            **{f"{alias}__in": [_as_text(v) for v in allowed]}
+            **{f"{alias}__in": [as_text(v) for v in allowed]}
         )
     if metric.group_by and (group_value is not None or exclude_groups):
         events = events.alias(_group=_property_text(metric.group_by))
         if group_value is not None:
-            events = events.filter(_group=_as_text(group_value))
+            events = events.filter(_group=as_text(group_value))
         if exclude_groups:
             # An event without the group property is priced by the default charge too.
             events = events.filter(
-                Q(_group__isnull=True) | ~Q(_group__in=[_as_text(v) for v in exclude_groups])
+                Q(_group__isnull=True) | ~Q(_group__in=[as_text(v) for v in exclude_groups])
             )
     return events
 
@@ -281,7 +275,9 @@ def event_amounts(
     return [_dec(v) for v in values]
 
 
-def usage_for_period(*, subscription: Subscription, period: Period) -> list[ItemUsage]:
+def usage_for_period(
+    *, subscription: Subscription, period: Period, live: bool = False
+) -> list[ItemUsage]:
     """Every usage item of the subscription, aggregated (in SQL) and rated over the period.
 
     On a metric grouped by a property, an item with a group value prices that value's events and
@@ -306,7 +302,9 @@ def usage_for_period(*, subscription: Subscription, period: Period) -> list[Item
             rated = rating.rate_events(item.pricing, amounts)
             quantity, count = sum(amounts, Decimal(0)), len(amounts)
         else:
-            quantity, count = metric_quantity(**scope)
+            # The live read takes count/sum/max from the rollups; billing reads the events.
+            rolled = rollup_quantity(**scope) if live else None
+            quantity, count = rolled or metric_quantity(**scope)
             rated = rating.rate(item.pricing, quantity)
         usage.append(
             ItemUsage(

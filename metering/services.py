@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
@@ -18,6 +19,7 @@ from catalog.models import BillableMetric
 from core import clock
 from core.errors import ValidationError
 from metering.models import Event
+from metering.rollups import rollups_add
 from subscriptions.models import Subscription
 
 MAX_BATCH = 10_000
@@ -98,17 +100,65 @@ def _property_problems(metric: BillableMetric, properties: dict) -> list[str]:
     return []
 
 
-def _validate(raw_events: list, received_at: dt.datetime) -> list[dict]:
+def _subscriptions_of(raw_events: list) -> tuple[dict, dict]:
+    """The batch's subscriptions by external id, and for events that name only their customer,
+    each such customer's active subscriptions (two queries for the whole batch)."""
+    events = [e for e in raw_events if isinstance(e, dict)]
+    sub_ids = {e.get("external_subscription_id") for e in events}
+    by_id = {
+        s.external_id: s
+        for s in Subscription.objects.select_related("customer").filter(
+            external_id__in=[s for s in sub_ids if isinstance(s, str) and s]
+        )
+    }
+    customer_ids = {
+        e.get("external_customer_id") for e in events if not e.get("external_subscription_id")
+    }
+    by_customer: dict[str, list[Subscription]] = {}
+    for s in Subscription.objects.select_related("customer").filter(
+        customer__external_id__in=[c for c in customer_ids if isinstance(c, str) and c],
+        status=Subscription.Status.ACTIVE,
+    ):
+        by_customer.setdefault(s.customer.external_id, []).append(s)
+    return by_id, by_customer
+
+
+def _resolve(event: dict, by_id: dict, by_customer: dict, problems: list) -> Subscription | None:
+    sub_id = event.get("external_subscription_id")
+    customer_id = event.get("external_customer_id")
+    if not isinstance(sub_id, str | None) or not isinstance(customer_id, str | None):
+        problems.append("external_subscription_id and external_customer_id are strings.")
+        return None
+    if sub_id:
+        subscription = by_id.get(sub_id)
+        if subscription is None:
+            problems.append(f"No subscription has external id '{sub_id}'.")
+        elif customer_id not in (None, subscription.customer.external_id):
+            problems.append(f"Subscription '{sub_id}' does not belong to customer '{customer_id}'.")
+        return subscription
+    if not customer_id:
+        problems.append("external_subscription_id (or external_customer_id) is required.")
+        return None
+    candidates = by_customer.get(customer_id, [])
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        problems.append(f"No customer with external id '{customer_id}' has an active subscription.")
+    else:
+        problems.append(
+            f"Customer '{customer_id}' has {len(candidates)} active subscriptions: send "
+            "external_subscription_id to say which one the event is for."
+        )
+    return None
+
+
+def _validate(raw_events: list, received_at: dt.datetime, max_lateness: dt.timedelta) -> list[dict]:
     """Return rows ready to insert, or raise listing every bad event by index."""
     if not isinstance(raw_events, list) or not raw_events:
         raise ValidationError("Send at least one event.")
     if len(raw_events) > MAX_BATCH:
         raise ValidationError(f"A batch holds at most {MAX_BATCH:,} events; split it.")
-    sub_ids = {e.get("external_subscription_id") for e in raw_events if isinstance(e, dict)}
-    subscriptions = {
-        s.external_id: s
-        for s in Subscription.objects.filter(external_id__in=[s for s in sub_ids if s])
-    }
+    subscriptions, by_customer = _subscriptions_of(raw_events)
     codes = {e.get("code") for e in raw_events if isinstance(e, dict)}
     metrics = {m.code: m for m in BillableMetric.objects.filter(code__in=[c for c in codes if c])}
     rows, errors = [], []
@@ -120,20 +170,7 @@ def _validate(raw_events: list, received_at: dt.datetime) -> list[dict]:
         txn = event.get("transaction_id")
         if isinstance(txn, bool) or not isinstance(txn, str | int) or str(txn).strip() == "":
             problems.append("transaction_id is required (a unique string per event).")
-        sub_id = event.get("external_subscription_id")
-        subscription = subscriptions.get(sub_id)
-        if not sub_id:
-            problems.append("external_subscription_id is required.")
-        elif subscription is None:
-            problems.append(f"No subscription has external id '{sub_id}'.")
-        elif "external_customer_id" in event and event["external_customer_id"] not in (
-            None,
-            subscription.customer.external_id,
-        ):
-            problems.append(
-                f"Subscription '{sub_id}' does not belong to customer "
-                f"'{event['external_customer_id']}'."
-            )
+        subscription = _resolve(event, subscriptions, by_customer, problems)
         code = event.get("code")
         metric = metrics.get(code)
         if not code:
@@ -153,6 +190,11 @@ def _validate(raw_events: list, received_at: dt.datetime) -> list[dict]:
         else:
             if timestamp > received_at + MAX_FUTURE:
                 problems.append("timestamp is more than 5 minutes in the future.")
+            elif timestamp < received_at - max_lateness:
+                problems.append(
+                    f"timestamp is more than {max_lateness.days} days old: usage that late is "
+                    "no longer accepted (ask finance for a manual adjustment)."
+                )
         if problems:
             errors.append({"index": index, "errors": problems})
             continue
@@ -164,7 +206,8 @@ def _validate(raw_events: list, received_at: dt.datetime) -> list[dict]:
                 "code": code,
                 "timestamp": timestamp,
                 "properties": properties,
-                "external_subscription_id": sub_id,
+                "external_subscription_id": subscription.external_id,
+                "metric": metric,
             }
         )
     if errors:
@@ -176,19 +219,58 @@ def _validate(raw_events: list, received_at: dt.datetime) -> list[dict]:
     return rows
 
 
-def _insert(rows: list[dict], received_at: dt.datetime) -> int:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING: counts what was new (PostgreSQL and SQLite)."""
-    table = Event._meta.db_table
-    columns = (
-        "customer_id, subscription_id, transaction_id, code, timestamp, properties, received_at"
-    )
-    placeholders = "(" + ", ".join(["%s"] * 7) + ")"
-    created = 0
-    chunk = 500  # SQLite allows 32k bound parameters per statement
-    ops = connection.ops
+def _insert(rows: list[dict], received_at: dt.datetime) -> list[dict]:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING: the rows that were new (the others were stored
+    before, by a replay, a retry or a concurrent sender)."""
+    # Insert in key order: two concurrent batches with the same keys in opposite orders would
+    # otherwise wait on each other's unique-index entries (a deadlock).
+    ordered = sorted(rows, key=lambda r: (r["customer_id"], r["transaction_id"]))
+    if connection.vendor == "postgresql":
+        new = _insert_postgresql(ordered, received_at)
+    else:
+        new = _insert_portable(ordered, received_at)
+    created = []
+    for row in rows:  # a key repeated within the batch is new once
+        key = (row["customer_id"], row["transaction_id"])
+        if key in new:
+            new.discard(key)
+            created.append(row)
+    return created
+
+
+COLUMNS = "customer_id, subscription_id, transaction_id, code, timestamp, properties, received_at"
+
+
+def _insert_postgresql(rows: list[dict], received_at: dt.datetime) -> set:
+    """One statement for the whole batch: arrays unnested into rows."""
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
+        cursor.execute(
+            f"INSERT INTO {Event._meta.db_table} ({COLUMNS}) "
+            "SELECT c, s, t, k, ts, p, %s FROM unnest("
+            "%s::bigint[], %s::bigint[], %s::varchar[], %s::varchar[], %s::timestamptz[], "
+            "%s::jsonb[]) AS u(c, s, t, k, ts, p) "
+            "ON CONFLICT (customer_id, transaction_id) DO NOTHING "
+            "RETURNING customer_id, transaction_id",
+            [
+                received_at,
+                [r["customer_id"] for r in rows],
+                [r["subscription_id"] for r in rows],
+                [r["transaction_id"] for r in rows],
+                [r["code"] for r in rows],
+                [r["timestamp"] for r in rows],
+                [json.dumps(r["properties"]) for r in rows],
+            ],
+        )
+        return set(cursor.fetchall())
+
+
+def _insert_portable(rows: list[dict], received_at: dt.datetime) -> set:
+    """Multi-row VALUES in chunks (SQLite allows 32,766 bound parameters per statement)."""
+    placeholders = "(" + ", ".join(["%s"] * 7) + ")"
+    ops, new = connection.ops, set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 4000):
+            part = rows[start : start + 4000]
             params = []
             for r in part:
                 params += [
@@ -201,17 +283,27 @@ def _insert(rows: list[dict], received_at: dt.datetime) -> int:
                     ops.adapt_datetimefield_value(received_at),
                 ]
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholders] * len(part))} "
-                "ON CONFLICT (customer_id, transaction_id) DO NOTHING RETURNING id",
+                f"INSERT INTO {Event._meta.db_table} ({COLUMNS}) VALUES "
+                f"{', '.join([placeholders] * len(part))} "
+                "ON CONFLICT (customer_id, transaction_id) DO NOTHING "
+                "RETURNING customer_id, transaction_id",
                 params,
             )
-            created += len(cursor.fetchall())
-    return created
+            new.update(tuple(r) for r in cursor.fetchall())
+    return new
 
 
 @transaction.atomic
-def events_ingest(*, raw_events: list) -> IngestResult:
+def events_ingest(*, raw_events: list, max_lateness: dt.timedelta | None = None) -> IngestResult:
+    """Validate the batch as a whole, store each event once, and keep the usage rollups current.
+
+    `max_lateness` (default: settings.EVENT_LATENESS_DAYS) bounds how old a timestamp may be;
+    a backfill passes a longer one.
+    """
     received_at = clock.now()
-    rows = _validate(raw_events, received_at)
-    created = _insert(rows, received_at)
-    return IngestResult(received=len(rows), created=created, events=rows)
+    if max_lateness is None:
+        max_lateness = dt.timedelta(days=settings.EVENT_LATENESS_DAYS)
+    rows = _validate(raw_events, received_at, max_lateness)
+    new = _insert(rows, received_at)
+    rollups_add(new)
+    return IngestResult(received=len(rows), created=len(new), events=rows)

@@ -12,3 +12,8 @@ urlpatterns = [
     path("invoices/<str:number>/", views.invoice_detail, name="invoice"),
     path("invoices/<str:number>/pdf/", views.invoice_download, name="invoice_pdf"),
 ]
+
+urlpatterns += [
+    path("alerts/", views.alert_list, name="alerts"),
+    path("alerts/<int:pk>/delete/", views.alert_delete, name="alert_delete"),
+]

@@ -1,15 +1,25 @@
 """Customer portal: a member of a customer account sees only that account's documents."""
 
+import datetime as dt
+
+from django import forms
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
+from catalog.models import BillableMetric
 from core import clock
+from core.errors import DomainError
 from invoicing.models import Invoice
 from invoicing.pdf import invoice_pdf
+from metering import alerts as usage_alerts
+from metering.models import UsageAlert
 from receivables.selectors import invoice_amount_due
+from subscriptions.models import Subscription, SubscriptionItem
 
 
 def _customer(request):
@@ -74,3 +84,104 @@ def invoice_download(request, number: str):
     response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
     return response
+
+
+# --- usage alerts -------------------------------------------------------------------------------
+
+BILL = "bill"  # the "what to watch" choice for the estimated bill
+
+
+class AlertForm(forms.Form):
+    """Parses the add-an-alert form; the service checks the rules (threshold > 0, a metric …)."""
+
+    subscription = forms.ModelChoiceField(
+        queryset=Subscription.objects.none(),
+        empty_label=None,
+        error_messages={"invalid_choice": "Choose one of your active subscriptions."},
+    )
+    watch = forms.ChoiceField(
+        label="What to watch",
+        error_messages={"invalid_choice": "Choose a metric or the estimated bill."},
+    )
+    threshold = forms.DecimalField(
+        error_messages={
+            "required": "Enter a threshold.",
+            "invalid": "Enter the threshold as a number, e.g. 1000 or 250.50.",
+        },
+    )
+    name = forms.CharField(required=False, max_length=200, label="Name (optional)")
+
+    def __init__(self, *args, customer, **kwargs):
+        super().__init__(*args, **kwargs)
+        subscriptions = Subscription.objects.filter(
+            customer=customer, status=Subscription.Status.ACTIVE
+        ).order_by("external_id")
+        self.fields["subscription"].queryset = subscriptions
+        self.fields["subscription"].label_from_instance = lambda s: s.external_id
+        metrics = BillableMetric.objects.filter(
+            pk__in=SubscriptionItem.objects.filter(
+                subscription__in=subscriptions, metric__isnull=False
+            ).values("metric_id")
+        ).order_by("name", "code")
+        self.fields["watch"].choices = [(BILL, "Estimated bill")] + [
+            (str(m.pk), m.name) for m in metrics
+        ]
+
+
+def _alerts_page(request, customer, form, status=200):
+    alerts = list(usage_alerts.customer_alerts(customer=customer))
+    for alert in alerts:
+        alert.threshold_text = usage_alerts.alert_format(alert, alert.threshold)
+    firings = list(usage_alerts.customer_firings(customer=customer)[:100])
+    for firing in firings:
+        firing.value_text = usage_alerts.alert_format(firing.alert, firing.value)
+        firing.threshold_text = usage_alerts.alert_format(firing.alert, firing.threshold)
+        firing.last_day = firing.period_end - dt.timedelta(days=1)
+    return render(
+        request,
+        "portal/alerts.html",
+        {"customer": customer, "alerts": alerts, "firings": firings, "form": form},
+        status=status,
+    )
+
+
+@login_required
+def alert_list(request):
+    customer = _customer(request)
+    if request.method != "POST":
+        return _alerts_page(request, customer, AlertForm(customer=customer))
+    form = AlertForm(request.POST, customer=customer)
+    if form.is_valid():
+        data = form.cleaned_data
+        metric = None
+        if data["watch"] != BILL:
+            metric = BillableMetric.objects.get(pk=data["watch"])
+        try:
+            alert = usage_alerts.usage_alert_create(
+                subscription=data["subscription"],
+                metric=metric,
+                threshold=data["threshold"],
+                name=data["name"],
+            )
+        except DomainError as exc:
+            field = (exc.details or {}).get("field")
+            field = {"metric": "watch"}.get(field, field)  # the service's name → the form's
+            form.add_error(field if field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Alert “{alert}” added.")
+            return redirect("portal:alerts")
+    return _alerts_page(request, customer, form, status=422)
+
+
+@require_POST
+@login_required
+def alert_delete(request, pk: int):
+    customer = _customer(request)
+    alert = get_object_or_404(UsageAlert, pk=pk, subscription__customer=customer)
+    try:
+        usage_alerts.usage_alert_delete(alert=alert)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Alert “{alert}” deleted.")
+    return redirect("portal:alerts")

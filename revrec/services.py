@@ -21,7 +21,9 @@ def revenue_schedule_build(*, subscription: Subscription) -> RevenueSchedule:
     if existing:
         return existing
     total = subscription.billing_periods.aggregate(s=Sum("advance_amount"))["s"] or Decimal(0)
-    months = calendar_months(Period(subscription.start_date, subscription.end_date))
+    # Revenue is earned over the billed service: a trial's free days earn nothing.
+    start = subscription.trial_end_date or subscription.start_date
+    months = calendar_months(Period(start, subscription.end_date))
     try:
         with transaction.atomic():
             schedule = RevenueSchedule.objects.create(

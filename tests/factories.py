@@ -133,3 +133,27 @@ def subscribe(*, customer, plan, external_id="sub_acme", start="2026-01-15", ter
         start_date=day(start),
         term_months=term_months,
     )
+
+
+class PlanAlertDefaultFactory(factory.django.DjangoModelFactory):
+    """A plan's default usage alert (metric None: the estimated bill)."""
+
+    class Meta:
+        model = "catalog.PlanAlertDefault"
+
+    plan = factory.SubFactory(PlanFactory)
+    metric = None
+    threshold = Decimal("1000")
+    name = ""
+
+
+class UsageAlertFactory(factory.django.DjangoModelFactory):
+    """A customer's own alert on a subscription, made directly (the service checks the metric)."""
+
+    class Meta:
+        model = "metering.UsageAlert"
+
+    metric = None
+    threshold = Decimal("1000")
+    name = ""
+    source = "customer"

@@ -1,5 +1,6 @@
 """`manage.py seed_demo` builds the demo company through the services; a rerun is a no-op."""
 
+import datetime as dt
 from collections import Counter
 from decimal import Decimal
 from io import StringIO
@@ -9,16 +10,17 @@ import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from catalog.models import Charge
 from core.models import ApiKey
 from customers.models import Customer, PortalMembership
-from invoicing.models import Invoice
+from invoicing.models import Invoice, InvoiceLine
 from metering.models import Event
 from quotes.models import Quote
 from receivables.models import Payment, PaymentAllocation
 from revrec.models import RevenueSchedule, RevenueScheduleLine
-from subscriptions.models import Subscription
+from subscriptions.models import PrepaidCredit, Subscription
 
-EVENTS = "30"  # per subscription and 100 days: enough to bill usage, small enough to be quick
+EVENTS = "300"  # per subscription and 100 days: enough to bill usage and use up credits; quick
 
 
 def seed() -> str:
@@ -31,10 +33,15 @@ def counts() -> dict:
     users = get_user_model().objects
     return {
         "customers": Customer.objects.count(),
+        "eur_customers": Customer.objects.filter(currency="EUR").count(),
+        "charges": Charge.objects.count(),
         "subscriptions": Subscription.objects.count(),
+        "prepaid_credits": PrepaidCredit.objects.count(),
         "quotes": dict(Counter(Quote.objects.values_list("status", flat=True))),
         "invoices": dict(Counter(Invoice.objects.values_list("status", flat=True))),
         "invoice_numbers": sorted(Invoice.objects.values_list("number", flat=True)),
+        "eur_invoices": Invoice.objects.filter(currency="EUR").count(),
+        "lines": dict(Counter(InvoiceLine.objects.values_list("kind", flat=True))),
         "events": Event.objects.count(),
         "payments": Payment.objects.count(),
         "allocations": PaymentAllocation.objects.count(),
@@ -55,13 +62,16 @@ def test_seed_demo_builds_the_company_once():
     first_output = seed()
     first = counts()
 
-    assert first["customers"] == 20
-    assert first["subscriptions"] == 17
-    assert first["quotes"] == {"accepted": 17, "declined": 2, "expired": 2, "sent": 2, "draft": 2}
-    assert first["invoices"] == {"paid": 48, "finalized": 20}
-    assert first["invoice_numbers"] == [f"INV-{n:06d}" for n in range(1, 69)]
-    assert first["events"] > 0 and first["payments"] == first["allocations"] == 50
-    assert first["schedules"] == 17 and first["recognized"] > 0
+    assert first["customers"] == 22 and first["eur_customers"] == 2
+    assert first["charges"] == 17  # 3 plans × 4 prices, Growth's 4 in EUR, 1 later version
+    assert first["subscriptions"] == 19 and first["prepaid_credits"] == 2
+    assert first["quotes"] == {"accepted": 19, "declined": 2, "expired": 2, "sent": 2, "draft": 3}
+    assert first["invoices"] == {"paid": 55, "finalized": 21}
+    assert first["invoice_numbers"] == [f"INV-{n:06d}" for n in range(1, 77)]
+    assert first["eur_invoices"] == 8
+    assert first["lines"] == {"fee": 152, "usage": 114, "true_up": 12, "credit": 3}
+    assert first["events"] > 0 and first["payments"] == first["allocations"] == 57
+    assert first["schedules"] == 19 and first["recognized"] > 0
     assert first["users"] == ["admin", "customer", "finance", "sales"]
     assert first["superusers"] == ["admin"]
     assert first["staff"] == ["admin", "finance", "sales"]
@@ -82,6 +92,65 @@ def test_seed_demo_builds_the_company_once():
     assert issued.filter(status=Invoice.Status.FINALIZED, due_date__lt="2026-11-28").exists()
     assert all(i.total == i.subtotal + i.tax_amount for i in issued)
     assert issued.filter(lines__kind="usage", lines__amount__gt=0).exists()
+
+    # Graduated tokens on Growth and Enterprise; Enterprise commits to a minimum, topped up by a
+    # true-up line when usage falls short (every month at this test's small volume).
+    for sub in Subscription.objects.exclude(plan__code="starter"):
+        tokens = sub.items.get(name="Tokens").pricing
+        assert tokens["model"] == "graduated" and len(tokens["tiers"]) == 3
+        assert ("min_amount" in tokens) == (sub.plan.code == "enterprise")
+    true_ups = InvoiceLine.objects.filter(kind=InvoiceLine.Kind.TRUE_UP)
+    assert {line.invoice.subscription.plan.code for line in true_ups} == {"enterprise"}
+    assert all(line.amount > 0 for line in true_ups)
+
+    # Starter: 1,000 API calls a month free, and a 14-day trial, so its first invoice bills the
+    # rest of the first month, prorated.
+    calls = InvoiceLine.objects.filter(
+        invoice__subscription__plan__code="starter", description="API calls"
+    )
+    assert calls and all(line.explanation[0]["description"].startswith("free") for line in calls)
+    prorated = InvoiceLine.objects.filter(kind="fee", description__contains="(prorated 17/31 days)")
+    assert prorated.count() == 10  # platform fee and seats of the 5 Starter subscriptions
+    for sub in Subscription.objects.filter(plan__code="starter"):
+        first_invoice = sub.invoices.order_by("billing_date").first()
+        assert sub.trial_end_date == first_invoice.billing_date
+        assert first_invoice.billing_date == sub.start_date + dt.timedelta(days=14)
+        fee = first_invoice.lines.get(description__startswith="Platform fee")
+        assert fee.amount == Decimal("54.29")  # 99 × 17/31
+
+    # Growth in euros: EUR customers, EUR prices, EUR invoices with their VAT.
+    eur = Invoice.objects.filter(currency="EUR")
+    assert {i.customer.external_id for i in eur} == {"cust_kranich", "cust_sillon"}
+    assert {i.tax_rate for i in eur} == {19, 20}
+    assert {line.item.charge.currency for i in eur for line in i.lines.exclude(item=None)} == {
+        "EUR"
+    }
+    assert all(i.total == i.subtotal + i.tax_amount for i in eur)
+
+    # Starter's list price rises on the first day of next month: running subscriptions keep 99,
+    # a quote that starts from then shows 119.
+    version = Charge.objects.get(
+        plan__code="starter", key="platform-fee", effective_from__isnull=False
+    )
+    assert version.effective_from == dt.date(2026, 12, 1) and version.unit_price == 119
+    for sub in Subscription.objects.filter(plan__code="starter"):
+        assert Decimal(sub.items.get(name="Platform fee").pricing["unit_price"]) == 99
+    draft = Quote.objects.get(subscription_external_id="sub_ravenwood_starter")
+    assert draft.status == Quote.Status.DRAFT and draft.start_date == version.effective_from
+    assert draft.lines.get(description="Platform fee").charge == version
+    assert draft.lines.get(description="Platform fee").unit_price == 119
+
+    # Vectorforge's launch pack (2M tokens and 100.00 USD) is drawn down by its first invoices.
+    credits = {c.metric_id and c.metric.code: c for c in PrepaidCredit.objects.all()}
+    assert {c.subscription.external_id for c in credits.values()} == {"sub_vectorforge_growth"}
+    assert credits["tokens"].granted == 2_000_000 and credits[None].granted == 100
+    assert credits[None].granted_on == credits[None].subscription.start_date
+    credit_lines = InvoiceLine.objects.filter(kind=InvoiceLine.Kind.CREDIT)
+    assert all(line.amount < 0 for line in credit_lines)
+    assert -sum(line.amount for line in credit_lines) + credits[None].remaining == 100
+    for credit in credits.values():
+        used = sum(u.amount for u in credit.uses.all())
+        assert used > 0 and used + credit.remaining == credit.granted
 
     # The portal login sees Northwind, which has paid and open invoices.
     membership = PortalMembership.objects.get(user__username="customer")

@@ -229,10 +229,13 @@ def test_the_final_billing_date_bills_only_usage_in_arrears_then_ends_the_subscr
         Decimal("0.01"),
         Decimal("0.01"),
     )
-    # and the subscription is over: nothing more is billed
+    # and the term is over; the subscription stays open for late usage for 35 days, then ends
+    assert bill("2026-04-15") == []
+    subscription.refresh_from_db()
+    assert subscription.status == Subscription.Status.ACTIVE
+    assert bill("2026-04-19") == []  # Mar 15 + 35 days: no late usage came, no invoice
     subscription.refresh_from_db()
     assert subscription.status == Subscription.Status.ENDED
-    assert bill("2026-04-15") == []
     assert Invoice.objects.count() == 3
 
 
@@ -245,12 +248,16 @@ def test_a_late_run_bills_every_missed_date_in_order(db):
     # When billing first runs after the term is over
     invoices = bill("2026-03-20")
 
-    # Then each billing date has its invoice, numbered in date order, and the term is closed
+    # Then each billing date has its invoice, numbered in date order; the term closes once late
+    # usage can no longer arrive (35 days after its end)
     assert [(i.number, i.billing_date, i.total) for i in invoices] == [
         ("INV-000001", day("2026-01-15"), Decimal("625.00")),
         ("INV-000002", day("2026-02-15"), Decimal("625.00")),
         ("INV-000003", day("2026-03-15"), Decimal("0.00")),
     ]
+    subscription.refresh_from_db()
+    assert subscription.status == Subscription.Status.ACTIVE
+    bill("2026-04-20")
     subscription.refresh_from_db()
     assert subscription.status == Subscription.Status.ENDED
 

@@ -136,7 +136,10 @@ def test_a_body_without_event_or_events_is_422(api, subscription, path, body, me
             call(external_subscription_id="sub_nope"),
             ["No subscription has external id 'sub_nope'."],
         ),
-        (call(external_subscription_id=None), ["external_subscription_id is required."]),
+        (
+            call(external_subscription_id=None),
+            ["external_subscription_id (or external_customer_id) is required."],
+        ),
         (call(code="api_cals"), ["No billable metric has code 'api_cals'."]),
         (call(code=""), ["code is required (the billable metric's code)."]),
         (call(txn=None), ["transaction_id is required (a unique string per event)."]),
@@ -366,7 +369,7 @@ def test_one_event_is_stored_and_echoed_in_lagos_shape(api, subscription):
         ("2026-02-14T13:00:00+02:00", ELEVEN),  # an offset is converted to UTC
         ("2026-02-14T11:00:00", ELEVEN),  # no offset: UTC
         (None, NOW_DT),  # absent: the time of receipt
-        ("2025-12-31T23:59:59Z", dt.datetime(2025, 12, 31, 23, 59, 59, tzinfo=dt.UTC)),  # late
+        ("2026-01-11T00:00:00Z", dt.datetime(2026, 1, 11, tzinfo=dt.UTC)),  # late, within 35 days
     ],
 )
 def test_timestamp_formats(api, subscription, timestamp, stored):
@@ -471,4 +474,47 @@ def test_an_event_whose_customer_does_not_own_the_subscription_is_refused(api, s
         422,
         one_invalid("Subscription 'sub_acme' does not belong to customer 'globex'."),
     )
+    assert Event.objects.count() == 0
+
+
+def test_an_event_older_than_the_lateness_window_is_refused(api, subscription):
+    status, body = post_one(api, call(timestamp="2026-01-09T11:59:59Z"))  # 36 days before NOW
+
+    assert status == 422
+    assert body["error"]["details"] == [
+        {
+            "index": 0,
+            "errors": [
+                "timestamp is more than 35 days old: usage that late is no longer accepted "
+                "(ask finance for a manual adjustment)."
+            ],
+        }
+    ]
+    assert Event.objects.count() == 0
+
+
+def test_an_event_may_name_only_its_customer_when_it_has_one_active_subscription(api, subscription):
+    event = call()
+    del event["external_subscription_id"]
+    event["external_customer_id"] = subscription.customer.external_id
+
+    status, body = post_one(api, event)
+
+    assert (status, body["event"]["external_subscription_id"]) == (200, subscription.external_id)
+    assert Event.objects.get().subscription == subscription
+
+
+def test_a_customer_with_two_subscriptions_must_say_which(api, subscription):
+    subscribe(customer=subscription.customer, plan=subscription.plan, external_id="sub_second")
+    event = call()
+    del event["external_subscription_id"]
+    event["external_customer_id"] = subscription.customer.external_id
+
+    status, body = post_one(api, event)
+
+    assert status == 422
+    assert body["error"]["details"][0]["errors"] == [
+        f"Customer '{subscription.customer.external_id}' has 2 active subscriptions: send "
+        "external_subscription_id to say which one the event is for."
+    ]
     assert Event.objects.count() == 0

@@ -9,6 +9,7 @@ import time_machine
 from catalog.models import Charge
 from core.periods import Period
 from metering.models import Event
+from metering.rollups import rollups_rebuild
 from metering.selectors import metric_quantity
 from tests.factories import (
     ChargeFactory,
@@ -61,7 +62,8 @@ def subscription(db):
 
 
 def record(subscription, txn, at, code="api_calls", **properties) -> Event:
-    return Event.objects.create(
+    """Store an event directly (any timestamp), then roll it up as ingestion would."""
+    event = Event.objects.create(
         customer=subscription.customer,
         subscription=subscription,
         transaction_id=txn,
@@ -70,6 +72,8 @@ def record(subscription, txn, at, code="api_calls", **properties) -> Event:
         properties=properties,
         received_at=at,
     )
+    rollups_rebuild(subscription=subscription)
+    return event
 
 
 def get_usage(api, customer="acme", subscription="sub_acme"):

@@ -11,6 +11,15 @@ read the time through `core.clock` only; the replay points that helper at each s
 (`unittest.mock.patch`), so issue and due dates, acceptance and payment times, and therefore aging,
 look like those of a company that has been billing for months.
 Invoice emails are not sent for seeded history (the email backend is a dummy while seeding).
+
+The catalog shows the pricing features on real invoices: graduated token tiers (Growth,
+Enterprise), a minimum token commitment on Enterprise (true-up lines in the early months), 1,000
+free API calls a month and a 14-day trial on Starter (a prorated first invoice), Growth also sold
+in EUR (two customers billed in euros), a Starter list-price rise from the first day of next month
+(existing subscriptions keep their price; quotes starting from then show the new one) and a
+prepaid launch pack of tokens and money on one subscription (credit lines).
+A database seeded before these were added is extended, not rewritten: what the old catalog cannot
+sell (EUR) is skipped with a warning.
 """
 
 import datetime as dt
@@ -31,10 +40,12 @@ from django.db import transaction
 from django.db.models import Sum
 from django.test.utils import override_settings
 
-from catalog.models import BillableMetric, Charge, Plan
+from catalog import rating
+from catalog.models import BillableMetric, Charge, ChargeTier, Plan
 from core import clock
 from core.models import ApiKey
-from core.money import round_money
+from core.money import plain, round_money
+from core.periods import add_months
 from core.services import api_key_create
 from customers.models import Customer, PortalMembership
 from demo import summary_text
@@ -55,9 +66,10 @@ from receivables.selectors import invoice_amount_due
 from receivables.services import payment_apply, payment_record
 from revrec.models import RevenueScheduleLine
 from revrec.services import revrec_sync
-from subscriptions.models import BillingPeriod, Subscription
+from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription
+from subscriptions.services import prepaid_credit_grant
 
-DEFAULT_EVENTS_PER_SUBSCRIPTION = 3600  # per 100 days: ~80k events for the 17 subscriptions
+DEFAULT_EVENTS_PER_SUBSCRIPTION = 3600  # per 100 days: ~90k events for the 19 subscriptions
 API_KEY_NAME = "Demo metering client"
 
 # ----------------------------------------------------------------------------------------------
@@ -82,52 +94,121 @@ METRICS = [
 ]
 
 
+M = 1_000_000
+
+
+@dataclass(frozen=True)
+class ChargeSpec:
+    """One price of a plan, in one currency, from one date."""
+
+    key: str  # shared by the versions and currencies of one price (and the charge's position)
+    name: str
+    unit: str
+    metric: str | None = None  # None: a fixed fee (in advance); set: usage (in arrears)
+    unit_price: str = "0"  # standard model
+    tiers: tuple[tuple[int | None, str], ...] = ()  # graduated model: (up to, unit price)
+    quantity: int | None = 1  # fixed fees: default quantity (None: the plan's default seats)
+    free_units: int = 0  # per period
+    min_amount: str | None = None  # minimum commitment per period (a true-up line tops it up)
+    prorated: bool = False  # a period billed from inside (after a trial) costs its days' share
+    currency: str = "USD"
+    later_version: bool = False  # effective from the first day of next month (a price rise)
+
+    @property
+    def model(self) -> str:
+        return Charge.Model.GRADUATED if self.tiers else Charge.Model.STANDARD
+
+
+POSITIONS = {"platform-fee": 0, "seats": 1, "api-calls": 2, "tokens": 3}
+
+
+def fee(price: str, **terms) -> ChargeSpec:
+    return ChargeSpec("platform-fee", "Platform fee", "unit", unit_price=price, **terms)
+
+
+def seats(price: str, **terms) -> ChargeSpec:
+    return ChargeSpec("seats", "Seats", "seat", unit_price=price, quantity=None, **terms)
+
+
+def calls(price: str, **terms) -> ChargeSpec:
+    return ChargeSpec(
+        "api-calls", "API calls", "call", metric="api_calls", unit_price=price, quantity=0, **terms
+    )
+
+
+def tokens(**terms) -> ChargeSpec:
+    return ChargeSpec("tokens", "Tokens", "token", metric="tokens", quantity=0, **terms)
+
+
 @dataclass(frozen=True)
 class PlanSpec:
     code: str
     name: str
     description: str
-    platform_fee: str
-    seat_price: str
     default_seats: int
-    call_price: str
-    token_price: str
     usage_weight: float  # how much traffic a typical customer of this plan sends
+    charges: tuple[ChargeSpec, ...]
+    additional_currencies: str = ""
+    trial_days: int = 0
 
 
 PLANS = [
     PlanSpec(
         "starter",
         "Starter",
-        "For teams shipping their first AI feature: shared capacity, email support.",
-        "99",
-        "15",
+        "For teams shipping their first AI feature: shared capacity, email support, a 14-day "
+        "free trial and 1,000 API calls a month included.",
         5,
-        "0.002",
-        "0.000004",
         0.5,
+        (
+            fee("99", prorated=True),
+            # The list price rises on the first day of next month: subscriptions that start
+            # before keep 99 (their items snapshot it); quotes that start from then show 119.
+            fee("119", prorated=True, later_version=True),
+            seats("15", prorated=True),
+            calls("0.002", free_units=1_000),
+            tokens(unit_price="0.000004"),
+        ),
+        trial_days=14,
     ),
     PlanSpec(
         "growth",
         "Growth",
-        "For products in production: higher rate limits, fine-tuning, business-hours support.",
-        "499",
-        "25",
+        "For products in production: higher rate limits, fine-tuning, business-hours support. "
+        "Sold in USD and EUR.",
         10,
-        "0.0015",
-        "0.000003",
         1.0,
+        (
+            fee("499"),
+            seats("25"),
+            calls("0.0015"),
+            tokens(tiers=((10 * M, "0.000004"), (100 * M, "0.000003"), (None, "0.000002"))),
+            fee("459", currency="EUR"),
+            seats("23", currency="EUR"),
+            calls("0.0014", currency="EUR"),
+            tokens(
+                tiers=((10 * M, "0.0000037"), (100 * M, "0.0000028"), (None, "0.0000018")),
+                currency="EUR",
+            ),
+        ),
+        additional_currencies="EUR",
     ),
     PlanSpec(
         "enterprise",
         "Enterprise",
-        "Dedicated capacity, SSO, audit logs, 99.9% SLA and a named support engineer.",
-        "2500",
-        "40",
+        "Dedicated capacity, SSO, audit logs, 99.9% SLA and a named support engineer; a minimum "
+        "token commitment of 200 USD a month.",
         25,
-        "0.001",
-        "0.0000025",
         1.8,
+        (
+            fee("2500"),
+            seats("40"),
+            calls("0.001"),
+            tokens(
+                tiers=((10 * M, "0.000003"), (100 * M, "0.0000022"), (None, "0.0000015")),
+                min_amount="200",
+            ),
+        ),
     ),
 ]
 
@@ -141,6 +222,7 @@ class CustomerSpec:
     terms: int
     timezone: str
     pays: str  # prompt | on_time | late | partial | delinquent | never (no invoices)
+    currency: str = "USD"
 
     @property
     def external_id(self) -> str:
@@ -273,7 +355,7 @@ CUSTOMERS = [
         "orbitra",
         "Orbitra Travel GmbH",
         "Friedrichstraße 68\n10117 Berlin\nGermany",
-        "20",
+        "19",
         30,
         "Europe/Berlin",
         "on_time",
@@ -332,6 +414,27 @@ CUSTOMERS = [
         "Europe/Dublin",
         "never",
     ),
+    # Billed in euros (Growth is also sold in EUR), with their countries' VAT.
+    CustomerSpec(
+        "kranich",
+        "Kranich Mobility GmbH",
+        "Torstraße 49\n10119 Berlin\nGermany",
+        "19",
+        30,
+        "Europe/Berlin",
+        "on_time",
+        currency="EUR",
+    ),
+    CustomerSpec(
+        "sillon",
+        "Sillon Analytique SAS",
+        "12 Rue de la Chaussée d'Antin\n75009 Paris\nFrance",
+        "20",
+        30,
+        "Europe/Paris",
+        "prompt",
+        currency="EUR",
+    ),
 ]
 PORTAL_CUSTOMER = "cust_northwind"
 
@@ -351,6 +454,10 @@ class QuoteSpec:
     tokens_per_call: int = 40_000  # median tokens per request
     decided: int | None = None  # days from today: declined on (declined quotes)
     valid_days: int = 30
+    starts_at_new_price: bool = False  # start on the day the next price version takes effect
+    # Prepaid credits granted on the subscription's start day: (metric code or None for money
+    # in the subscription's currency, amount).
+    credits: tuple[tuple[str | None, str], ...] = ()
 
     @property
     def subscription_external_id(self) -> str:
@@ -359,7 +466,7 @@ class QuoteSpec:
 
 ACCEPTED = Quote.Status.ACCEPTED
 QUOTES = [
-    # 17 accepted quotes: subscriptions that started 3-4 months ago.
+    # 19 accepted quotes: subscriptions that started 3-4 months ago.
     QuoteSpec("northwind", "growth", ACCEPTED, -106, -124, seats=12, tokens_per_call=45_000),
     QuoteSpec(
         "lumen",
@@ -387,7 +494,16 @@ QUOTES = [
         tokens_per_call=55_000,
         valid_days=45,
     ),
-    QuoteSpec("vectorforge", "growth", ACCEPTED, -109, -123, usage=1.4, tokens_per_call=30_000),
+    QuoteSpec(
+        "vectorforge",
+        "growth",
+        ACCEPTED,
+        -109,
+        -123,
+        usage=1.4,
+        tokens_per_call=30_000,
+        credits=(("tokens", "2000000"), (None, "100.00")),  # a launch pack, drawn down first
+    ),
     QuoteSpec("meridian", "growth", ACCEPTED, -103, -120, seats=14),
     QuoteSpec("copperleaf", "starter", ACCEPTED, -100, -112, usage=1.3),
     QuoteSpec(
@@ -397,12 +513,15 @@ QUOTES = [
         -122,
         -160,
         seats=60,
-        prices={"Platform fee": "2000", "Seats": "34", "Tokens": "0.0000022"},
+        prices={"Platform fee": "2000", "Seats": "34"},
         usage=1.5,
         tokens_per_call=70_000,
         valid_days=45,
     ),
-    QuoteSpec("fernhill", "starter", ACCEPTED, -95, -104, seats=4, usage=1.1),
+    # A games studio: many short calls, past Starter's 1,000 included calls a month.
+    QuoteSpec(
+        "fernhill", "starter", ACCEPTED, -95, -104, seats=4, usage=3.5, tokens_per_call=12_000
+    ),
     QuoteSpec("solace", "growth", ACCEPTED, -113, -129, tokens_per_call=35_000),
     QuoteSpec("kestrel", "growth", ACCEPTED, -96, -110, seats=20, prices={"Seats": "23"}),
     QuoteSpec("orbitra", "starter", ACCEPTED, -104, -118, seats=8),
@@ -420,6 +539,8 @@ QUOTES = [
     ),
     QuoteSpec("tidewater", "growth", ACCEPTED, -110, -127, seats=10, usage=0.7),
     QuoteSpec("greenfield", "starter", ACCEPTED, -119, -133, usage=0.6),
+    QuoteSpec("kranich", "growth", ACCEPTED, -101, -117, seats=12, tokens_per_call=45_000),
+    QuoteSpec("sillon", "growth", ACCEPTED, -97, -114, seats=8, prices={"Seats": "21"}, usage=0.8),
     # Declined, expired, sent and draft quotes.
     QuoteSpec("ravenwood", "enterprise", Quote.Status.DECLINED, -40, -75, decided=-52),
     QuoteSpec("pinecrest", "growth", Quote.Status.DECLINED, -125, -165, decided=-152),
@@ -437,6 +558,8 @@ QUOTES = [
         seats=25,
         prices={"Platform fee": "2250"},
     ),
+    # Starts when Starter's new list price takes effect: its lines show that price.
+    QuoteSpec("ravenwood", "starter", Quote.Status.DRAFT, 0, -1, seats=6, starts_at_new_price=True),
 ]
 
 
@@ -577,6 +700,22 @@ def payment_plan(invoice: Invoice, behaviour: str) -> PaymentPlan | None:
     )
 
 
+def open_amounts(invoices) -> list[tuple[str, Decimal]]:
+    """(currency, amount due) of each invoice."""
+    return [(str(i.currency), invoice_amount_due(i)) for i in invoices]
+
+
+def by_currency(amounts) -> str:
+    """'1,234.50 USD + 99.00 EUR' from (currency, amount) pairs (USD first)."""
+    totals: dict[str, Decimal] = {}
+    for currency, amount in amounts:
+        totals[str(currency)] = totals.get(str(currency), Decimal(0)) + (amount or 0)
+    if not totals:
+        return "0.00 USD"
+    order = sorted(totals, key=lambda c: (c != "USD", c))
+    return " + ".join(f"{totals[c]:,.2f} {c}" for c in order)
+
+
 # ----------------------------------------------------------------------------------------------
 # The command
 # ----------------------------------------------------------------------------------------------
@@ -604,6 +743,9 @@ class Command(BaseCommand):
         self.verbosity = options.get("verbosity", 1)
         self.real_now = clock.now()
         self.today = self.real_now.date()
+        # When a later price version takes effect (if this run makes it): next month's first day.
+        self.next_price_date = add_months(self.today.replace(day=1), 1)
+        self.warnings: dict[str, None] = {}  # an ordered set
         self.per_unit = _calls_per_unit(events_per_subscription)
         self.created = Counter()
         self.payment_plans: dict[int, PaymentPlan | None] = {}  # by invoice id
@@ -640,6 +782,9 @@ class Command(BaseCommand):
         if self.verbosity >= 2:
             self.stdout.write(message)
 
+    def warn(self, message: str) -> None:
+        self.warnings[message] = None
+
     # -- users, catalog, customers -------------------------------------------------------------
 
     def seed_users(self) -> None:
@@ -674,7 +819,11 @@ class Command(BaseCommand):
             self.created["users"] += 1
 
     def seed_catalog(self) -> None:
-        """The catalog has no services: models are validated (full_clean) and saved, once."""
+        """The catalog has no services: models are validated (full_clean) and saved, once.
+
+        A charge is keyed by (plan, key, currency, first or later version); a later version is
+        made once, effective from the first day of the month after the first seeding.
+        """
         metrics = {}
         for spec in METRICS:
             metric = BillableMetric.objects.filter(code=spec["code"]).first()
@@ -692,33 +841,65 @@ class Command(BaseCommand):
                     name=spec.name,
                     description=spec.description,
                     currency="USD",
+                    additional_currencies=spec.additional_currencies,
                     billing_interval_months=Plan.Interval.MONTH,
+                    trial_days=spec.trial_days,
                 )
                 plan.full_clean()
                 plan.save()
                 self.created["plans"] += 1
-            charges = [
-                ("Platform fee", None, Charge.Timing.IN_ADVANCE, spec.platform_fee, "unit", 1),
-                ("Seats", None, Charge.Timing.IN_ADVANCE, spec.seat_price, "seat", None),
-                ("API calls", "api_calls", Charge.Timing.IN_ARREARS, spec.call_price, "call", 0),
-                ("Tokens", "tokens", Charge.Timing.IN_ARREARS, spec.token_price, "token", 0),
-            ]
-            for position, (name, metric, timing, price, unit, quantity) in enumerate(charges):
-                if plan.charges.filter(name=name).exists():
-                    continue
-                charge = Charge(
-                    plan=plan,
-                    name=name,
-                    metric=metrics[metric] if metric else None,
-                    billing_timing=timing,
-                    unit_price=Decimal(price),
-                    unit_name=unit,
-                    default_quantity=Decimal(spec.default_seats if quantity is None else quantity),
-                    position=position,
-                )
-                charge.full_clean()
-                charge.save()
-                self.created["charges"] += 1
+            for charge_spec in spec.charges:
+                self.seed_charge(plan, spec, charge_spec, metrics)
+
+    def seed_charge(
+        self, plan: Plan, plan_spec: PlanSpec, spec: ChargeSpec, metrics: dict
+    ) -> Charge | None:
+        if spec.currency not in plan.currencies:
+            # A demo database seeded before the plan was sold in this currency.
+            self.warn(
+                f"Plan {plan.code!r} is not sold in {spec.currency}: its {spec.currency} prices "
+                "are skipped (reset the demo database to see them)."
+            )
+            return None
+        versions = plan.charges.filter(key=spec.key, currency=spec.currency)
+        if versions.filter(effective_from__isnull=not spec.later_version).exists():
+            return None
+        quantity = plan_spec.default_seats if spec.quantity is None else spec.quantity
+        charge = Charge(
+            plan=plan,
+            key=spec.key,
+            name=spec.name,
+            metric=metrics[spec.metric] if spec.metric else None,
+            currency=spec.currency,
+            effective_from=self.next_price_date if spec.later_version else None,
+            charge_model=spec.model,
+            billing_timing=Charge.Timing.IN_ARREARS if spec.metric else Charge.Timing.IN_ADVANCE,
+            prorated=spec.prorated,
+            unit_price=Decimal(spec.unit_price),
+            free_units=Decimal(spec.free_units),
+            min_amount=None if spec.min_amount is None else Decimal(spec.min_amount),
+            unit_name=spec.unit,
+            default_quantity=Decimal(quantity),
+            position=POSITIONS[spec.key],
+        )
+        charge.full_clean()
+        tiers, lower = [], Decimal(0)
+        for up_to, price in spec.tiers:
+            upper = None if up_to is None else Decimal(up_to)
+            tiers.append(
+                ChargeTier(from_units=lower, up_to=upper, unit_price=Decimal(price), flat_fee=0)
+            )
+            lower = upper if upper is not None else lower
+        problems = rating.tier_problems([t.as_dict() for t in tiers]) if tiers else []
+        if problems:
+            raise CommandError(f"{plan.code} {spec.key} tiers: {' '.join(problems)}")
+        charge.save()
+        for tier in tiers:
+            tier.charge = charge
+            tier.full_clean()
+            tier.save()
+        self.created["charges"] += 1
+        return charge
 
     def seed_customers(self) -> None:
         """Customers have no services either; each is created once, keyed by its external id."""
@@ -731,7 +912,7 @@ class Command(BaseCommand):
             customer = Customer(
                 external_id=spec.external_id,
                 name=spec.name,
-                currency="USD",
+                currency=spec.currency,
                 billing_email=spec.billing_email,
                 address=spec.address,
                 payment_terms_days=spec.terms,
@@ -757,12 +938,19 @@ class Command(BaseCommand):
                 continue
             customer = Customer.objects.get(external_id=f"cust_{spec.customer}")
             plan = plans[spec.plan]
+            if str(customer.currency) not in plan.currencies:
+                self.warn(
+                    f"Plan {plan.code!r} is not sold in {customer.currency}: the quote for "
+                    f"{customer.name} is skipped (reset the demo database to see it)."
+                )
+                continue
             created = self.day(spec.created)
+            start = self.next_price_date if spec.starts_at_new_price else self.day(spec.start)
             quote = Quote.objects.create(
                 customer=customer,
                 plan=plan,
                 title=f"{customer.name}: {plan.name}, 12 months",
-                start_date=self.day(spec.start),
+                start_date=start,
                 term_months=12,
                 valid_until=created + dt.timedelta(days=spec.valid_days),
                 subscription_external_id=spec.subscription_external_id,
@@ -823,8 +1011,10 @@ class Command(BaseCommand):
         specs = {q.subscription_external_id: q for q in QUOTES if q.outcome == ACCEPTED}
         weights = {p.code: p.usage_weight for p in PLANS}
         behaviour = {c.external_id: c.pays for c in CUSTOMERS}
+        credited = {key: spec for key, spec in specs.items() if spec.credits}
         for day in days(first_day, self.today):
             self.quote_events(day)
+            self.grant_credits(day, credited)
             billing_days = self.billing_days()
             subscriptions = list(
                 Subscription.objects.filter(
@@ -852,9 +1042,29 @@ class Command(BaseCommand):
                 revrec_sync(today=day)
             self.collect_payments(day, behaviour)
 
+    def grant_credits(self, day: dt.date, specs: dict[str, QuoteSpec]) -> None:
+        """Prepaid credits bought with the contract, granted on the subscription's start day
+        (once: not again, and not to a subscription already billed before this seed knew of
+        them)."""
+        for sub in Subscription.objects.filter(external_id__in=specs, start_date=day):
+            if sub.prepaid_credits.exists() or sub.invoices.exists():
+                continue
+            metrics = {m.code: m for m in BillableMetric.objects.all()}
+            with simulated_clock(self.moment(day, 0, 1)):
+                for code, amount in specs[sub.external_id].credits:
+                    prepaid_credit_grant(
+                        subscription=sub,
+                        amount=Decimal(amount),
+                        metric=metrics[code] if code else None,
+                        note="Launch pack bought with the contract",
+                    )
+                    self.created["prepaid credits"] += 1
+            self.log(f"{day}: prepaid credits for {sub.external_id}")
+
     def billing_days(self) -> set[dt.date]:
-        """Every period boundary of the schedules: the days on which billing_run has work."""
-        bounds = BillingPeriod.objects.values_list("start_date", "end_date")
+        """Every billing date of the schedules (a period's end, and the day its billing starts:
+        its start, or the end of a trial): the days on which billing_run has work."""
+        bounds = BillingPeriod.objects.values_list("billed_from", "end_date")
         return {d for pair in bounds for d in pair}
 
     def collect_payments(self, day: dt.date, behaviour: dict[str, str]) -> None:
@@ -910,8 +1120,10 @@ class Command(BaseCommand):
             "users": user_model.objects.count(),
             "customers": Customer.objects.count(),
             "plans": Plan.objects.count(),
+            "charges": Charge.objects.count(),
             "quotes": dict(sorted(quotes.items())),
             "subscriptions": Subscription.objects.count(),
+            "prepaid_credits": PrepaidCredit.objects.count(),
             "events": Event.objects.count(),
             "invoices": dict(sorted(invoices.items())),
             "payments": Payment.objects.count(),
@@ -920,6 +1132,8 @@ class Command(BaseCommand):
     def report(self, before: dict, after: dict, raw_key: str | None) -> None:
         out, style = self.stdout, self.style
         company = settings.BILLING_COMPANY["name"]
+        for warning in self.warnings:
+            out.write(style.WARNING(warning))
         if before == after:
             out.write(style.SUCCESS(f"{company}: the demo company was already seeded; no changes."))
         else:
@@ -929,32 +1143,42 @@ class Command(BaseCommand):
             f"Usage events: {self.events_received:,} sent, {self.events_created:,} new, "
             f"{self.events_received - self.events_created:,} duplicates (already stored)."
         )
-        due = Invoice.objects.filter(status=Invoice.Status.FINALIZED)
-        overdue = due.filter(due_date__lt=self.today)
-        billed = Invoice.objects.exclude(status=Invoice.Status.DRAFT).aggregate(s=Sum("total"))
-        recognized = RevenueScheduleLine.objects.exclude(recognized_at=None).aggregate(
-            s=Sum("amount")
+        due = list(Invoice.objects.filter(status=Invoice.Status.FINALIZED))
+        overdue = [i for i in due if i.due_date < self.today]
+        issued = Invoice.objects.exclude(status=Invoice.Status.DRAFT)
+        billed = issued.values_list("currency").annotate(s=Sum("total")).order_by("currency")
+        recognized = (
+            RevenueScheduleLine.objects.exclude(recognized_at=None)
+            .values_list("schedule__currency")
+            .annotate(s=Sum("amount"))
+            .order_by("schedule__currency")
         )
         quotes = ", ".join(f"{n} {status}" for status, n in after["quotes"].items())
         invoices = ", ".join(
             f"{n} {Invoice.Status(s).label.lower()}" for s, n in after["invoices"].items()
         )
-        open_total = sum((invoice_amount_due(i) for i in due), Decimal(0))
-        overdue_total = sum((invoice_amount_due(i) for i in overdue), Decimal(0))
+        versions = Charge.objects.filter(effective_from__gt=self.today).order_by("effective_from")
+        upcoming = "; ".join(
+            f"{c.plan.name} {c.name.lower()} {plain(c.unit_price)} {c.currency} from "
+            f"{c.effective_from}"
+            for c in versions.select_related("plan")
+        )
         out.write(
             "\n".join(
                 [
                     f"  customers      {after['customers']}",
-                    f"  plans          {after['plans']}",
+                    f"  plans          {after['plans']}, {after['charges']} charges"
+                    + (f" (price changes: {upcoming})" if upcoming else ""),
                     f"  quotes         {sum(after['quotes'].values())} ({quotes})",
-                    f"  subscriptions  {after['subscriptions']}",
+                    f"  subscriptions  {after['subscriptions']}, "
+                    f"{after['prepaid_credits']} prepaid credits",
                     f"  usage events   {after['events']:,}",
                     f"  invoices       {sum(after['invoices'].values())} ({invoices}); "
-                    f"billed {billed['s'] or 0:,.2f} USD",
-                    f"  receivables    {open_total:,.2f} USD open, of which {overdue_total:,.2f} "
-                    f"overdue on {overdue.count()} invoices",
+                    f"billed {by_currency(billed)}",
+                    f"  receivables    {by_currency(open_amounts(due))} open, of which "
+                    f"{by_currency(open_amounts(overdue))} overdue on {len(overdue)} invoices",
                     f"  payments       {after['payments']}",
-                    f"  revenue        {recognized['s'] or 0:,.2f} USD recognized",
+                    f"  revenue        {by_currency(recognized)} recognized",
                     f"  users          {after['users']}",
                 ]
             )
