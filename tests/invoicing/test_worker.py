@@ -9,25 +9,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from core import clock
 from invoicing.models import Invoice
 from subscriptions.services import subscription_create
+from tests.dburl import child_database_url
 from tests.factories import CustomerFactory, hybrid_plan
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    host = db["HOST"] or "localhost"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    if host.startswith("/"):
-        return f"postgres://{auth}@/{db['NAME']}?host={host}"
-    return f"postgres://{auth}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def _celery(env, *args, **kwargs):
@@ -68,7 +57,7 @@ def test_run_billing_is_executed_by_a_real_worker(broker, tmp_path):
     )
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": child_database_url(),
         "CELERY_BROKER_URL": broker_url,
         "VAR_DIR": str(tmp_path),
     }

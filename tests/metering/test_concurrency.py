@@ -16,6 +16,8 @@ import time
 import pytest
 from django.db import connection, connections
 
+from tests.dburl import child_database_url
+
 BATCH = 2_000
 
 
@@ -157,10 +159,7 @@ def _child(database_url: str, api_key: str, batch: list[dict], barrier, answers)
 
 
 def test_the_same_batch_from_two_processes_at_once_is_stored_once(api_key, subscription):
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    if db["PASSWORD"]:
-        pytest.skip("the process variant passes the database URL without a password")
+    url = child_database_url()
     batch = events(range(BATCH), int(time.time()))
     spawn = multiprocessing.get_context("spawn")
     barrier, answers = spawn.Barrier(2), spawn.Queue()
