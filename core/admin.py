@@ -11,3 +11,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # keys are created with `manage.py create_api_key NAME`, shown once
+
+
+class ReadOnly:
+    """Admin or inline for records that are written by services only (events, allocations,
+    schedules, firings): visible, never added, changed or deleted here."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

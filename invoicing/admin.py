@@ -4,21 +4,18 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.admin import ReadOnly
 from core.errors import DomainError
 from invoicing import services
 from invoicing.models import Invoice, InvoiceLine, NumberSeries
 from invoicing.pdf import invoice_pdf
 
 
-class InvoiceLineInline(admin.TabularInline):
+class InvoiceLineInline(ReadOnly, admin.TabularInline):
     model = InvoiceLine
     extra = 0
-    can_delete = False
     fields = ["description", "period_start", "period_end", "quantity", "unit_price", "amount"]
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.action(description="Finalize selected draft invoices")

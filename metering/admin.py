@@ -3,13 +3,14 @@ from django.contrib import admin
 from django.db import models
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.admin import ReadOnly
 from core.forms import PlainDecimalField
 from core.money import plain
 from metering.models import AlertFiring, Event, UsageAlert
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnly, admin.ModelAdmin):
     """Usage events are append-only: visible here, never edited."""
 
     list_display = ["transaction_id", "code", "subscription", "timestamp", "received_at"]
@@ -18,41 +19,29 @@ class EventAdmin(admin.ModelAdmin):
     date_hierarchy = "timestamp"
     readonly_fields = [f.name for f in Event._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 # --- usage alerts -------------------------------------------------------------------------------
 
 
-class AlertFiringInline(admin.TabularInline):
+class FiringFigures:
+    """A firing's value and threshold without trailing zeros."""
+
+    @admin.display(description="value", ordering="value")
+    def value_plain(self, obj):
+        return plain(obj.value)
+
+    @admin.display(description="threshold", ordering="threshold")
+    def threshold_plain(self, obj):
+        return plain(obj.threshold)
+
+
+class AlertFiringInline(ReadOnly, FiringFigures, admin.TabularInline):
     """When the alert fired, per billing period: a record, never edited."""
 
     model = AlertFiring
     extra = 0
-    can_delete = False
     fields = ["period_start", "period_end", "value_plain", "threshold_plain", "fired_at"]
     readonly_fields = fields
-
-    @admin.display(description="value")
-    def value_plain(self, obj):
-        return plain(obj.value)
-
-    @admin.display(description="threshold")
-    def threshold_plain(self, obj):
-        return plain(obj.threshold)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class UsageAlertForm(forms.ModelForm):
@@ -102,7 +91,7 @@ class UsageAlertAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(AlertFiring)
-class AlertFiringAdmin(admin.ModelAdmin):
+class AlertFiringAdmin(ReadOnly, FiringFigures, admin.ModelAdmin):
     """Every alert that fired (and was emailed to the billing contact): read-only."""
 
     list_display = [
@@ -122,20 +111,3 @@ class AlertFiringAdmin(admin.ModelAdmin):
     @admin.display(ordering="alert__subscription__external_id")
     def subscription(self, obj):
         return obj.alert.subscription
-
-    @admin.display(description="value", ordering="value")
-    def value_plain(self, obj):
-        return plain(obj.value)
-
-    @admin.display(description="threshold", ordering="threshold")
-    def threshold_plain(self, obj):
-        return plain(obj.threshold)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

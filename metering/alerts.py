@@ -280,7 +280,7 @@ def subscription_alerts_evaluate(
     if not pending:
         return []  # the common case every few minutes: no usage to read
     window = Period(period.billed_from, period.end_date)
-    usage = usage_for_period(subscription=period.subscription, period=window)
+    usage = usage_for_period(subscription=period.subscription, period=window, live=True)
     firings = []
     for alert in pending:
         value = alert_value(alert, usage=usage, period=period)

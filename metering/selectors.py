@@ -319,8 +319,9 @@ def usage_for_period(
 
 
 def current_period(*, subscription: Subscription) -> Period | None:
+    """What the period in progress bills: from its start (or a trial's end) to its end."""
     today = clock.today()
     bp = BillingPeriod.objects.filter(
         subscription=subscription, start_date__lte=today, end_date__gt=today
     ).first()
-    return Period(bp.start_date, bp.end_date) if bp else None
+    return Period(bp.billed_from, bp.end_date) if bp else None

@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.admin import ReadOnly
 from core.errors import DomainError
 from invoicing.models import Invoice
 from receivables import selectors, services
@@ -25,14 +26,10 @@ class PaymentForm(forms.ModelForm):
         return data
 
 
-class PaymentAllocationInline(admin.TabularInline):
+class PaymentAllocationInline(ReadOnly, admin.TabularInline):
     model = PaymentAllocation
     extra = 0
-    can_delete = False
     readonly_fields = ["invoice", "amount", "created_at"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.action(description="Apply to the customer's oldest open invoices")

@@ -1,16 +1,13 @@
 from django.contrib import admin
 
+from core.admin import ReadOnly
 from revrec.models import RevenueSchedule, RevenueScheduleLine
 
 
-class RevenueScheduleLineInline(admin.TabularInline):
+class RevenueScheduleLineInline(ReadOnly, admin.TabularInline):
     model = RevenueScheduleLine
     extra = 0
-    can_delete = False
     readonly_fields = ["month", "start_date", "end_date", "amount", "recognized_at"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(RevenueSchedule)

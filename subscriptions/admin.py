@@ -2,20 +2,14 @@ from django import forms
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.admin import ReadOnly
 from core.errors import DomainError
 from subscriptions import services
 from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription, SubscriptionItem
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnly, admin.TabularInline):
     extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class SubscriptionItemInline(ReadOnlyInline):

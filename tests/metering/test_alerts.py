@@ -260,10 +260,10 @@ def test_a_subscription_that_fails_does_not_stop_the_others(subscription, evalua
     send_calls(other, 1, "2026-02-01 10:00Z")
     read_usage = metering.alerts.usage_for_period
 
-    def failing_for_acme(*, subscription, period):
+    def failing_for_acme(*, subscription, period, **options):
         if subscription.external_id == "sub_acme":
             raise RuntimeError("database hiccup")
-        return read_usage(subscription=subscription, period=period)
+        return read_usage(subscription=subscription, period=period, **options)
 
     monkeypatch.setattr(metering.alerts, "usage_for_period", failing_for_acme)
 
