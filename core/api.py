@@ -1,6 +1,8 @@
 """One error shape for the whole API: {"error": {"code", "message", "details"}}."""
 
-from rest_framework import exceptions
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -16,6 +18,13 @@ def error_response(code: str, message: str, status_code: int, details=None) -> R
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return error_response(exc.code, exc.message, exc.status, exc.details)
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return error_response(
+            "request_too_large",
+            f"The request body is over {limit:,} bytes: send fewer events per batch.",
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -518,3 +518,18 @@ def test_a_customer_with_two_subscriptions_must_say_which(api, subscription):
         "external_subscription_id to say which one the event is for."
     ]
     assert Event.objects.count() == 0
+
+
+def test_an_oversize_body_is_413_with_a_message_and_nothing_is_stored(api, subscription, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2_000
+    events = [call(f"t{n}") for n in range(40)]  # about 5 kB of JSON
+
+    answer = api.post("/api/v1/events/batch", {"events": events}, format="json")
+
+    assert answer.status_code == 413
+    assert answer.json()["error"] == {
+        "code": "request_too_large",
+        "message": "The request body is over 2,000 bytes: send fewer events per batch.",
+        "details": None,
+    }
+    assert Event.objects.count() == 0
