@@ -5,7 +5,7 @@ minor unit, half-up. Splitting an amount (revenue schedules, allocations) uses l
 the parts always add up to the whole.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from moneyed import get_currency
@@ -19,6 +19,10 @@ AMOUNT_MAX_DIGITS = 20
 AMOUNT_DECIMAL_PLACES = 4  # rounded amounts; 4 covers every ISO 4217 minor unit
 QUANTITY_MAX_DIGITS = 28
 QUANTITY_DECIMAL_PLACES = 6
+
+# SQLite stores a decimal column as a double: 15 significant digits survive the round trip, more
+# do not (1234567890123456.78 comes back as 1234567890123460). PostgreSQL's numeric is exact.
+SQLITE_SIGNIFICANT_DIGITS = 15
 
 
 def minor_units(currency: str) -> int:
@@ -41,6 +45,25 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     if not isinstance(amount, Decimal):
         raise TypeError(f"round_money takes a Decimal, got {type(amount).__name__}")
     return amount.quantize(quantum(currency), rounding=ROUND_HALF_UP)
+
+
+def round_quantity(quantity: Decimal) -> Decimal:
+    """A quantity at the precision it is stored with (QUANTITY_DECIMAL_PLACES), half-up, as
+    PostgreSQL's numeric rounds it: what is rated is what the invoice line shows."""
+    return quantity.quantize(Decimal(1).scaleb(-QUANTITY_DECIMAL_PLACES), rounding=ROUND_HALF_UP)
+
+
+def exact_sum(values: Iterable[Decimal]) -> Decimal:
+    """Exact sum of Decimals. Money read from the database is added up here, in Python, rather
+    than by SQL SUM(), which SQLite computes in floating point."""
+    return sum(values, Decimal(0))
+
+
+def significant_digits(value: Decimal) -> int:
+    """Digits from the first non-zero one to the last non-zero one: 1200.50 has 4, 0 has 0."""
+    if not value:
+        return 0
+    return len(value.normalize().as_tuple().digits)
 
 
 def to_minor(amount: Decimal, currency: str) -> int:

@@ -2,22 +2,11 @@ from django.db import models
 from djmoney.models.fields import CurrencyField
 from simple_history.models import HistoricalRecords
 
-from core.money import (
-    AMOUNT_DECIMAL_PLACES,
-    AMOUNT_MAX_DIGITS,
-    PRICE_DECIMAL_PLACES,
-    PRICE_MAX_DIGITS,
-    QUANTITY_DECIMAL_PLACES,
-    QUANTITY_MAX_DIGITS,
-)
+from core.fields import amount_field, price_field, quantity_field
 from customers.models import Customer
 from subscriptions.models import PrepaidCredit, Subscription, SubscriptionItem
 
-
-def amount_field(**kwargs):
-    return models.DecimalField(
-        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES, **kwargs
-    )
+__all__ = ["CreditUse", "Invoice", "InvoiceLine", "NumberSeries", "amount_field"]
 
 
 class Invoice(models.Model):
@@ -26,7 +15,7 @@ class Invoice(models.Model):
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
-        FINALIZED = "finalized", "Open"
+        FINALIZED = "finalized", "Finalized"
         PAID = "paid", "Paid"
         VOID = "void", "Void"
 
@@ -82,12 +71,8 @@ class InvoiceLine(models.Model):
     description = models.CharField(max_length=300)
     period_start = models.DateField()
     period_end = models.DateField()
-    quantity = models.DecimalField(
-        max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMAL_PLACES
-    )
-    unit_price = models.DecimalField(
-        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, null=True, blank=True
-    )
+    quantity = quantity_field()
+    unit_price = price_field(null=True, blank=True)
     amount = amount_field(help_text="Rounded once to the currency's minor unit.")
     explanation = models.JSONField(default=list, blank=True)
     position = models.PositiveSmallIntegerField(default=0)
@@ -119,9 +104,7 @@ class CreditUse(models.Model):
     invoice_line = models.ForeignKey(
         InvoiceLine, on_delete=models.PROTECT, related_name="credit_uses"
     )
-    amount = models.DecimalField(
-        max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMAL_PLACES
-    )
+    amount = quantity_field()
 
     def __str__(self) -> str:
         return f"{self.amount} from {self.credit}"

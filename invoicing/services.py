@@ -7,25 +7,20 @@ period ending at b. "One invoice per subscription per billing date" is a databas
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, replace
-from decimal import Decimal
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
 
-from catalog import rating
-from catalog.models import Charge
 from core import clock
 from core.errors import Conflict
-from core.money import plain, round_money
-from core.periods import Period
+from core.money import exact_sum, round_money
 from core.templatetags.money import money
+from invoicing.builder import build_invoice_lines
 from invoicing.models import CreditUse, Invoice, InvoiceLine, NumberSeries
-from metering import selectors as usage_selectors
 from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription
-from subscriptions.services import fixed_fees, subscription_end
+from subscriptions.services import prepaid_credit_draw, subscription_end
 
 logger = logging.getLogger(__name__)
 
@@ -61,227 +56,9 @@ def lateness() -> dt.timedelta:
     return dt.timedelta(days=settings.EVENT_LATENESS_DAYS)
 
 
-@dataclass
-class CreditDraw:
-    credit: PrepaidCredit
-    amount: Decimal
-    line: InvoiceLine
-
-
-def _line(
-    kind, item, description, window: Period, quantity, amount, explanation=(), unit_price=None
-):
-    return InvoiceLine(
-        kind=kind,
-        item=item,
-        description=description,
-        period_start=window.start,
-        period_end=window.end,
-        quantity=quantity,
-        unit_price=unit_price,
-        amount=amount,
-        explanation=list(explanation),
-    )
-
-
-def _unit_price(item) -> Decimal | None:
-    price = item.pricing.get("unit_price")
-    return Decimal(price) if price is not None else None
-
-
-def _fee_lines(subscription, period: BillingPeriod, timing: str) -> list[InvoiceLine]:
-    window = Period(period.billed_from, period.end_date)
-    fees = fixed_fees(
-        subscription,
-        subscription.items.all(),
-        Period(period.start_date, period.end_date),
-        period.billed_from,
-        timing,
-    )
-    lines = []
-    for fee in fees:
-        explanation = fee.rating.explanation()
-        description = fee.item.name
-        if fee.fraction != 1:
-            days = (window.end - window.start).days
-            total_days = (period.end_date - period.start_date).days
-            description += f" (prorated {days}/{total_days} days)"
-            explanation.append({"description": f"prorated × {days}/{total_days} days"})
-        lines.append(
-            _line(
-                InvoiceLine.Kind.FEE,
-                fee.item,
-                description,
-                window,
-                fee.item.quantity,
-                fee.amount,
-                explanation,
-                _unit_price(fee.item),
-            )
-        )
-    return lines
-
-
-def _usage_lines(subscription, period: BillingPeriod, credits, draws) -> list[InvoiceLine]:
-    """Usage of the period: unit credits first reduce the quantity, a shortfall under a minimum
-    commitment becomes its own true-up line."""
-    window = Period(period.billed_from, period.end_date)
-    currency = subscription.currency
-    lines = []
-    for usage in usage_selectors.usage_for_period(subscription=subscription, period=window):
-        item, rated, quantity = usage.item, usage.rating, usage.quantity
-        used: list[tuple[PrepaidCredit, Decimal]] = []
-        if item.pricing["model"] != "percentage":
-            free = Decimal(item.pricing.get("free_units", 0))
-            left = quantity
-            billable = max(quantity - free, Decimal(0))  # free units are never paid by credit
-            for credit in credits:
-                if credit.metric_id == item.metric_id and credit.remaining > 0 and billable > 0:
-                    take = min(credit.remaining, billable)
-                    credit.remaining -= take
-                    left -= take
-                    billable -= take
-                    used.append((credit, take))
-            if used:
-                # Credits pay for units; the commitment is still measured on all of the usage.
-                full_true_up = rated.true_up
-                rated = rating.rate(item.pricing, left)
-                rated = replace(
-                    rated, amount=rated.amount - rated.true_up + full_true_up, true_up=full_true_up
-                )
-        line = _line(
-            InvoiceLine.Kind.USAGE,
-            item,
-            item.name,
-            window,
-            quantity,
-            round_money(rated.amount - rated.true_up, currency),
-            rated.explanation()[:-1] if rated.true_up else rated.explanation(),
-            _unit_price(item),
-        )
-        if used:
-            taken = sum((t for _, t in used), Decimal(0))
-            line.explanation.insert(
-                0,
-                {
-                    "description": f"{plain(taken, grouping=True)} units from prepaid credit, "
-                    f"{plain(left, grouping=True)} billed"
-                },
-            )
-            draws += [CreditDraw(credit, take, line) for credit, take in used]
-        lines.append(line)
-        if rated.true_up:
-            lines.append(
-                _line(
-                    InvoiceLine.Kind.TRUE_UP,
-                    item,
-                    f"{item.name}: minimum commitment true-up",
-                    window,
-                    Decimal(0),
-                    round_money(rated.true_up, currency),
-                    [rated.explanation()[-1]],
-                )
-            )
-    return lines
-
-
-def _money_credit_lines(subscription, usage_lines, credits, draws, window) -> list[InvoiceLine]:
-    """Money credits pay for usage (and true-ups) before anything is billed."""
-    due = sum((line.amount for line in usage_lines), Decimal(0))
-    lines = []
-    for credit in credits:
-        if credit.metric_id is not None or credit.remaining <= 0 or due <= 0:
-            continue
-        take = min(credit.remaining, due)
-        credit.remaining -= take
-        due -= take
-        line = _line(
-            InvoiceLine.Kind.CREDIT,
-            None,
-            f"Prepaid credit applied ({plain(credit.remaining)} {subscription.currency} left)",
-            window,
-            Decimal(0),
-            -take,
-        )
-        draws.append(CreditDraw(credit, take, line))
-        lines.append(line)
-    return lines
-
-
-def _late_usage_lines(subscription, billed_periods: list[BillingPeriod]) -> list[InvoiceLine]:
-    """Usage that arrived after its period was invoiced: the difference between what the period's
-    usage is worth now and what was billed for it, as lines naming the original period."""
-    lines = []
-    for period in billed_periods:
-        window = Period(period.billed_from, period.end_date)
-        billed = {
-            row["item"]: row
-            for row in InvoiceLine.objects.filter(
-                invoice__subscription=subscription,
-                period_start=window.start,
-                period_end=window.end,
-                kind__in=[InvoiceLine.Kind.USAGE, InvoiceLine.Kind.ADJUSTMENT],
-                item__isnull=False,
-            )
-            .values("item")
-            .annotate(quantity=Sum("quantity"), amount=Sum("amount"))
-        }
-        for usage in usage_selectors.usage_for_period(subscription=subscription, period=window):
-            item, before = usage.item, billed.get(usage.item.pk)
-            billed_quantity = Decimal(before["quantity"]) if before else Decimal(0)
-            if usage.quantity == billed_quantity:
-                continue
-            if item.pricing["model"] == "percentage":
-                billed_amount = Decimal(before["amount"]) if before else Decimal(0)
-            else:  # re-rate what was billed, so tiers and minimums apply to the whole period
-                billed_amount = round_money(
-                    rating.rate(item.pricing, billed_quantity).amount, subscription.currency
-                )
-            last_day = window.end - dt.timedelta(days=1)
-            was, now = plain(billed_quantity, grouping=True), plain(usage.quantity, grouping=True)
-            lines.append(
-                _line(
-                    InvoiceLine.Kind.ADJUSTMENT,
-                    item,
-                    f"{item.name}: late usage for {window.start:%b %-d} – {last_day:%b %-d, %Y}",
-                    window,
-                    usage.quantity - billed_quantity,
-                    usage.amount - round_money(billed_amount, subscription.currency),
-                    [{"description": f"{was} billed before, {now} now"}]
-                    + usage.rating.explanation(),
-                )
-            )
-    return lines
-
-
-def invoice_lines_for(
-    subscription: Subscription,
-    advance: BillingPeriod | None,
-    arrears: BillingPeriod | None,
-    credits: list[PrepaidCredit] = (),
-    billed_periods: list[BillingPeriod] = (),
-) -> tuple[list[InvoiceLine], list[CreditDraw]]:
-    """The lines of one billing date, unsaved, and the prepaid credit they draw (applied to the
-    given credit objects in memory only): shared by real and shadow billing.
-
-    `billed_periods` are earlier periods, already invoiced, that late usage may still reach."""
-    lines: list[InvoiceLine] = _late_usage_lines(subscription, billed_periods)
-    draws: list[CreditDraw] = []
-    if arrears is not None:
-        usage = _usage_lines(subscription, arrears, credits, draws)
-        window = Period(arrears.billed_from, arrears.end_date)
-        lines += usage + _money_credit_lines(subscription, usage, credits, draws, window)
-        lines += _fee_lines(subscription, arrears, Charge.Timing.IN_ARREARS)
-    if advance is not None:
-        lines += _fee_lines(subscription, advance, Charge.Timing.IN_ADVANCE)
-    for position, line in enumerate(lines):
-        line.position = position
-    return lines, draws
-
-
 def _totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
     """Tax is computed on the rounded subtotal and rounded once; total = subtotal + tax."""
-    invoice.subtotal = sum((line.amount for line in lines), Decimal(0))
+    invoice.subtotal = exact_sum(line.amount for line in lines)
     invoice.tax_rate = invoice.customer.tax_rate
     invoice.tax_amount = round_money(invoice.subtotal * invoice.tax_rate / 100, invoice.currency)
     invoice.total = invoice.subtotal + invoice.tax_amount
@@ -292,13 +69,21 @@ def invoice_create(
 ) -> Invoice | None:
     """A draft invoice for one billing date, or None if it has no lines or was already invoiced.
 
-    Call under the subscription's lock: prepaid credits are locked and drawn down here."""
+    The lines come from the one builder (invoicing.builder). Call under the subscription's lock:
+    prepaid credits are locked here and drawn down through subscriptions' service."""
     credits = list(
         PrepaidCredit.objects.select_for_update()
         .filter(subscription=subscription, remaining__gt=0)
         .order_by("granted_on", "id")
     )
-    lines, draws = invoice_lines_for(subscription, advance, arrears, credits, billed_periods)
+    built = build_invoice_lines(
+        subscription=subscription,
+        advance=advance,
+        arrears=arrears,
+        credits=credits,
+        billed_periods=billed_periods,
+    )
+    lines = built.lines
     if not lines:
         return None  # nothing billed on this date (usage-only plan at its start)
     invoice = Invoice(
@@ -316,11 +101,9 @@ def invoice_create(
     for line in lines:
         line.invoice = invoice
         line.save()
-    for draw in draws:
+    for draw in built.draws:
+        prepaid_credit_draw(credit=draw.credit, amount=draw.amount)
         CreditUse.objects.create(credit=draw.credit, invoice_line=draw.line, amount=draw.amount)
-        PrepaidCredit.objects.filter(pk=draw.credit.pk).update(
-            remaining=F("remaining") - draw.amount
-        )
     return invoice
 
 

@@ -1,15 +1,14 @@
 from decimal import Decimal
 
-from django.db.models import Sum
-
-from core.money import round_money
+from core.money import exact_sum, round_money
 from invoicing.models import Invoice
 from receivables.models import Payment
 
 
 def invoice_amount_paid(invoice: Invoice) -> Decimal:
-    paid = invoice.allocations.aggregate(s=Sum("amount"))["s"] or Decimal(0)
-    return round_money(paid, invoice.currency)  # SQLite sums come back with 12 places
+    # Summed in Python: SQL SUM() is floating point on SQLite.
+    paid = exact_sum(invoice.allocations.values_list("amount", flat=True))
+    return round_money(paid, invoice.currency)
 
 
 def invoice_amount_due(invoice: Invoice) -> Decimal:
@@ -17,5 +16,5 @@ def invoice_amount_due(invoice: Invoice) -> Decimal:
 
 
 def payment_unapplied(payment: Payment) -> Decimal:
-    applied = payment.allocations.aggregate(s=Sum("amount"))["s"] or Decimal(0)
+    applied = exact_sum(payment.allocations.values_list("amount", flat=True))
     return round_money(payment.amount - applied, payment.currency)

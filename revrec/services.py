@@ -5,10 +5,9 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 
 from core import clock
-from core.money import split
+from core.money import exact_sum, split
 from core.periods import Period, calendar_months
 from revrec.models import RevenueSchedule, RevenueScheduleLine
 from subscriptions.models import Subscription
@@ -20,7 +19,7 @@ def revenue_schedule_build(*, subscription: Subscription) -> RevenueSchedule:
     existing = RevenueSchedule.objects.filter(subscription=subscription).first()
     if existing:
         return existing
-    total = subscription.billing_periods.aggregate(s=Sum("advance_amount"))["s"] or Decimal(0)
+    total = exact_sum(subscription.billing_periods.values_list("advance_amount", flat=True))
     # Revenue is earned over the billed service: a trial's free days earn nothing.
     start = subscription.trial_end_date or subscription.start_date
     months = calendar_months(Period(start, subscription.end_date))

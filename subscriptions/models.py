@@ -3,12 +3,7 @@ from djmoney.models.fields import CurrencyField
 from simple_history.models import HistoricalRecords
 
 from catalog.models import BillableMetric, Charge, Plan
-from core.money import (
-    AMOUNT_DECIMAL_PLACES,
-    AMOUNT_MAX_DIGITS,
-    QUANTITY_DECIMAL_PLACES,
-    QUANTITY_MAX_DIGITS,
-)
+from core.fields import amount_field, quantity_field
 from core.periods import add_months
 from customers.models import Customer
 
@@ -64,9 +59,7 @@ class SubscriptionItem(models.Model):
     )
     prorated = models.BooleanField(default=False)
     billing_timing = models.CharField(max_length=20, choices=Charge.Timing.choices)
-    quantity = models.DecimalField(
-        max_digits=QUANTITY_MAX_DIGITS,
-        decimal_places=QUANTITY_DECIMAL_PLACES,
+    quantity = quantity_field(
         help_text="Fixed fees: the contracted quantity (seats). Usage: unused (metered).",
     )
     unit_name = models.CharField(max_length=50, default="unit")
@@ -99,9 +92,7 @@ class BillingPeriod(models.Model):
     billed_from = models.DateField(
         help_text="Start of what is billed: the period start, or the end of a trial within it."
     )
-    advance_amount = models.DecimalField(
-        max_digits=AMOUNT_MAX_DIGITS, decimal_places=AMOUNT_DECIMAL_PLACES
-    )
+    advance_amount = amount_field()
 
     class Meta:
         ordering = ["subscription", "sequence"]
@@ -141,12 +132,8 @@ class PrepaidCredit(models.Model):
         related_name="+",
         help_text="Units of this metric; empty for a money balance in the subscription's currency.",
     )
-    granted = models.DecimalField(
-        max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMAL_PLACES
-    )
-    remaining = models.DecimalField(
-        max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMAL_PLACES
-    )
+    granted = quantity_field()
+    remaining = quantity_field()
     granted_on = models.DateField()
     note = models.CharField(max_length=200, blank=True)
     history = HistoricalRecords()

@@ -226,3 +226,24 @@ def prepaid_credit_validate(
             f"Subscription {subscription.external_id} is not billed for {metric.code}: a unit "
             "credit must be on a metric it uses."
         )
+
+
+@transaction.atomic
+def prepaid_credit_draw(*, credit: PrepaidCredit, amount: Decimal) -> PrepaidCredit:
+    """Take `amount` (units, or money in the subscription's currency) off a prepaid credit.
+
+    The row is locked and re-read, so two draws at once cannot both spend the same balance; the
+    balance never goes below zero (and the database's check constraint is the last word). The
+    caller records what the draw paid for (invoicing's CreditUse). Returns the updated credit.
+    """
+    if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
+        raise ValidationError(f"A draw on a prepaid credit must be above zero, not {amount}.")
+    locked = PrepaidCredit.objects.select_for_update().get(pk=credit.pk)
+    if amount > locked.remaining:
+        raise ValidationError(
+            f"Prepaid credit {locked} has {locked.remaining} left: it cannot pay {amount}. "
+            "Bill again: the next run reads the balance as it is now."
+        )
+    locked.remaining -= amount
+    locked.save(update_fields=["remaining"])
+    return locked

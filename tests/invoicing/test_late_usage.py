@@ -99,3 +99,88 @@ def test_usage_arriving_after_the_last_invoice_is_billed_by_the_closing_sweep(db
     subscription.refresh_from_db()
     assert subscription.status == Subscription.Status.ENDED
     assert Invoice.objects.count() == 3
+
+
+def seats_subscription(price: str):
+    """Seats held over time (a time-weighted sum), billed in arrears at `price` per seat-month."""
+    plan = PlanFactory()
+    ChargeFactory(
+        plan=plan,
+        name="Seats",
+        metric=MetricFactory(
+            code="seats", name="Seats", aggregation="weighted_sum", field_name="seats"
+        ),
+        billing_timing=Charge.Timing.IN_ARREARS,
+        unit_price=D(price),
+        default_quantity=D(0),
+    )
+    sub = subscription_create(
+        customer=CustomerFactory(),
+        plan=plan,
+        external_id="sub_seats",
+        start_date=day("2026-01-01"),
+        term_months=2,
+    )
+    with time_machine.travel("2026-01-10 12:00Z", tick=False):
+        # one seat from Jan 10 noon: 21.5 of January's 31 days = 0.693548387096774193…
+        events_ingest(
+            raw_events=[
+                {
+                    "transaction_id": "seat-1",
+                    "external_subscription_id": "sub_seats",
+                    "code": "seats",
+                    "timestamp": "2026-01-10T12:00:00Z",
+                    "properties": {"seats": 1},
+                }
+            ]
+        )
+    return sub
+
+
+def test_a_quantity_with_more_than_six_decimals_makes_no_late_usage_line(db):
+    seats_subscription("10.00")
+    (january,) = bill("2026-02-01")
+    # the line keeps 6 places, and that is the quantity rated: 0.693548 × 10 = 6.93548
+    assert lines_of(january) == [("usage", "Seats", D("0.693548"), D("6.94"))]
+
+    (february,) = bill("2026-03-01")  # January is checked for late usage: there is none
+    assert lines_of(february) == [("usage", "Seats", D("1"), D("10.00"))]
+
+
+def test_a_price_with_many_decimals_gets_no_spurious_cent(db):
+    # 0.693548387096774… × 1.449069767442 = 1.0050000000000967… would round to 1.01;
+    # the stored 0.693548 × 1.449069767442 = 1.0049994390698… rounds to 1.00
+    seats_subscription("1.449069767442")
+    (january,) = bill("2026-02-01")
+    assert lines_of(january) == [("usage", "Seats", D("0.693548"), D("1.00"))]
+
+    (february,) = bill("2026-03-01")
+    assert [line.kind for line in february.lines.all()] == ["usage"]  # no 0.01 adjustment
+
+
+def test_late_usage_worth_nothing_more_makes_no_line(db):
+    # 100 free calls a month: 3 late calls inside the allowance cost nothing, so no line
+    plan = PlanFactory()
+    ChargeFactory(
+        plan=plan,
+        name="API calls",
+        metric=MetricFactory(),
+        billing_timing=Charge.Timing.IN_ARREARS,
+        unit_price=D("1.00"),
+        free_units=D("100"),
+        default_quantity=D(0),
+    )
+    subscription_create(
+        customer=CustomerFactory(),
+        plan=plan,
+        external_id="sub_late",
+        start_date=day("2026-01-01"),
+        term_months=2,
+    )
+    send("2026-01-20 12:00Z", 0, 50, on="2026-01-20")
+    (january,) = bill("2026-02-01")
+    assert lines_of(january) == [("usage", "API calls", D("50"), D("0.00"))]
+
+    send("2026-02-03 09:00Z", 50, 3, on="2026-01-31")
+    (february,) = bill("2026-03-01")
+    assert lines_of(february) == [("usage", "API calls", D("0"), D("0.00"))]

@@ -37,7 +37,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.db.models import Sum
 from django.test.utils import override_settings
 
 from catalog import rating
@@ -1146,12 +1145,10 @@ class Command(BaseCommand):
         due = list(Invoice.objects.filter(status=Invoice.Status.FINALIZED))
         overdue = [i for i in due if i.due_date < self.today]
         issued = Invoice.objects.exclude(status=Invoice.Status.DRAFT)
-        billed = issued.values_list("currency").annotate(s=Sum("total")).order_by("currency")
-        recognized = (
-            RevenueScheduleLine.objects.exclude(recognized_at=None)
-            .values_list("schedule__currency")
-            .annotate(s=Sum("amount"))
-            .order_by("schedule__currency")
+        # (currency, amount) pairs, added up exactly by by_currency (SQL SUM is a float on SQLite)
+        billed = issued.values_list("currency", "total")
+        recognized = RevenueScheduleLine.objects.exclude(recognized_at=None).values_list(
+            "schedule__currency", "amount"
         )
         quotes = ", ".join(f"{n} {status}" for status, n in after["quotes"].items())
         invoices = ", ".join(

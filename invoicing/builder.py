@@ -1,0 +1,364 @@
+"""How the lines of one invoice are built: the one builder that prices a billing date.
+
+`build_invoice_lines(...)` reads the subscription's contract, its metered usage and what was
+already invoiced, and returns a `BuiltLines` value: the unsaved lines, in invoice order, and the
+prepaid credit they draw. It writes nothing and changes none of the objects it is given (the
+prepaid credits' balances are followed in a local ledger), so calling it twice gives the same
+answer; `invoicing.services.invoice_create` saves the lines and records the draws.
+
+One billing date holds, in this order:
+
+1. Late usage (adjustment lines): for each earlier period still inside the lateness window, what
+   its usage is worth now minus what was billed for it, re-rated on the whole period so tiers and
+   minimums apply to the total. No line when the difference is 0.00.
+2. Usage in arrears, per usage item of the period that ended: the quantity, at its stored precision
+   (core.money.round_quantity), less prepaid units (never the free units), is rated (tiers, free
+   units, cap); a minimum commitment is measured on all of the usage, prepaid units included.
+3. Prepaid money pays the usage and true-up lines, oldest credit first (credit lines, negative).
+4. Fixed fees in arrears of the period that ended, then fixed fees in advance of the period that
+   starts; a prorated fee billed from inside its period (after a trial) costs its share of days.
+
+Rounding: every line is rounded once, half-up, to the currency's minor unit. A usage charge with
+its minimum commitment is rated whole and rounded once: the usage line is the rounded usage, the
+true-up line is the rounded charge minus the usage line, so the two always sum to the rounded
+charge (7,505 × 0.001 = 7.505 with a 10.00 minimum: 7.51 + 2.49 = 10.00, not 7.51 + 2.50).
+"""
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from catalog import rating
+from catalog.models import Charge
+from core.money import exact_sum, plain, round_money, round_quantity
+from core.periods import Period
+from invoicing.models import InvoiceLine
+from metering import selectors as usage_selectors
+from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription
+from subscriptions.services import fixed_fees
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class CreditDraw:
+    """`amount` (units, or money) of `credit` pays for `line`."""
+
+    credit: PrepaidCredit
+    amount: Decimal
+    line: InvoiceLine
+
+
+@dataclass(frozen=True)
+class BuiltLines:
+    lines: list[InvoiceLine]  # unsaved, positions set, in invoice order
+    draws: list[CreditDraw]
+
+
+@dataclass(frozen=True)
+class UsageCharge:
+    """A period's usage charge of one item, rounded once and split into its two lines."""
+
+    rating: rating.Rating  # of the billed units (after prepaid units), true-up included
+    usage_amount: Decimal  # rounded usage line
+    true_up_amount: Decimal  # rounded charge − usage line (≥ 0; no line when 0)
+    charge: Decimal  # the period's charge, rounded once = usage_amount + true_up_amount
+
+
+def split_minimum(
+    usage_exact: Decimal, true_up_exact: Decimal, currency: str
+) -> tuple[Decimal, Decimal]:
+    """Round a usage charge and its true-up once: (usage line, true-up line), which sum to
+    round(usage + true-up). Rounding half-up never decreases, so the true-up is never negative."""
+    usage = round_money(usage_exact, currency)
+    return usage, round_money(usage_exact + true_up_exact, currency) - usage
+
+
+def charge_of(rated: rating.Rating, currency: str) -> UsageCharge:
+    """The lines of a rated usage charge (its true-up part included), rounded once."""
+    usage, true_up = split_minimum(rated.amount - rated.true_up, rated.true_up, currency)
+    return UsageCharge(rated, usage, true_up, usage + true_up)
+
+
+def rate_usage(
+    pricing: dict, quantity: Decimal, prepaid_units: Decimal, currency: str
+) -> UsageCharge:
+    """Rate `quantity` of which `prepaid_units` are paid by credit (every model but percentage).
+
+    The credited units cost nothing; the minimum commitment is still measured on the value of
+    all of the usage: charge = rate(quantity − prepaid) + max(0, minimum − rate(quantity)).
+    """
+    whole = rating.rate(pricing, quantity)
+    if not prepaid_units:
+        return charge_of(whole, currency)
+    billed = rating.rate(pricing, quantity - prepaid_units)
+    steps = billed.steps[:-1] if billed.true_up else list(billed.steps)
+    if whole.true_up:
+        steps.append(whole.steps[-1])
+    rated = rating.Rating(
+        quantity=billed.quantity,
+        amount=billed.amount - billed.true_up + whole.true_up,
+        steps=steps,
+        true_up=whole.true_up,
+    )
+    return charge_of(rated, currency)
+
+
+class _Balances:
+    """What is left on each prepaid credit while one invoice is built (a local ledger: the
+    PrepaidCredit objects are read, never changed)."""
+
+    def __init__(self, credits: Sequence[PrepaidCredit]):
+        self.credits = list(credits)
+        self.left = [credit.remaining for credit in self.credits]
+
+    def take(self, index: int, wanted: Decimal) -> Decimal:
+        taken = min(self.left[index], wanted)
+        self.left[index] -= taken
+        return taken
+
+
+def _line(
+    kind, item, description, window: Period, quantity, amount, explanation=(), unit_price=None
+) -> InvoiceLine:
+    return InvoiceLine(
+        kind=kind,
+        item=item,
+        description=description,
+        period_start=window.start,
+        period_end=window.end,
+        quantity=quantity,
+        unit_price=unit_price,
+        amount=amount,
+        explanation=list(explanation),
+    )
+
+
+def _unit_price(item) -> Decimal | None:
+    price = item.pricing.get("unit_price")
+    return Decimal(price) if price is not None else None
+
+
+def _fee_lines(subscription, period: BillingPeriod, timing: str) -> list[InvoiceLine]:
+    window = Period(period.billed_from, period.end_date)
+    fees = fixed_fees(
+        subscription,
+        subscription.items.all(),
+        Period(period.start_date, period.end_date),
+        period.billed_from,
+        timing,
+    )
+    lines = []
+    for fee in fees:
+        explanation = fee.rating.explanation()
+        description = fee.item.name
+        if fee.fraction != 1:
+            days = (window.end - window.start).days
+            total_days = (period.end_date - period.start_date).days
+            description += f" (prorated {days}/{total_days} days)"
+            explanation.append({"description": f"prorated × {days}/{total_days} days"})
+        lines.append(
+            _line(
+                InvoiceLine.Kind.FEE,
+                fee.item,
+                description,
+                window,
+                fee.item.quantity,
+                fee.amount,
+                explanation,
+                _unit_price(fee.item),
+            )
+        )
+    return lines
+
+
+def _true_up_explanation(pricing: dict, charge: UsageCharge, prepaid: bool) -> list[dict]:
+    minimum = plain(Decimal(str(pricing["min_amount"])))
+    on = " (measured on all of the usage, prepaid units included)" if prepaid else ""
+    return [
+        {
+            "description": f"minimum commitment {minimum}{on}: the period's charge "
+            f"{charge.charge}, rounded once, − {charge.usage_amount} on the "
+            "usage line",
+            "subtotal": str(charge.true_up_amount),
+        }
+    ]
+
+
+def _usage_lines(
+    subscription, period: BillingPeriod, balances: _Balances
+) -> tuple[list[InvoiceLine], list[CreditDraw]]:
+    """Usage of the period: unit credits first reduce the quantity, a shortfall under a minimum
+    commitment becomes its own true-up line (rounded together with the usage, see above)."""
+    window = Period(period.billed_from, period.end_date)
+    currency = subscription.currency
+    lines, draws = [], []
+    for usage in usage_selectors.usage_for_period(subscription=subscription, period=window):
+        item, quantity = usage.item, round_quantity(usage.quantity)
+        used: list[tuple[int, Decimal]] = []
+        if item.pricing["model"] == "percentage":  # rated from event amounts, no unit credits
+            charge = charge_of(usage.rating, currency)
+        else:
+            free = Decimal(item.pricing.get("free_units", 0))
+            billable = max(quantity - free, ZERO)  # free units are never paid by credit
+            for index, credit in enumerate(balances.credits):
+                if credit.metric_id == item.metric_id and billable > 0:
+                    take = balances.take(index, billable)
+                    if take > 0:
+                        billable -= take
+                        used.append((index, take))
+            prepaid = exact_sum(take for _, take in used)
+            charge = rate_usage(item.pricing, quantity, prepaid, currency)
+        rated = charge.rating
+        line = _line(
+            InvoiceLine.Kind.USAGE,
+            item,
+            item.name,
+            window,
+            quantity,
+            charge.usage_amount,
+            rated.explanation()[:-1] if rated.true_up else rated.explanation(),
+            _unit_price(item),
+        )
+        if used:
+            taken = exact_sum(take for _, take in used)
+            line.explanation.insert(
+                0,
+                {
+                    "description": f"{plain(taken, grouping=True)} units from prepaid credit, "
+                    f"{plain(quantity - taken, grouping=True)} billed"
+                },
+            )
+            draws += [CreditDraw(balances.credits[index], take, line) for index, take in used]
+        lines.append(line)
+        if charge.true_up_amount:
+            lines.append(
+                _line(
+                    InvoiceLine.Kind.TRUE_UP,
+                    item,
+                    f"{item.name}: minimum commitment true-up",
+                    window,
+                    ZERO,
+                    charge.true_up_amount,
+                    _true_up_explanation(item.pricing, charge, bool(used)),
+                )
+            )
+    return lines, draws
+
+
+def _money_credit_lines(
+    subscription, usage_lines: list[InvoiceLine], balances: _Balances, window: Period
+) -> tuple[list[InvoiceLine], list[CreditDraw]]:
+    """Money credits pay for usage (and true-ups) before anything is billed."""
+    due = exact_sum(line.amount for line in usage_lines)
+    lines, draws = [], []
+    for index, credit in enumerate(balances.credits):
+        if credit.metric_id is not None or due <= 0:
+            continue
+        take = balances.take(index, due)
+        if take <= 0:
+            continue
+        due -= take
+        line = _line(
+            InvoiceLine.Kind.CREDIT,
+            None,
+            f"Prepaid credit applied ({plain(balances.left[index])} {subscription.currency} left)",
+            window,
+            ZERO,
+            -take,
+        )
+        draws.append(CreditDraw(credit, take, line))
+        lines.append(line)
+    return lines, draws
+
+
+def _billed(subscription, window: Period) -> dict[int, tuple[Decimal, Decimal]]:
+    """Per item, (quantity, amount) already invoiced for the window, summed exactly in Python.
+
+    Quantity: usage and adjustment lines. Amount: those and the true-up lines (a true-up is part
+    of the period's charge)."""
+    billed: dict[int, tuple[Decimal, Decimal]] = {}
+    rows = InvoiceLine.objects.filter(
+        invoice__subscription=subscription,
+        period_start=window.start,
+        period_end=window.end,
+        kind__in=[InvoiceLine.Kind.USAGE, InvoiceLine.Kind.TRUE_UP, InvoiceLine.Kind.ADJUSTMENT],
+        item__isnull=False,
+    ).values_list("item", "kind", "quantity", "amount")
+    for item, kind, quantity, amount in rows:
+        q, a = billed.get(item, (ZERO, ZERO))
+        billed[item] = (q + (quantity if kind != InvoiceLine.Kind.TRUE_UP else ZERO), a + amount)
+    return billed
+
+
+def _late_usage_lines(subscription, billed_periods: Sequence[BillingPeriod]) -> list[InvoiceLine]:
+    """Usage that arrived after its period was invoiced: the difference between what the period's
+    usage is worth now and what was billed for it, as lines naming the original period.
+
+    Quantities are compared at their stored precision (a time-weighted quantity has more digits
+    than a line keeps), so the same usage never makes a line; a difference worth 0.00 makes none.
+    """
+    currency = subscription.currency
+    lines = []
+    for period in billed_periods:
+        window = Period(period.billed_from, period.end_date)
+        billed = _billed(subscription, window)
+        for usage in usage_selectors.usage_for_period(subscription=subscription, period=window):
+            item = usage.item
+            billed_quantity, billed_amount = billed.get(item.pk, (ZERO, ZERO))
+            quantity = round_quantity(usage.quantity)
+            if quantity == billed_quantity:
+                continue
+            if item.pricing["model"] == "percentage":
+                rated, now = usage.rating, usage.amount
+            else:  # re-rate what was billed, so tiers and minimums apply to the whole period
+                rated = rating.rate(item.pricing, quantity)
+                now = round_money(rated.amount, currency)
+                billed_amount = round_money(
+                    rating.rate(item.pricing, billed_quantity).amount, currency
+                )
+            if now == billed_amount:
+                continue  # worth nothing more (free units, under the minimum, or no change)
+            last_day = window.end - dt.timedelta(days=1)
+            was, is_ = plain(billed_quantity, grouping=True), plain(quantity, grouping=True)
+            lines.append(
+                _line(
+                    InvoiceLine.Kind.ADJUSTMENT,
+                    item,
+                    f"{item.name}: late usage for {window.start:%b %-d} – {last_day:%b %-d, %Y}",
+                    window,
+                    quantity - billed_quantity,
+                    now - billed_amount,
+                    [{"description": f"{was} billed before, {is_} now"}] + rated.explanation(),
+                )
+            )
+    return lines
+
+
+def build_invoice_lines(
+    *,
+    subscription: Subscription,
+    advance: BillingPeriod | None,
+    arrears: BillingPeriod | None,
+    credits: Sequence[PrepaidCredit] = (),
+    billed_periods: Sequence[BillingPeriod] = (),
+) -> BuiltLines:
+    """The lines of one billing date (see the module docstring), unsaved, and the prepaid
+    credit they draw from `credits` (whose `remaining` is the balance to draw from; the objects
+    are not changed). `billed_periods` are earlier periods, already invoiced, that late usage may
+    still reach."""
+    balances = _Balances(credits)
+    lines: list[InvoiceLine] = _late_usage_lines(subscription, billed_periods)
+    draws: list[CreditDraw] = []
+    if arrears is not None:
+        usage, unit_draws = _usage_lines(subscription, arrears, balances)
+        window = Period(arrears.billed_from, arrears.end_date)
+        paid, money_draws = _money_credit_lines(subscription, usage, balances, window)
+        lines += usage + paid + _fee_lines(subscription, arrears, Charge.Timing.IN_ARREARS)
+        draws += unit_draws + money_draws
+    if advance is not None:
+        lines += _fee_lines(subscription, advance, Charge.Timing.IN_ADVANCE)
+    for position, line in enumerate(lines):
+        line.position = position
+    return BuiltLines(lines=lines, draws=draws)
