@@ -18,8 +18,16 @@ PLAIN_DECIMALS = {models.DecimalField: {"form_class": PlainDecimalField}}
 
 @admin.register(BillableMetric)
 class BillableMetricAdmin(SimpleHistoryAdmin):
-    list_display = ["code", "name", "aggregation", "field_name", "group_by", "recurring"]
-    list_filter = ["aggregation", "recurring"]
+    list_display = [
+        "code",
+        "name",
+        "aggregation",
+        "field_name",
+        "group_by",
+        "recurring",
+        "accepts_negative",
+    ]
+    list_filter = ["aggregation", "recurring", "accepts_negative"]
     search_fields = ["code", "name"]
     fields = [
         "code",
@@ -30,6 +38,7 @@ class BillableMetricAdmin(SimpleHistoryAdmin):
         "filters",
         "group_by",
         "recurring",
+        "accepts_negative",
     ]
 
 

@@ -94,6 +94,13 @@ class BillableMetric(models.Model):
         help_text="Values carry over into the next period (seats, storage): sums and counts run "
         "from the start of the subscription, levels start from the last known value.",
     )
+    accepts_negative = models.BooleanField(
+        "Accepts negative values (refund-style corrections)",
+        default=False,
+        help_text="Off: an event whose value is below zero is refused at ingestion. On: negative "
+        "values are stored and offset usage; a period whose total is below zero is billed as 0. "
+        "A time-weighted sum always accepts them (its events are changes of a level).",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -101,6 +108,11 @@ class BillableMetric(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
+
+    @property
+    def takes_negative_values(self) -> bool:
+        """Whether ingestion stores a value below zero (a weighted sum's changes always may be)."""
+        return self.accepts_negative or self.aggregation == self.Aggregation.WEIGHTED_SUM
 
     def clean(self):
         errors = {}
@@ -111,6 +123,13 @@ class BillableMetric(models.Model):
             )
         if self.aggregation == self.Aggregation.COUNT and self.field_name:
             errors["field_name"] = "A count does not read a property: leave it empty."
+        if self.accepts_negative and self.aggregation in {
+            self.Aggregation.COUNT,
+            self.Aggregation.UNIQUE_COUNT,
+        }:
+            errors["accepts_negative"] = (
+                "A count is never below zero: leave 'accepts negative values' off."
+            )
         if self.aggregation == self.Aggregation.WEIGHTED_SUM and not self.recurring:
             errors["recurring"] = (
                 "A time-weighted sum follows a level over time: make the metric recurring so the "

@@ -17,6 +17,10 @@ Semantics (docs/catalog.md has a worked example of each):
 - percentage: per event, rate × amount + fixed fee, then clamped to [min_per_event, max_per_event];
   the first `free_events` events of the period cost nothing.
 - free_units (standard, graduated, volume, package) are taken off the quantity before pricing.
+- below zero: a period whose net quantity is negative (refund-style corrections on a metric that
+  accepts negative values, or events stored before metrics refused them) is rated as 0 units, with
+  a step saying so ("net usage −1,000 is below zero: billed as 0"); then minimums apply as usual.
+  Under a percentage charge an event amount below zero is rated as an amount of 0.
 - min_amount / max_amount bound the charge's amount per period; a shortfall under the minimum is
   a true-up step ("minimum commitment") in the explanation.
 """
@@ -97,6 +101,11 @@ def _tiers(pricing: dict) -> list[tuple[Decimal, Decimal | None, Decimal, Decima
 def _n(value: Decimal | int) -> str:
     """A count for people: 1,500 or 2.5 (no trailing zeros, no exponent)."""
     return plain(value, grouping=True)
+
+
+def _signed(value: Decimal) -> str:
+    """A count that may be below zero, with a typographic minus: −1,000."""
+    return f"−{_n(-value)}" if value < 0 else _n(value)
 
 
 def _span(lower: Decimal, up_to: Decimal | None) -> str:
@@ -235,20 +244,26 @@ def rate(pricing: dict, quantity: Decimal) -> Rating:
 
 
 def _rate(pricing: dict, quantity: Decimal) -> Rating:
-    if quantity < 0:
-        raise ValidationError(f"Cannot rate a negative quantity ({quantity}).")
     model = pricing.get("model")
     if model == "percentage":
         raise ValidationError("A percentage charge is rated from event amounts: use rate_events.")
     if model not in MODELS:
         raise ValidationError(f"Unknown charge model {model!r}.")
+    if quantity < 0:
+        # Refund-style corrections outweighed the usage: the period is priced as zero units (a
+        # refund is a credit note, never a negative usage line), minimums and flat fees included.
+        below = RatingStep(
+            f"net usage {_signed(quantity)} is below zero: billed as 0", quantity, ZERO, ZERO, ZERO
+        )
+        return _bounded(pricing, quantity, [below, *MODELS[model](pricing, ZERO)])
     return _bounded(pricing, quantity, MODELS[model](pricing, quantity))
 
 
 def rate_events(pricing: dict, amounts: Sequence[Decimal]) -> Rating:
     """Price a period's events under a percentage charge; `amounts` in event (time) order.
 
-    Amounts are not negative: a refund is a credit note, not a negative event."""
+    An amount below zero (a correction sent before its metric refused them) is rated as an
+    amount of 0: a refund is a credit note, not a negative event."""
     if pricing.get("model") != "percentage":
         raise ValidationError("rate_events prices percentage charges only.")
     with localcontext(EXACT):
@@ -265,14 +280,16 @@ def _rate_events(pricing: dict, amounts: Sequence[Decimal]) -> Rating:
     low, high = _d(pricing, "min_per_event", None), _d(pricing, "max_per_event", None)
     if low is not None and high is not None and low > high:
         raise ValidationError("The minimum per event is above the maximum per event.")
-    total, base, fees, clamped_up, clamped_down = ZERO, ZERO, ZERO, 0, 0
+    total, base, fees, clamped_up, clamped_down, below = ZERO, ZERO, ZERO, 0, 0, 0
     for index, amount in enumerate(amounts):
         if not isinstance(amount, Decimal):
             raise TypeError(f"event amounts must be Decimals, got {type(amount).__name__}")
-        if not amount.is_finite() or amount < 0:
+        if not amount.is_finite():
             raise ValidationError(f"Event amount {amount} cannot be rated: amounts are 0 or more.")
         if index < free_events:
             continue
+        if amount < 0:
+            amount, below = ZERO, below + 1
         base += amount
         fee = amount * rate_ + fixed
         if low is not None and fee < low:
@@ -289,6 +306,8 @@ def _rate_events(pricing: dict, amounts: Sequence[Decimal]) -> Rating:
     notes = []
     if free_events:
         notes.append(f"{min(free_events, count)} free events")
+    if below:
+        notes.append(f"{below} below zero rated as 0")
     if clamped_up:
         notes.append(f"{clamped_up} raised to the minimum {plain(low)}")
     if clamped_down:
