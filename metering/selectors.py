@@ -297,7 +297,7 @@ def usage_for_period(
             "group_value": item.group_value or None,
             "exclude_groups": () if item.group_value else priced_groups.get(item.metric_id, ()),
         }
-        if item.pricing["model"] == "percentage":
+        if rating.is_rated_on_amounts(item.pricing):
             amounts = event_amounts(**scope)
             rated = rating.rate_events(item.pricing, amounts)
             quantity, count = sum(amounts, Decimal(0)), len(amounts)

@@ -30,7 +30,7 @@ def _snapshot_pricing(spec: ItemSpec) -> dict:
     if spec.unit_price is not None:
         if spec.unit_price < 0:
             raise ValidationError(f"The price of '{spec.charge.name}' cannot be negative.")
-        if "unit_price" not in pricing:
+        if not rating.pricing_model(pricing, strict=False).unit_price:
             raise ValidationError(
                 f"'{spec.charge.name}' is priced by its {spec.charge.get_charge_model_display()} "
                 "terms, not by a unit price: leave its price empty."
