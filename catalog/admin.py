@@ -18,8 +18,16 @@ PLAIN_DECIMALS = {models.DecimalField: {"form_class": PlainDecimalField}}
 
 @admin.register(BillableMetric)
 class BillableMetricAdmin(SimpleHistoryAdmin):
-    list_display = ["code", "name", "aggregation", "field_name", "group_by", "recurring"]
-    list_filter = ["aggregation", "recurring"]
+    list_display = [
+        "code",
+        "name",
+        "aggregation",
+        "field_name",
+        "group_by",
+        "recurring",
+        "accepts_negative",
+    ]
+    list_filter = ["aggregation", "recurring", "accepts_negative"]
     search_fields = ["code", "name"]
     fields = [
         "code",
@@ -30,6 +38,7 @@ class BillableMetricAdmin(SimpleHistoryAdmin):
         "filters",
         "group_by",
         "recurring",
+        "accepts_negative",
     ]
 
 
@@ -45,11 +54,11 @@ class TierFormSet(BaseInlineFormSet):
             for form in self.forms
             if form.cleaned_data and not form.cleaned_data.get("DELETE")
         ]
-        tiered = self.instance.charge_model in Charge.TIERED
-        if not tiered:
+        if not rating.pricing_model(self.instance.charge_model, strict=False).tiered:
             if tiers:
                 raise ValidationError(
-                    "Only graduated and volume charges have tiers: remove them or change the model."
+                    f"Only {rating.model_names(lambda m: m.tiered)} charges have tiers: remove "
+                    "them or change the model."
                 )
             return
         tiers.sort(key=lambda t: t["from_units"])
@@ -130,10 +139,11 @@ class ChargeAdmin(SimpleHistoryAdmin):
 class ChargeInlineForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
-        tiered = data.get("charge_model") in Charge.TIERED
+        tiered = rating.pricing_model(data.get("charge_model"), strict=False).tiered
         if tiered and not (self.instance.pk and self.instance.tiers.exists()):
+            names = rating.model_names(lambda m: m.tiered, last="or")
             raise forms.ValidationError(
-                "A graduated or volume charge needs tiers: create it under Charges → Add, where "
+                f"A {names} charge needs tiers: create it under Charges → Add, where "
                 "its tiers are edited."
             )
         return data
@@ -175,7 +185,7 @@ def price_preview(plan: Plan, units: Decimal, events: int, event_amount: Decimal
     rows = []
     for charge in plan.charges.select_related("metric").prefetch_related("tiers"):
         try:
-            if charge.charge_model == Charge.Model.PERCENTAGE:
+            if charge.pricing_model.on_amounts:
                 rated = rating.rate_events(charge.pricing(), [event_amount] * events)
             elif charge.is_usage:
                 rated = rating.rate(charge.pricing(), units)

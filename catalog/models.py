@@ -18,6 +18,7 @@ from djmoney.models.fields import CurrencyField
 from moneyed import list_all_currencies
 from simple_history.models import HistoricalRecords
 
+from catalog.rating import PRICING_MODELS, PricingModel, model_names, pricing_model
 from core.money import (
     PRICE_DECIMAL_PLACES,
     PRICE_MAX_DIGITS,
@@ -94,6 +95,13 @@ class BillableMetric(models.Model):
         help_text="Values carry over into the next period (seats, storage): sums and counts run "
         "from the start of the subscription, levels start from the last known value.",
     )
+    accepts_negative = models.BooleanField(
+        "Accepts negative values (refund-style corrections)",
+        default=False,
+        help_text="Off: an event whose value is below zero is refused at ingestion. On: negative "
+        "values are stored and offset usage; a period whose total is below zero is billed as 0. "
+        "A time-weighted sum always accepts them (its events are changes of a level).",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -101,6 +109,11 @@ class BillableMetric(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
+
+    @property
+    def takes_negative_values(self) -> bool:
+        """Whether ingestion stores a value below zero (a weighted sum's changes always may be)."""
+        return self.accepts_negative or self.aggregation == self.Aggregation.WEIGHTED_SUM
 
     def clean(self):
         errors = {}
@@ -111,6 +124,13 @@ class BillableMetric(models.Model):
             )
         if self.aggregation == self.Aggregation.COUNT and self.field_name:
             errors["field_name"] = "A count does not read a property: leave it empty."
+        if self.accepts_negative and self.aggregation in {
+            self.Aggregation.COUNT,
+            self.Aggregation.UNIQUE_COUNT,
+        }:
+            errors["accepts_negative"] = (
+                "A count is never below zero: leave 'accepts negative values' off."
+            )
         if self.aggregation == self.Aggregation.WEIGHTED_SUM and not self.recurring:
             errors["recurring"] = (
                 "A time-weighted sum follows a level over time: make the metric recurring so the "
@@ -177,15 +197,10 @@ class Plan(models.Model):
 class Charge(models.Model):
     """A price on a plan: a fixed fee (no metric: platform fee, seats) or usage of a metric."""
 
-    class Model(models.TextChoices):
-        FLAT = "flat", "Flat fee per period"
-        STANDARD = "standard", "Standard (unit price × quantity)"
-        GRADUATED = "graduated", "Graduated tiers (each tier at its own price)"
-        VOLUME = "volume", "Volume tiers (all units at the tier reached)"
-        PACKAGE = "package", "Package (price per block of units)"
-        PERCENTAGE = "percentage", "Percentage of an amount per event"
-
-    TIERED = {"graduated", "volume"}
+    # One member per registered pricing model (catalog.rating.PRICING_MODELS): Model.FLAT, …
+    Model = models.TextChoices(
+        "Model", [(m.name.upper(), (m.name, m.label)) for m in PRICING_MODELS.values()]
+    )
 
     class Timing(models.TextChoices):
         IN_ADVANCE = "in_advance", "In advance (start of period)"
@@ -294,11 +309,27 @@ class Charge(models.Model):
     def is_usage(self) -> bool:
         return self.metric_id is not None
 
+    @property
+    def pricing_model(self) -> PricingModel:
+        """The registered model of `charge_model` (one without properties while it names none)."""
+        return pricing_model(self.charge_model, strict=False)
+
     def clean(self):
         self.fill_defaults()
-        errors: dict[str, str] = {}
-        model = self.charge_model
         metric = self.metric if self.metric_id else None
+        errors = (
+            self._timing_and_currency_problems(metric)
+            | self._model_problems(metric)
+            | self._bound_problems()
+            | self._group_problems(metric)
+        )  # each names its own fields
+        if self.prorated and metric:
+            errors["prorated"] = "Only fixed fees are prorated; usage is billed as measured."
+        if errors:
+            raise ValidationError(errors)
+
+    def _timing_and_currency_problems(self, metric) -> dict[str, str]:
+        errors = {}
         if metric and self.billing_timing == self.Timing.IN_ADVANCE:
             errors["billing_timing"] = (
                 "Usage is known only at the end of a period: bill in arrears."
@@ -308,11 +339,16 @@ class Charge(models.Model):
                 f"Plan '{self.plan.code}' is sold in {', '.join(self.plan.currencies)}: add "
                 f"{self.currency} to its currencies first."
             )
-        if model == self.Model.PACKAGE and not (self.package_size and self.package_size > 0):
+        return errors
+
+    def _model_problems(self, metric) -> dict[str, str]:
+        """What the charge's model needs: package terms, a percentage rate on a sum metric."""
+        model, errors = self.pricing_model, {}
+        if model.package and not (self.package_size and self.package_size > 0):
             errors["package_size"] = "A package charge needs a package size above zero."
-        if model == self.Model.PACKAGE and self.package_price is None:
+        if model.package and self.package_price is None:
             errors["package_price"] = "A package charge needs a price per package."
-        if model == self.Model.PERCENTAGE:
+        if model.on_amounts:
             if self.percentage_rate is None:
                 errors["percentage_rate"] = "A percentage charge needs a rate between 0 and 100."
             if not metric or metric.aggregation != BillableMetric.Aggregation.SUM:
@@ -320,6 +356,15 @@ class Charge(models.Model):
                     "A percentage charge applies to an amount: choose a metric that sums the "
                     "amount property (aggregation 'sum')."
                 )
+        if self.free_units and not model.free_units:
+            errors["free_units"] = (
+                f"Free units apply to {model_names(lambda m: m.free_units)} charges; for a "
+                "percentage charge use free events."
+            )
+        return errors
+
+    def _bound_problems(self) -> dict[str, str]:
+        errors = {}
         if (
             self.min_per_event is not None
             and self.max_per_event is not None
@@ -332,14 +377,14 @@ class Charge(models.Model):
             and self.min_amount > self.max_amount
         ):
             errors["max_amount"] = "The cap per period is below the minimum commitment."
+        return errors
+
+    def _group_problems(self, metric) -> dict[str, str]:
+        """A group value needs a grouped metric; one charge per group value and currency."""
+        errors = {}
         if self.group_value and not (metric and metric.group_by):
             errors["group_value"] = (
                 "Only a charge on a metric grouped by a property has a group value."
-            )
-        if self.free_units and model in {self.Model.FLAT, self.Model.PERCENTAGE}:
-            errors["free_units"] = (
-                "Free units apply to standard, graduated, volume and package charges; for a "
-                "percentage charge use free events."
             )
         if metric and metric.group_by and self.plan_id:
             twins = self.plan.charges.filter(
@@ -351,24 +396,22 @@ class Charge(models.Model):
                     f"'{twins.first().name}' already prices {value} of {metric.code}: give this "
                     "charge the same key to make it a new version, or another group value."
                 )
-        if self.prorated and metric:
-            errors["prorated"] = "Only fixed fees are prorated; usage is billed as measured."
-        if errors:
-            raise ValidationError(errors)
+        return errors
 
     def pricing(self) -> dict:
         """Price terms as plain data: what a subscription snapshots and the rating engine reads."""
         terms = {"model": self.charge_model}
-        if self.charge_model in {self.Model.FLAT, self.Model.STANDARD}:
+        model = pricing_model(self.charge_model, strict=False)
+        if model.unit_price:
             terms["unit_price"] = str(self.unit_price)
-        if self.charge_model in self.TIERED:
+        if model.tiered:
             terms["tiers"] = [t.as_dict() for t in self.tiers.all()]
-        if self.charge_model == self.Model.PACKAGE:
+        if model.package:
             terms |= {
                 "package_size": str(self.package_size),
                 "package_price": str(self.package_price),
             }
-        if self.charge_model == self.Model.PERCENTAGE:
+        if model.on_amounts:
             terms |= {
                 "rate": str(self.percentage_rate),
                 "fixed_fee": str(self.fixed_fee),

@@ -2,6 +2,8 @@
 
 `rate(pricing, quantity)` prices a quantity under a charge's price terms and explains the result;
 `rate_events(pricing, amounts)` prices a list of per-event monetary amounts (percentage model).
+`PRICING_MODELS` names every charge model once, with its properties: callers ask
+`pricing_model(pricing)` (or `is_rated_on_amounts`) rather than compare model names.
 `pricing` is the plain dict a charge produces with `Charge.pricing()` and a subscription item
 snapshots; every number in it is a decimal string. Amounts keep full precision: invoice lines
 round once (core.money.round_money).
@@ -17,11 +19,15 @@ Semantics (docs/catalog.md has a worked example of each):
 - percentage: per event, rate × amount + fixed fee, then clamped to [min_per_event, max_per_event];
   the first `free_events` events of the period cost nothing.
 - free_units (standard, graduated, volume, package) are taken off the quantity before pricing.
+- below zero: a period whose net quantity is negative (refund-style corrections on a metric that
+  accepts negative values, or events stored before metrics refused them) is rated as 0 units, with
+  a step saying so ("net usage −1,000 is below zero: billed as 0"); then minimums apply as usual.
+  Under a percentage charge an event amount below zero is rated as an amount of 0.
 - min_amount / max_amount bound the charge's amount per period; a shortfall under the minimum is
   a true-up step ("minimum commitment") in the explanation.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import (
     Context,
@@ -97,6 +103,11 @@ def _tiers(pricing: dict) -> list[tuple[Decimal, Decimal | None, Decimal, Decima
 def _n(value: Decimal | int) -> str:
     """A count for people: 1,500 or 2.5 (no trailing zeros, no exponent)."""
     return plain(value, grouping=True)
+
+
+def _signed(value: Decimal) -> str:
+    """A count that may be below zero, with a typographic minus: −1,000."""
+    return f"−{_n(-value)}" if value < 0 else _n(value)
 
 
 def _span(lower: Decimal, up_to: Decimal | None) -> str:
@@ -190,13 +201,74 @@ def _package(pricing: dict, quantity: Decimal) -> list[RatingStep]:
     return steps
 
 
-MODELS = {
-    "flat": _flat,
-    "standard": _standard,
-    "graduated": _graduated,
-    "volume": _volume,
-    "package": _package,
+# --- the pricing models, named once ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PricingModel:
+    """One charge model and what the rest of the code needs to know about it.
+
+    `name` is the stored value (`Charge.charge_model`, a snapshot's `pricing["model"]`): never
+    rename one, subscriptions keep it. Adding a model is one entry here (and its rating function);
+    the admin's choices, `Charge.clean`, `Charge.pricing` and every caller ask these properties.
+    """
+
+    name: str
+    label: str  # the admin's choice label
+    rate: Callable[[dict, Decimal], list[RatingStep]] | None  # None: rated with rate_events
+    unit_price: bool = False  # priced by `unit_price`, which a quote or contract may negotiate
+    tiered: bool = False  # priced by `tiers`
+    package: bool = False  # priced by `package_size` and `package_price`
+    on_amounts: bool = False  # rated from each event's amount (rate_events), not a quantity
+    fixed_fee: bool = False  # the same amount whatever the quantity
+
+    @property
+    def free_units(self) -> bool:
+        """Whether free units come off the quantity (free events, not units, for amounts)."""
+        return not (self.fixed_fee or self.on_amounts)
+
+
+PRICING_MODELS: dict[str, PricingModel] = {
+    m.name: m
+    for m in [
+        PricingModel("flat", "Flat fee per period", _flat, unit_price=True, fixed_fee=True),
+        PricingModel("standard", "Standard (unit price × quantity)", _standard, unit_price=True),
+        PricingModel(
+            "graduated", "Graduated tiers (each tier at its own price)", _graduated, tiered=True
+        ),
+        PricingModel(
+            "volume", "Volume tiers (all units at the tier reached)", _volume, tiered=True
+        ),
+        PricingModel("package", "Package (price per block of units)", _package, package=True),
+        PricingModel("percentage", "Percentage of an amount per event", None, on_amounts=True),
+    ]
 }
+
+
+def pricing_model(pricing_or_name: dict | str | None, *, strict: bool = True) -> PricingModel:
+    """The model of a pricing dict (or of a model name).
+
+    A name no model has is refused; with strict=False it reads as a model with none of the
+    properties (no unit price, no tiers…), which rating then refuses.
+    """
+    name = pricing_or_name.get("model") if isinstance(pricing_or_name, dict) else pricing_or_name
+    try:
+        return PRICING_MODELS[name]
+    except (KeyError, TypeError):
+        if strict:
+            raise ValidationError(f"Unknown charge model {name!r}.") from None
+        return PricingModel(str(name), str(name), None)
+
+
+def is_rated_on_amounts(pricing: dict) -> bool:
+    """Whether the pricing is rated from event amounts (rate_events) rather than a quantity."""
+    return pricing_model(pricing, strict=False).on_amounts
+
+
+def model_names(test: Callable[[PricingModel], bool], last: str = "and") -> str:
+    """The names of the models that pass `test`, for messages: "graduated and volume"."""
+    names = [m.name for m in PRICING_MODELS.values() if test(m)]
+    return ", ".join(names[:-1]) + (f" {last} " if len(names) > 1 else "") + names[-1]
 
 
 def _bounded(pricing: dict, quantity: Decimal, steps: list[RatingStep]) -> Rating:
@@ -235,21 +307,27 @@ def rate(pricing: dict, quantity: Decimal) -> Rating:
 
 
 def _rate(pricing: dict, quantity: Decimal) -> Rating:
+    model = pricing_model(pricing)
+    if model.rate is None:
+        raise ValidationError(
+            f"A {model.name} charge is rated from event amounts: use rate_events."
+        )
     if quantity < 0:
-        raise ValidationError(f"Cannot rate a negative quantity ({quantity}).")
-    model = pricing.get("model")
-    if model == "percentage":
-        raise ValidationError("A percentage charge is rated from event amounts: use rate_events.")
-    if model not in MODELS:
-        raise ValidationError(f"Unknown charge model {model!r}.")
-    return _bounded(pricing, quantity, MODELS[model](pricing, quantity))
+        # Refund-style corrections outweighed the usage: the period is priced as zero units (a
+        # refund is a credit note, never a negative usage line), minimums and flat fees included.
+        below = RatingStep(
+            f"net usage {_signed(quantity)} is below zero: billed as 0", quantity, ZERO, ZERO, ZERO
+        )
+        return _bounded(pricing, quantity, [below, *model.rate(pricing, ZERO)])
+    return _bounded(pricing, quantity, model.rate(pricing, quantity))
 
 
 def rate_events(pricing: dict, amounts: Sequence[Decimal]) -> Rating:
     """Price a period's events under a percentage charge; `amounts` in event (time) order.
 
-    Amounts are not negative: a refund is a credit note, not a negative event."""
-    if pricing.get("model") != "percentage":
+    An amount below zero (a correction sent before its metric refused them) is rated as an
+    amount of 0: a refund is a credit note, not a negative event."""
+    if not is_rated_on_amounts(pricing):
         raise ValidationError("rate_events prices percentage charges only.")
     with localcontext(EXACT):
         return _rate_events(pricing, amounts)
@@ -265,14 +343,16 @@ def _rate_events(pricing: dict, amounts: Sequence[Decimal]) -> Rating:
     low, high = _d(pricing, "min_per_event", None), _d(pricing, "max_per_event", None)
     if low is not None and high is not None and low > high:
         raise ValidationError("The minimum per event is above the maximum per event.")
-    total, base, fees, clamped_up, clamped_down = ZERO, ZERO, ZERO, 0, 0
+    total, base, fees, clamped_up, clamped_down, below = ZERO, ZERO, ZERO, 0, 0, 0
     for index, amount in enumerate(amounts):
         if not isinstance(amount, Decimal):
             raise TypeError(f"event amounts must be Decimals, got {type(amount).__name__}")
-        if not amount.is_finite() or amount < 0:
+        if not amount.is_finite():
             raise ValidationError(f"Event amount {amount} cannot be rated: amounts are 0 or more.")
         if index < free_events:
             continue
+        if amount < 0:
+            amount, below = ZERO, below + 1
         base += amount
         fee = amount * rate_ + fixed
         if low is not None and fee < low:
@@ -289,6 +369,8 @@ def _rate_events(pricing: dict, amounts: Sequence[Decimal]) -> Rating:
     notes = []
     if free_events:
         notes.append(f"{min(free_events, count)} free events")
+    if below:
+        notes.append(f"{below} below zero rated as 0")
     if clamped_up:
         notes.append(f"{clamped_up} raised to the minimum {plain(low)}")
     if clamped_down:

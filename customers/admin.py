@@ -1,7 +1,8 @@
+from django import forms
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from customers.models import Customer, PortalMembership
+from customers.models import Customer, PortalMembership, timezone_choices
 
 
 class PortalMembershipInline(admin.TabularInline):
@@ -16,3 +17,15 @@ class CustomerAdmin(SimpleHistoryAdmin):
     search_fields = ["name", "external_id", "billing_email"]
     list_filter = ["currency"]
     inlines = [PortalMembershipInline]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        # The zones of the running machine, listed here rather than as model choices (which
+        # would bake one machine's tzdata into the migrations).
+        if db_field.name == "timezone":
+            return forms.ChoiceField(
+                choices=timezone_choices(),
+                initial=db_field.default,
+                help_text=db_field.help_text,
+                validators=db_field.validators,
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)

@@ -1,13 +1,44 @@
+import functools
 import zoneinfo
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from djmoney.models.fields import CurrencyField
 from simple_history.models import HistoricalRecords
 
-TIMEZONE_CHOICES = [(tz, tz) for tz in sorted(zoneinfo.available_timezones())]
+# Names in the zone database that are not a place: they follow the server's own configuration.
+MACHINE_ZONES = {"localtime", "posixrules"}
+
+
+@functools.cache
+def time_zones() -> frozenset[str]:
+    """The IANA zone names this machine knows (its tzdata), without machine-local aliases.
+
+    Read at run time, never stored in a migration: the list differs from one tzdata to another.
+    """
+    return frozenset(zoneinfo.available_timezones()) - MACHINE_ZONES
+
+
+def timezone_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in sorted(time_zones())]
+
+
+def validate_timezone(name: str) -> None:
+    if name in MACHINE_ZONES:
+        raise ValidationError(
+            f"'{name}' follows the server's own setting, not a place: name the customer's zone, "
+            "e.g. Europe/Paris or America/New_York.",
+            code="invalid_timezone",
+        )
+    if name not in time_zones():
+        raise ValidationError(
+            f"'{name}' is not a time zone: use an IANA zone name such as Europe/Paris or "
+            "America/New_York.",
+            code="invalid_timezone",
+        )
 
 
 class Customer(models.Model):
@@ -28,7 +59,12 @@ class Customer(models.Model):
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
         help_text="Percent, applied to the rounded subtotal of each invoice.",
     )
-    timezone = models.CharField(max_length=64, choices=TIMEZONE_CHOICES, default="UTC")
+    timezone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_timezone],
+        help_text="IANA zone name, e.g. Europe/Paris: dates on the portal are shown in it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 

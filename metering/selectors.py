@@ -162,88 +162,126 @@ def metric_quantity(
     start, end = day_start(period.start), day_start(period.end)
     if isinstance(exclude_groups, str):
         exclude_groups = (exclude_groups,)
-    window_start = min(start, day_start(subscription.start_date))
     events = _matching_events(
         subscription=subscription,
         metric=metric,
         group_value=group_value,
         exclude_groups=tuple(exclude_groups),
     )
-    in_period = Q(timestamp__gte=start)  # with timestamp < end applied to the query itself
-    aggregation = metric.aggregation
-    recurring = metric.recurring
+    scope = _Scope(
+        events=events,
+        start=start,
+        end=end,
+        window_start=min(start, day_start(subscription.start_date)),
+        field=metric.field_name,
+        recurring=metric.recurring,
+    )
+    aggregate = _AGGREGATES.get(metric.aggregation)
+    if aggregate is None:
+        raise ValueError(f"Unknown aggregation {metric.aggregation!r} on metric '{metric.code}'.")
+    return aggregate(scope)
 
-    if aggregation == Agg.COUNT:
-        since = window_start if recurring else start
-        result = events.filter(timestamp__gte=since, timestamp__lt=end).aggregate(
-            total=Count("pk"), events=Count("pk", filter=in_period)
-        )
-        return Decimal(result["total"]), result["events"]
 
-    field = metric.field_name
-    if aggregation == Agg.SUM:
-        since = window_start if recurring else start
-        result = events.filter(timestamp__gte=since, timestamp__lt=end).aggregate(
-            total=_Sum(_property_number(field)), events=Count("pk", filter=in_period)
-        )
-        return _dec(result["total"]), result["events"]
+@dataclass(frozen=True)
+class _Scope:
+    """What one aggregation reads: the matching events and the period's instants [start, end)."""
 
-    if aggregation == Agg.UNIQUE_COUNT:
-        since = window_start if recurring else start
-        result = events.filter(timestamp__gte=since, timestamp__lt=end).aggregate(
-            total=Count(_property_text(field), distinct=True),
-            events=Count("pk", filter=in_period),
-        )
-        return Decimal(result["total"]), result["events"]
+    events: QuerySet
+    start: dt.datetime
+    end: dt.datetime
+    window_start: dt.datetime  # the earlier of start and the subscription's start
+    field: str
+    recurring: bool
 
-    if aggregation == Agg.MAX:
-        result = events.filter(timestamp__gte=start, timestamp__lt=end).aggregate(
-            peak=Max(_property_number(field)), events=Count("pk")
-        )
-        values = [] if result["peak"] is None else [Decimal(result["peak"])]
-        if recurring:
-            carried = (
-                events.filter(timestamp__lt=start)
-                .order_by("-timestamp", "-pk")
-                .values_list(_property_number(field), flat=True)
-                .first()
-            )
-            if carried is not None:
-                values.append(Decimal(carried))
-        return (max(values) if values else ZERO), result["events"]
+    @property
+    def in_period(self) -> Q:
+        return Q(timestamp__gte=self.start)  # with timestamp < end applied to the query itself
 
-    if aggregation == Agg.LATEST:
-        since = None if recurring else start
-        scope = events.filter(timestamp__lt=end)
-        if since is not None:
-            scope = scope.filter(timestamp__gte=since)
-        row = (
-            scope.order_by("-timestamp", "-pk")
-            .annotate(_in_period=Window(Count("pk", filter=in_period)))
-            .values_list(_property_number(field), "_in_period")
+    @property
+    def since(self) -> dt.datetime:
+        """Where count, sum and unique_count start: the window for a recurring metric."""
+        return self.window_start if self.recurring else self.start
+
+
+def _count(scope: _Scope) -> tuple[Decimal, int]:
+    result = scope.events.filter(timestamp__gte=scope.since, timestamp__lt=scope.end).aggregate(
+        total=Count("pk"), events=Count("pk", filter=scope.in_period)
+    )
+    return Decimal(result["total"]), result["events"]
+
+
+def _sum(scope: _Scope) -> tuple[Decimal, int]:
+    result = scope.events.filter(timestamp__gte=scope.since, timestamp__lt=scope.end).aggregate(
+        total=_Sum(_property_number(scope.field)), events=Count("pk", filter=scope.in_period)
+    )
+    return _dec(result["total"]), result["events"]
+
+
+def _unique_count(scope: _Scope) -> tuple[Decimal, int]:
+    result = scope.events.filter(timestamp__gte=scope.since, timestamp__lt=scope.end).aggregate(
+        total=Count(_property_text(scope.field), distinct=True),
+        events=Count("pk", filter=scope.in_period),
+    )
+    return Decimal(result["total"]), result["events"]
+
+
+def _max(scope: _Scope) -> tuple[Decimal, int]:
+    result = scope.events.filter(timestamp__gte=scope.start, timestamp__lt=scope.end).aggregate(
+        peak=Max(_property_number(scope.field)), events=Count("pk")
+    )
+    values = [] if result["peak"] is None else [Decimal(result["peak"])]
+    if scope.recurring:
+        carried = (
+            scope.events.filter(timestamp__lt=scope.start)
+            .order_by("-timestamp", "-pk")
+            .values_list(_property_number(scope.field), flat=True)
             .first()
         )
-        if row is None:
-            return ZERO, 0
-        return _dec(row[0]), row[1]
+        if carried is not None:
+            values.append(Decimal(carried))
+    return (max(values) if values else ZERO), result["events"]
 
-    if aggregation == Agg.WEIGHTED_SUM:
-        result = events.filter(timestamp__lt=end).aggregate(
-            carried=_Sum(_property_number(field), filter=Q(timestamp__lt=start)),
-            weighted=_Sum(
-                _property_number(field) * _SecondsUntil(end),
-                filter=in_period,
-                output_field=DecimalField(),
-            ),
-            events=Count("pk", filter=in_period),
-        )
-        seconds = Decimal((end - start) // dt.timedelta(seconds=1))
-        quantity = _dec(result["carried"])
-        if seconds:
-            quantity += _dec(result["weighted"]) / seconds
-        return quantity, result["events"]
 
-    raise ValueError(f"Unknown aggregation {aggregation!r} on metric '{metric.code}'.")
+def _latest(scope: _Scope) -> tuple[Decimal, int]:
+    events = scope.events.filter(timestamp__lt=scope.end)
+    if not scope.recurring:
+        events = events.filter(timestamp__gte=scope.start)
+    row = (
+        events.order_by("-timestamp", "-pk")
+        .annotate(_in_period=Window(Count("pk", filter=scope.in_period)))
+        .values_list(_property_number(scope.field), "_in_period")
+        .first()
+    )
+    if row is None:
+        return ZERO, 0
+    return _dec(row[0]), row[1]
+
+
+def _weighted_sum(scope: _Scope) -> tuple[Decimal, int]:
+    result = scope.events.filter(timestamp__lt=scope.end).aggregate(
+        carried=_Sum(_property_number(scope.field), filter=Q(timestamp__lt=scope.start)),
+        weighted=_Sum(
+            _property_number(scope.field) * _SecondsUntil(scope.end),
+            filter=scope.in_period,
+            output_field=DecimalField(),
+        ),
+        events=Count("pk", filter=scope.in_period),
+    )
+    seconds = Decimal((scope.end - scope.start) // dt.timedelta(seconds=1))
+    quantity = _dec(result["carried"])
+    if seconds:
+        quantity += _dec(result["weighted"]) / seconds
+    return quantity, result["events"]
+
+
+_AGGREGATES = {
+    Agg.COUNT: _count,
+    Agg.SUM: _sum,
+    Agg.UNIQUE_COUNT: _unique_count,
+    Agg.MAX: _max,
+    Agg.LATEST: _latest,
+    Agg.WEIGHTED_SUM: _weighted_sum,
+}
 
 
 def event_amounts(
@@ -297,7 +335,7 @@ def usage_for_period(
             "group_value": item.group_value or None,
             "exclude_groups": () if item.group_value else priced_groups.get(item.metric_id, ()),
         }
-        if item.pricing["model"] == "percentage":
+        if rating.is_rated_on_amounts(item.pricing):
             amounts = event_amounts(**scope)
             rated = rating.rate_events(item.pricing, amounts)
             quantity, count = sum(amounts, Decimal(0)), len(amounts)

@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_datetime
 from catalog.models import BillableMetric
 from core import clock
 from core.errors import ValidationError
+from core.money import plain
 from metering.models import Event
 from metering.rollups import rollups_add
 from subscriptions.models import Subscription
@@ -75,13 +76,14 @@ def _property_problems(metric: BillableMetric, properties: dict) -> list[str]:
     """What is wrong with the property the metric reads (nothing for a count).
 
     sum, max, latest, weighted_sum read a number (or numeric string), finite and below 10^26 in
-    absolute value (negative is allowed: a weighted sum sends changes of level); unique_count
-    reads a string or a number (not a boolean, object, list or null).
+    absolute value, and not below zero unless the metric accepts negative values (finance's
+    choice, for refund-style corrections; a weighted sum always does: it sends changes of level);
+    unique_count reads a string or a number (not a boolean, object, list or null).
     """
     field = metric.field_name
     value = properties.get(field)
     if metric.aggregation in NUMERIC_AGGREGATIONS:
-        if type(value) is int and -MAX_PROPERTY_INT < value < MAX_PROPERTY_INT:
+        if type(value) is int and 0 <= value < MAX_PROPERTY_INT:
             return []  # the common case, without building a Decimal
         try:
             if value is None or isinstance(value, bool):
@@ -96,6 +98,12 @@ def _property_problems(metric: BillableMetric, properties: dict) -> list[str]:
             return [f"Metric '{metric.code}' {verb} properties.{field}: send it as a number."]
         if abs(number) >= MAX_PROPERTY_VALUE:
             return [f"properties.{field} is too large: values must stay below 10^26."]
+        if number < 0 and not metric.takes_negative_values:
+            return [
+                f"Metric '{metric.code}' does not accept negative values: properties.{field} is "
+                f"{plain(number)}. Send 0 or more, or ask finance to mark it as accepting negative "
+                "values (refund-style corrections)."
+            ]
     elif metric.aggregation == BillableMetric.Aggregation.UNIQUE_COUNT and (
         isinstance(value, bool) or not isinstance(value, str | int | float)
     ):

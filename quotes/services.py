@@ -31,7 +31,7 @@ def quote_populate_lines(*, quote: Quote, replace: bool = False) -> Quote:
             charge=charge,
             description=charge.name,
             quantity=charge.default_quantity,
-            unit_price=charge.unit_price if "unit_price" in charge.pricing() else None,
+            unit_price=charge.unit_price if charge.pricing_model.unit_price else None,
             position=charge.position,
         )
         for charge in charges
@@ -42,7 +42,7 @@ def quote_populate_lines(*, quote: Quote, replace: bool = False) -> Quote:
 def line_pricing(line: QuoteLine) -> dict:
     """The line's price terms: the charge's, with the negotiated unit price where it has one."""
     pricing = line.charge.pricing()
-    if line.unit_price is not None and "unit_price" in pricing:
+    if line.unit_price is not None and rating.pricing_model(pricing, strict=False).unit_price:
         pricing["unit_price"] = str(line.unit_price)
     return pricing
 

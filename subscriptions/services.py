@@ -30,7 +30,7 @@ def _snapshot_pricing(spec: ItemSpec) -> dict:
     if spec.unit_price is not None:
         if spec.unit_price < 0:
             raise ValidationError(f"The price of '{spec.charge.name}' cannot be negative.")
-        if "unit_price" not in pricing:
+        if not rating.pricing_model(pricing, strict=False).unit_price:
             raise ValidationError(
                 f"'{spec.charge.name}' is priced by its {spec.charge.get_charge_model_display()} "
                 "terms, not by a unit price: leave its price empty."
@@ -57,6 +57,35 @@ def subscription_create(
     schedule stays anchored on the start date and billing begins when the trial ends.
     """
     external_id = external_id.strip()
+    currency = _validate_terms(
+        customer=customer, plan=plan, external_id=external_id, term_months=term_months
+    )
+    if items is None:
+        items = [
+            ItemSpec(charge=c, quantity=c.default_quantity)
+            for c in charges_in_force(plan=plan, currency=currency, on=start_date)
+        ]
+    _validate_items(items, plan=plan, currency=currency)
+    periods = billing_periods(start_date, term_months, plan.billing_interval_months)
+    trial_end = _trial_end(plan, start_date, periods)
+    subscription = _subscription_insert(
+        external_id=external_id,
+        customer=customer,
+        plan=plan,
+        currency=currency,
+        start_date=start_date,
+        trial_end_date=trial_end,
+        term_months=term_months,
+        billing_interval_months=plan.billing_interval_months,
+    )
+    created = _items_create(subscription, items)
+    _schedule_create(subscription, created, periods, trial_end)
+    return subscription
+
+
+def _validate_terms(*, customer: Customer, plan: Plan, external_id: str, term_months: int) -> str:
+    """Refuse a missing or taken external id, a plan not sold in the customer's currency and a
+    term that is not whole billing intervals; return the currency billed."""
     if not external_id:
         raise ValidationError("A subscription needs an external id (the id usage events carry).")
     if Subscription.objects.filter(external_id=external_id).exists():
@@ -73,11 +102,10 @@ def subscription_create(
             f"The term ({term_months} months) must be a positive multiple of the plan's billing "
             f"interval ({interval} months)."
         )
-    if items is None:
-        items = [
-            ItemSpec(charge=c, quantity=c.default_quantity)
-            for c in charges_in_force(plan=plan, currency=currency, on=start_date)
-        ]
+    return currency
+
+
+def _validate_items(items: list[ItemSpec], *, plan: Plan, currency: str) -> None:
     for spec in items:
         if spec.charge.plan_id != plan.pk:
             raise ValidationError(f"Charge '{spec.charge}' does not belong to plan '{plan.code}'.")
@@ -88,30 +116,30 @@ def subscription_create(
         if spec.quantity < 0:
             raise ValidationError(f"The quantity of '{spec.charge.name}' cannot be negative.")
 
-    periods = billing_periods(start_date, term_months, interval)
+
+def _trial_end(plan: Plan, start_date: dt.date, periods: list[Period]) -> dt.date | None:
     trial_end = start_date + dt.timedelta(days=plan.trial_days) if plan.trial_days else None
     if trial_end and trial_end >= periods[-1].end:
         raise ValidationError(
             f"The plan's {plan.trial_days}-day trial covers the whole term: lengthen the term."
         )
+    return trial_end
+
+
+def _subscription_insert(*, external_id: str, **fields) -> Subscription:
+    """The unique external id is the last word against a concurrent creation."""
     try:
         with transaction.atomic():
-            subscription = Subscription.objects.create(
-                external_id=external_id,
-                customer=customer,
-                plan=plan,
-                currency=currency,
-                start_date=start_date,
-                trial_end_date=trial_end,
-                term_months=term_months,
-                billing_interval_months=interval,
-            )
+            return Subscription.objects.create(external_id=external_id, **fields)
     except IntegrityError as exc:
         raise ValidationError(
             f"A subscription with external id '{external_id}' already exists."
         ) from exc
 
-    created = SubscriptionItem.objects.bulk_create(
+
+def _items_create(subscription: Subscription, items: list[ItemSpec]) -> list[SubscriptionItem]:
+    """One item per spec, its price terms snapshotted from the charge."""
+    return SubscriptionItem.objects.bulk_create(
         SubscriptionItem(
             subscription=subscription,
             charge=spec.charge,
@@ -127,6 +155,16 @@ def subscription_create(
         )
         for position, spec in enumerate(items)
     )
+
+
+def _schedule_create(
+    subscription: Subscription,
+    items: list[SubscriptionItem],
+    periods: list[Period],
+    trial_end: dt.date | None,
+) -> None:
+    """The billing periods, each billed from its start or the trial's end (a period wholly
+    inside the trial is skipped), with the fixed fees due in advance."""
     schedule = []
     for seq, period in enumerate(periods):
         billed_from = max(period.start, trial_end) if trial_end else period.start
@@ -140,13 +178,12 @@ def subscription_create(
                 end_date=period.end,
                 billed_from=billed_from,
                 advance_amount=sum(
-                    (f.amount for f in fixed_fees(subscription, created, period, billed_from)),
+                    (f.amount for f in fixed_fees(subscription, items, period, billed_from)),
                     Decimal(0),
                 ),
             )
         )
     BillingPeriod.objects.bulk_create(schedule)
-    return subscription
 
 
 @dataclass(frozen=True)

@@ -500,9 +500,79 @@ def test_unknown_model_is_refused(pricing):
         {"model": "flat", "unit_price": "1"},
     ],
 )
-def test_negative_quantity_is_refused(pricing):
-    with pytest.raises(ValidationError, match="negative quantity"):
-        rate(pricing, D("-1"))
+def test_a_net_negative_quantity_rates_as_zero_units_and_says_so(pricing):
+    rating = rate(pricing, D("-1000"))
+
+    assert rating.amount == rate(pricing, D(0)).amount
+    assert rating.quantity == D("-1000")
+    assert rating.true_up == 0
+    assert rating.explanation()[0] == {
+        "description": "net usage −1,000 is below zero: billed as 0",
+        "units": "-1000",
+        "unit_price": "0",
+        "flat_fee": "0",
+        "subtotal": "0",
+    }
+
+
+def test_a_net_negative_standard_period_costs_exactly_zero():
+    rating = rate(standard("0.000002"), D("-1000000000"))
+
+    assert rating.amount == D(0)
+    assert [step["description"] for step in rating.explanation()] == [
+        "net usage −1,000,000,000 is below zero: billed as 0",
+        "0 × 0.000002",
+    ]
+    assert subtotals(rating) == [D(0), D(0)]
+
+
+def test_a_net_negative_graduated_period_reaches_no_tier():
+    rating = rate(graduated(FLAT_TIERS, free_units="10"), D("-0.5"))
+
+    assert rating.amount == D(0)
+    assert [step.description for step in rating.steps] == [
+        "net usage −0.5 is below zero: billed as 0",
+        "free allowance (10 units)",
+    ]
+    assert units(rating) == [D("-0.5"), D(0)]
+
+
+def test_a_net_negative_period_still_owes_the_minimum_commitment():
+    rating = rate(standard(min_amount="50.00", max_amount="80.00"), D("-20"))
+
+    assert rating.amount == D("50.00")
+    assert rating.true_up == D("50.00")
+    assert [step.description for step in rating.steps] == [
+        "net usage −20 is below zero: billed as 0",
+        "0 × 1",
+        "minimum commitment 50: true-up",
+    ]
+
+
+def test_a_flat_fee_is_due_whatever_the_net_quantity():
+    rating = rate({"model": "flat", "unit_price": "99.00"}, D("-3"))
+
+    assert rating.amount == D("99.00")
+    assert subtotals(rating) == [D(0), D("99.00")]
+
+
+def test_a_percentage_event_below_zero_is_rated_as_an_amount_of_zero():
+    # 100 → 1.5 % × 100 + 0.10 = 1.60; −50 → 0 × 1.5 % + 0.10 = 0.10, raised to 0.25: 1.85
+    rating = rate_events(percentage(), [D("100"), D("-50")])
+
+    assert rating.amount == D("1.85")
+    assert rating.quantity == D(2)
+    assert [step["description"] for step in rating.explanation()] == [
+        "2 events: 1.5 % of 100 + 0.1 per event (1 below zero rated as 0, 1 raised to the "
+        "minimum 0.25)"
+    ]
+
+
+def test_a_free_percentage_event_below_zero_stays_free():
+    rating = rate_events(percentage(free_events="1"), [D("-50"), D("100")])
+
+    assert rating.amount == D("1.60")
+    assert "below zero" not in rating.steps[0].description
 
 
 @pytest.mark.parametrize("quantity", [1.5, 0.0, 10])
@@ -839,3 +909,59 @@ def test_the_engine_never_returns_a_float(charge):
     for line in rating.explanation():
         assert all(type(value) is str and "E" not in value for value in line.values())
     assert rating.amount == sum(subtotals(rating))
+
+
+# --- below zero: any net-negative quantity rates as zero units, never raises --------------------
+
+NEGATIVE_QUANTITIES = st.decimals(
+    max_value=D("-0.000001"), min_value=-(10**20), places=6, allow_nan=False, allow_infinity=False
+)
+
+
+@SETTINGS
+@given(charge=any_charges(), quantity=NEGATIVE_QUANTITIES)
+def test_a_negative_quantity_is_rated_exactly_as_zero_units(charge, quantity):
+    pricing, _ = charge
+    if pricing["model"] == "percentage":
+        return  # rated from event amounts: see the next property
+    rating = rate(pricing, quantity)
+
+    at_zero = rate(pricing, D(0))
+    assert rating.amount == at_zero.amount
+    assert rating.true_up == at_zero.true_up
+    assert rating.steps[0].description.startswith("net usage −")
+    assert rating.steps[0].description.endswith(" is below zero: billed as 0")
+    assert rating.steps[1:] == at_zero.steps
+    assert rating.amount == sum(subtotals(rating))
+    if pricing["model"] != "flat" and pricing.get("min_amount") is None:
+        assert rating.amount == D(0)
+
+
+@SETTINGS
+@given(charge=any_charges())
+def test_a_non_negative_quantity_never_mentions_below_zero(charge):
+    pricing, given_input = charge
+    if pricing["model"] == "percentage":
+        rating = rate_events(pricing, given_input)
+    else:
+        rating = rate(pricing, given_input)
+
+    assert not any("below zero" in step.description for step in rating.steps)
+
+
+@SETTINGS
+@given(
+    pricing=percentage_pricings(),
+    amounts=st.lists(
+        st.decimals(
+            min_value=-(10**5), max_value=10**5, places=6, allow_nan=False, allow_infinity=False
+        ),
+        max_size=40,
+    ),
+)
+def test_percentage_rates_an_amount_below_zero_as_zero(pricing, amounts):
+    rating = rate_events(pricing, amounts)
+
+    clamped = [max(amount, D(0)) for amount in amounts]
+    assert rating.amount == rate_events(pricing, clamped).amount
+    assert rating.amount == exactly(lambda: percentage_by_hand(pricing, clamped))

@@ -630,7 +630,7 @@ def test_a_numeric_string_must_be_plain_ascii_digits(sub, value):
 
 
 def test_numeric_strings_in_every_plain_notation_are_aggregated(sub):
-    tokens = metric(Agg.SUM)
+    tokens = metric(Agg.SUM, accepts_negative=True)
     for value in ["5", "-1", "+2", "0.5", ".25", "3.", "1e2", "-1E-1"]:
         assert send(tokens.code, {"value": value}) == []
 
@@ -640,7 +640,7 @@ def test_numeric_strings_in_every_plain_notation_are_aggregated(sub):
 
 @pytest.mark.parametrize("aggregation", [Agg.SUM, Agg.MAX, Agg.LATEST, Agg.WEIGHTED_SUM])
 def test_numeric_aggregations_refuse_10_to_the_26(sub, aggregation):
-    m = metric(aggregation, recurring=aggregation == Agg.WEIGHTED_SUM)
+    m = metric(aggregation, recurring=aggregation == Agg.WEIGHTED_SUM, accepts_negative=True)
 
     for value in (10**26, "-1e26", 1e27):
         assert send(m.code, {"value": value}) == [

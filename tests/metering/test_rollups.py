@@ -29,7 +29,12 @@ def hybrid_usage_subscription():
     )
     peak = MetricFactory(code="peak_gb", name="Peak GB", aggregation="max", field_name="gb")
     seats = MetricFactory(
-        code="seats", name="Seats", aggregation="sum", field_name="delta", recurring=True
+        code="seats",
+        name="Seats",
+        aggregation="sum",
+        field_name="delta",
+        recurring=True,
+        accepts_negative=True,  # seat changes: +1 added, -1 removed
     )
     plan = PlanFactory()
     for name, metric, group in [
