@@ -197,7 +197,7 @@ def _usage_lines(
     for usage in usage_selectors.usage_for_period(subscription=subscription, period=window):
         item, quantity = usage.item, round_quantity(usage.quantity)
         used: list[tuple[int, Decimal]] = []
-        if item.pricing["model"] == "percentage":  # rated from event amounts, no unit credits
+        if rating.is_rated_on_amounts(item.pricing):  # rated from event amounts, no unit credits
             charge = charge_of(usage.rating, currency)
         else:
             free = Decimal(item.pricing.get("free_units", 0))
@@ -310,7 +310,7 @@ def _late_usage_lines(subscription, billed_periods: Sequence[BillingPeriod]) -> 
             quantity = round_quantity(usage.quantity)
             if quantity == billed_quantity:
                 continue
-            if item.pricing["model"] == "percentage":
+            if rating.is_rated_on_amounts(item.pricing):
                 rated, now = usage.rating, usage.amount
             else:  # re-rate what was billed, so tiers and minimums apply to the whole period
                 rated = rating.rate(item.pricing, quantity)
