@@ -91,10 +91,15 @@ class CurrentUsageView(APIView):
         },
     )
     def get(self, request, external_customer_id: str):
+        sub_id = request.query_params.get("external_subscription_id")
+        if not sub_id:
+            raise ValidationError(
+                "The query parameter external_subscription_id is missing: send "
+                "?external_subscription_id=<the subscription's external id>."
+            )
         customer = Customer.objects.filter(external_id=external_customer_id).first()
         if customer is None:
             raise NotFound(f"No customer has external id '{external_customer_id}'.")
-        sub_id = request.query_params.get("external_subscription_id")
         subscription = Subscription.objects.filter(customer=customer, external_id=sub_id).first()
         if subscription is None:
             raise NotFound(f"Customer '{external_customer_id}' has no subscription '{sub_id}'.")
