@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from core.api import not_found
 from metering.api import CurrentUsageView, EventBatchView, EventView
 
 admin.site.site_header = "Quote-to-cash back office"
@@ -26,4 +27,9 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Last: any other path under /api/v1/ is a JSON 404, also with DEBUG on (handler404 is not
+    # used then) and without an APPEND_SLASH redirect (which breaks a POST).
+    re_path(r"^api/v1/", not_found),
 ]
+
+handler404 = "core.api.handler404"  # JSON under /api/, Django's page elsewhere

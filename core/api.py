@@ -2,7 +2,9 @@
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from rest_framework import exceptions, status
+from django.http import JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, parsers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -13,6 +15,44 @@ def error_response(code: str, message: str, status_code: int, details=None) -> R
     return Response(
         {"error": {"code": code, "message": message, "details": details}}, status=status_code
     )
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's parser, but a document nested deeper than Python's recursion limit is a parse error
+    (400), not a RecursionError (500). Bytes that are not UTF-8 and numbers with too many digits
+    are ValueErrors, which DRF already answers with 400."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError(
+                "JSON parse error - the document is nested too deeply."
+            ) from None
+
+
+def not_found(request, *args, **kwargs) -> JsonResponse:
+    """Any path under /api/ that names no endpoint: a JSON 404 in the error shape (an HTML page
+    reads as a server failure to API clients)."""
+    return JsonResponse(
+        {
+            "error": {
+                "code": "not_found",
+                "message": (
+                    f"No API endpoint at {request.method} '{request.path}'. The paths have no "
+                    "trailing slash; the schema is at /api/schema/."
+                ),
+                "details": None,
+            }
+        },
+        status=404,
+    )
+
+
+def handler404(request, exception=None):
+    if request.path_info.startswith("/api/"):
+        return not_found(request)
+    return defaults.page_not_found(request, exception)
 
 
 def exception_handler(exc, context):

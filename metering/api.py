@@ -2,32 +2,40 @@
 
 from decimal import Decimal
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import NotFound, ValidationError
 from core.money import minor_units, plain, to_minor
+from core.schema import RETRY_AFTER, error_responses
 from customers.models import Customer
 from metering import selectors, services
+from metering.serializers import (
+    CurrentUsageAnswerSerializer,
+    EventAnswerSerializer,
+    EventBatchInSerializer,
+    EventInSerializer,
+    IngestAnswerSerializer,
+)
 from subscriptions.models import Subscription
 
+# No timestamp: the time of receipt is used (a fixed one would grow older than the lateness
+# window and be refused). A test posts each example.
 EVENT_EXAMPLE = {
     "transaction_id": "evt_0001",
     "external_subscription_id": "sub_acme_1",
     "code": "api_calls",
-    "timestamp": 1767225600,
     "properties": {},
 }
-IngestAnswer = inline_serializer(
-    "IngestAnswer",
-    {
-        "received": serializers.IntegerField(),
-        "created": serializers.IntegerField(),
-        "duplicates": serializers.IntegerField(),
-    },
-)
+TOKENS_EXAMPLE = {
+    "transaction_id": "evt_0002",
+    "external_subscription_id": "sub_acme_1",
+    "code": "tokens",
+    "properties": {"tokens": 1250},
+}
+INGEST_ERRORS = error_responses(400, 401, 413, 415, 422, 429)
 
 
 def _event_out(row: dict) -> dict:
@@ -43,8 +51,9 @@ def _event_out(row: dict) -> dict:
 class EventView(APIView):
     @extend_schema(
         summary="Send one usage event (Lago format)",
-        request=inline_serializer("EventIn", {"event": serializers.DictField()}),
-        responses={200: IngestAnswer},
+        request=EventInSerializer,
+        responses={200: EventAnswerSerializer, **INGEST_ERRORS},
+        parameters=[RETRY_AFTER],
         examples=[OpenApiExample("event", value={"event": EVENT_EXAMPLE}, request_only=True)],
     )
     def post(self, request):
@@ -65,9 +74,14 @@ class EventView(APIView):
 class EventBatchView(APIView):
     @extend_schema(
         summary="Send up to 10,000 usage events at once (all or nothing)",
-        request=inline_serializer("EventBatchIn", {"events": serializers.ListField()}),
-        responses={200: IngestAnswer},
-        examples=[OpenApiExample("batch", value={"events": [EVENT_EXAMPLE]}, request_only=True)],
+        request=EventBatchInSerializer,
+        responses={200: IngestAnswerSerializer, **INGEST_ERRORS},
+        parameters=[RETRY_AFTER],
+        examples=[
+            OpenApiExample(
+                "batch", value={"events": [EVENT_EXAMPLE, TOKENS_EXAMPLE]}, request_only=True
+            )
+        ],
     )
     def post(self, request):
         if not isinstance(request.data, dict) or not isinstance(request.data.get("events"), list):
@@ -85,16 +99,30 @@ class EventBatchView(APIView):
 class CurrentUsageView(APIView):
     @extend_schema(
         summary="Usage and estimated bill of the current period (Lago customer_usage shape)",
-        parameters=[OpenApiParameter("external_subscription_id", str, required=True)],
+        parameters=[
+            OpenApiParameter(
+                "external_subscription_id",
+                str,
+                required=True,
+                description="The subscription's external id (a 422 when missing).",
+            ),
+            RETRY_AFTER,
+        ],
         responses={
-            200: inline_serializer("CurrentUsage", {"customer_usage": serializers.DictField()})
+            200: CurrentUsageAnswerSerializer,
+            **error_responses(400, 401, 404, 422, 429),
         },
     )
     def get(self, request, external_customer_id: str):
+        sub_id = request.query_params.get("external_subscription_id")
+        if not sub_id:
+            raise ValidationError(
+                "The query parameter external_subscription_id is missing: send "
+                "?external_subscription_id=<the subscription's external id>."
+            )
         customer = Customer.objects.filter(external_id=external_customer_id).first()
         if customer is None:
             raise NotFound(f"No customer has external id '{external_customer_id}'.")
-        sub_id = request.query_params.get("external_subscription_id")
         subscription = Subscription.objects.filter(customer=customer, external_id=sub_id).first()
         if subscription is None:
             raise NotFound(f"Customer '{external_customer_id}' has no subscription '{sub_id}'.")

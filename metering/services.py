@@ -7,6 +7,7 @@ database (INSERT … ON CONFLICT DO NOTHING), and the answer counts new and dupl
 
 import datetime as dt
 import json
+import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -38,6 +39,17 @@ NUMERIC_AGGREGATIONS = {
     BillableMetric.Aggregation.LATEST: "takes the latest",
     BillableMetric.Aggregation.WEIGHTED_SUM: "adds up changes of",
 }
+
+
+# What one event may carry (see docs/metering.md, "Limits"): the columns' lengths, and bounds that
+# keep a hostile or broken sender from storing what the database, the aggregations or the JSON
+# encoders would refuse later (NUL, lone surrogates, infinities, deep or huge documents).
+MAX_TRANSACTION_ID = 255  # Event.transaction_id
+MAX_CODE = 100  # Event.code
+MAX_EXTERNAL_ID = 255
+MAX_PROPERTIES_BYTES = 8 * 1024  # serialized as compact UTF-8 JSON
+MAX_PROPERTIES_DEPTH = 8  # levels of objects and arrays, counting `properties` itself
+MAX_PROPERTY_KEY = 100
 
 
 @dataclass(frozen=True)
@@ -114,15 +126,122 @@ def _property_problems(metric: BillableMetric, properties: dict) -> list[str]:
     return []
 
 
-def _subscriptions_of(raw_events: list) -> tuple[dict, dict]:
+def _text_problem(value: str) -> str | None:
+    """Why a string cannot be stored: PostgreSQL refuses NUL in text and jsonb, and no UTF-8
+    encoder takes a lone surrogate ("\\ud800", which JSON can spell)."""
+    if "\x00" in value:
+        return "contains a NUL character (\\u0000)"
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "contains a lone surrogate (an unpaired \\ud800-\\udfff escape)"
+    return None
+
+
+class _Unstorable(Exception):
+    """A value in properties that cannot be stored; the message says what."""
+
+
+def _json_bound(value, depth: int) -> int:
+    """An upper bound of `value`'s size as compact UTF-8 JSON (no string escape is longer than 6
+    bytes a character), so that the exact size is measured only for documents near the limit.
+    Raises _Unstorable for what cannot be stored. Recursion is bounded by MAX_PROPERTIES_DEPTH."""
+    if isinstance(value, str):
+        problem = _text_problem(value)
+        if problem:
+            raise _Unstorable(f"a property value {problem}")
+        return 2 + 6 * len(value)
+    if isinstance(value, bool) or value is None:
+        return 5
+    if isinstance(value, int):
+        return 20 if -(10**18) < value < 10**18 else len(str(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Unstorable("numbers in properties must be finite")
+        return 24
+    if not isinstance(value, dict | list):
+        raise _Unstorable("properties hold only JSON values")
+    if depth > MAX_PROPERTIES_DEPTH:
+        raise _Unstorable(
+            f"nested too deeply (at most {MAX_PROPERTIES_DEPTH} levels of objects and arrays)"
+        )
+    size = 2
+    if isinstance(value, list):
+        for item in value:
+            size += 1 + _json_bound(item, depth + 1)
+        return size
+    for key, item in value.items():
+        if not isinstance(key, str):  # JSON keys are strings; a Python caller's may not be
+            raise _Unstorable("property keys must be strings")
+        if len(key) > MAX_PROPERTY_KEY:
+            raise _Unstorable(f"property keys are at most {MAX_PROPERTY_KEY} characters")
+        problem = _text_problem(key)
+        if problem:
+            raise _Unstorable(f"a property key {problem}")
+        size += 4 + 6 * len(key) + _json_bound(item, depth + 1)
+    return size
+
+
+def _field_problem(event: dict, name: str, max_length: int, *, integer: bool = False) -> str | None:
+    value = event.get(name)
+    if value is None:
+        return None
+    if integer:  # transaction_id: its other types are refused as missing, in _validate
+        if type(value) is int:
+            value = str(value)
+        elif not isinstance(value, str):
+            return None
+    if not isinstance(value, str):
+        return f"{name} must be a string."
+    if len(value) > max_length:
+        return f"{name} is longer than {max_length} characters."
+    problem = _text_problem(value)
+    return f"{name} {problem}." if problem else None
+
+
+def _bounds_problems(event: dict) -> list[str]:
+    """What one event may carry, whatever it is for: the types and lengths of its fields, and
+    properties that every store and encoder accepts (no NUL, no lone surrogate, finite numbers,
+    at most MAX_PROPERTIES_DEPTH levels and MAX_PROPERTIES_BYTES). An event with such a problem
+    is refused before any of its values reaches a query."""
+    problems = [
+        p
+        for p in (
+            _field_problem(event, "transaction_id", MAX_TRANSACTION_ID, integer=True),
+            _field_problem(event, "code", MAX_CODE),
+            _field_problem(event, "external_subscription_id", MAX_EXTERNAL_ID),
+            _field_problem(event, "external_customer_id", MAX_EXTERNAL_ID),
+        )
+        if p
+    ]
+    properties = event.get("properties")
+    if isinstance(properties, dict) and properties:
+        try:
+            size = _json_bound(properties, 1)
+        except _Unstorable as exc:
+            problems.append(f"properties: {exc}.")
+        else:
+            if size > MAX_PROPERTIES_BYTES:  # near or over the limit: measure
+                size = len(
+                    json.dumps(properties, ensure_ascii=False, separators=(",", ":")).encode()
+                )
+            if size > MAX_PROPERTIES_BYTES:
+                problems.append(
+                    f"properties are {size:,} bytes as JSON: at most {MAX_PROPERTIES_BYTES:,}."
+                )
+    return problems
+
+
+def _subscriptions_of(events: list[dict]) -> tuple[dict, dict]:
     """The batch's subscriptions by external id, and for events that name only their customer,
-    each such customer's active subscriptions (two queries for the whole batch)."""
-    events = [e for e in raw_events if isinstance(e, dict)]
+    each such customer's active subscriptions (two queries for the whole batch). The events have
+    passed _bounds_problems: their ids are strings or None."""
     sub_ids = {e.get("external_subscription_id") for e in events}
     by_id = {
         s.external_id: s
         for s in Subscription.objects.select_related("customer").filter(
-            external_id__in=[s for s in sub_ids if isinstance(s, str) and s]
+            external_id__in=[s for s in sub_ids if s]
         )
     }
     customer_ids = {
@@ -130,7 +249,7 @@ def _subscriptions_of(raw_events: list) -> tuple[dict, dict]:
     }
     by_customer: dict[str, list[Subscription]] = {}
     for s in Subscription.objects.select_related("customer").filter(
-        customer__external_id__in=[c for c in customer_ids if isinstance(c, str) and c],
+        customer__external_id__in=[c for c in customer_ids if c],
         status=Subscription.Status.ACTIVE,
     ):
         by_customer.setdefault(s.customer.external_id, []).append(s)
@@ -172,14 +291,19 @@ def _validate(raw_events: list, received_at: dt.datetime, max_lateness: dt.timed
         raise ValidationError("Send at least one event.")
     if len(raw_events) > MAX_BATCH:
         raise ValidationError(f"A batch holds at most {MAX_BATCH:,} events; split it.")
-    subscriptions, by_customer = _subscriptions_of(raw_events)
-    codes = {e.get("code") for e in raw_events if isinstance(e, dict)}
+    bounds = [_bounds_problems(e) if isinstance(e, dict) else None for e in raw_events]
+    sound = [e for e, b in zip(raw_events, bounds, strict=True) if b == []]
+    subscriptions, by_customer = _subscriptions_of(sound)
+    codes = {e.get("code") for e in sound}
     metrics = {m.code: m for m in BillableMetric.objects.filter(code__in=[c for c in codes if c])}
     rows, errors = [], []
     for index, event in enumerate(raw_events):
         problems = []
         if not isinstance(event, dict):
             errors.append({"index": index, "errors": ["An event must be a JSON object."]})
+            continue
+        if bounds[index]:
+            errors.append({"index": index, "errors": bounds[index]})
             continue
         txn = event.get("transaction_id")
         if isinstance(txn, bool) or not isinstance(txn, str | int) or str(txn).strip() == "":

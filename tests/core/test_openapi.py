@@ -1,3 +1,17 @@
+"""The OpenAPI schema: served, and truthful (auth, typed bodies, statuses, examples that work)."""
+
+import pytest
+
+from metering.models import Event
+from tests.factories import (
+    CustomerFactory,
+    MetricFactory,
+    PlanFactory,
+    TokensMetricFactory,
+    subscribe,
+)
+
+
 def test_openapi_schema_documents_the_event_api(client, db):
     response = client.get("/api/schema/?format=json")
     assert response.status_code == 200
@@ -10,3 +24,88 @@ def test_api_docs_page_is_served_without_a_cdn(client, db):
     response = client.get("/api/docs/")
     assert response.status_code == 200
     assert b"/static/drf_spectacular_sidecar/" in response.content
+
+
+# --- the schema describes the API truthfully ---------------------------------------------------
+
+OPERATIONS = {
+    ("post", "/api/v1/events"): {"200", "400", "401", "413", "415", "422", "429"},
+    ("post", "/api/v1/events/batch"): {"200", "400", "401", "413", "415", "422", "429"},
+    ("get", "/api/v1/customers/{external_customer_id}/current_usage"): {
+        "200",
+        "400",
+        "401",
+        "404",
+        "422",
+        "429",
+    },
+}
+
+
+@pytest.fixture
+def schema(client, db) -> dict:
+    return client.get("/api/schema/?format=json").json()
+
+
+def test_the_schema_declares_the_bearer_scheme_on_every_operation(schema):
+    assert schema["components"]["securitySchemes"] == {
+        "BearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key made with `manage.py create_api_key`.",
+        }
+    }
+    for (method, path), _ in OPERATIONS.items():
+        assert schema["paths"][path][method]["security"] == [{"BearerAuth": []}]
+
+
+def test_every_operation_declares_its_statuses_with_typed_bodies(schema):
+    for (method, path), statuses in OPERATIONS.items():
+        responses = schema["paths"][path][method]["responses"]
+        assert set(responses) == statuses, path
+        for status, response in responses.items():
+            ref = response["content"]["application/json"]["schema"]["$ref"]
+            if status != "200":
+                assert ref == "#/components/schemas/Error", (path, status)
+        assert "Retry-After" in responses["429"]["headers"]
+    components = schema["components"]["schemas"]
+    assert components["Error"]["properties"]["error"] == {"$ref": "#/components/schemas/ErrorBody"}
+    assert set(components["ErrorBody"]["required"]) == {"code", "message", "details"}
+    assert components["EventBatchIn"]["properties"]["events"]["items"] == {
+        "$ref": "#/components/schemas/Event"
+    }
+    assert set(components["Event"]["required"]) == {"transaction_id", "code"}
+    assert set(components["CustomerUsage"]["required"]) >= {
+        "from_datetime",
+        "to_datetime",
+        "issuing_date",
+        "currency",
+        "amount_cents",
+        "total_amount_cents",
+        "taxes_amount_cents",
+        "charges_usage",
+    }
+
+
+def test_every_request_example_of_the_schema_is_accepted(schema, api, db):
+    # Given what the examples refer to: sub_acme_1, api_calls and tokens
+    MetricFactory()
+    TokensMetricFactory()
+    subscribe(customer=CustomerFactory(), plan=PlanFactory(), external_id="sub_acme_1")
+    examples = [
+        (path, example["value"])
+        for path, item in schema["paths"].items()
+        for operation in item.values()
+        for example in operation.get("requestBody", {})
+        .get("content", {})
+        .get("application/json", {})
+        .get("examples", {})
+        .values()
+    ]
+    assert {path for path, _ in examples} == {"/api/v1/events", "/api/v1/events/batch"}
+
+    for path, body in examples:
+        answer = api.post(path, body, format="json")
+
+        assert answer.status_code == 200, (path, answer.json())
+    assert set(Event.objects.values_list("transaction_id", flat=True)) == {"evt_0001", "evt_0002"}

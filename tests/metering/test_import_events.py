@@ -301,3 +301,27 @@ def test_allow_late_accepts_events_older_than_the_lateness_window(tmp_path, sett
 
     assert run(name, "--allow-late") == f"{name}: read 1, created 1, duplicates 0\n"
     assert Event.objects.get().timestamp == old
+
+
+def test_hostile_lines_are_named_and_nothing_of_their_batch_is_stored(tmp_path):
+    # json.loads reads NaN and Infinity, which the API's parser refuses; a line nested deeper
+    # than Python's recursion limit raises RecursionError, not JSONDecodeError
+    path = ndjson(
+        tmp_path / "hostile.ndjson",
+        call("e1"),
+        '{"a":' * 5000 + "1" + "}" * 5000,
+        json.dumps(call("e3", properties={"k": "N"})).replace('"N"', "Infinity"),
+        call("e4\x00"),
+        call("e5", properties={"k" * 101: 1}),
+    )
+
+    message, _ = fail(path)
+
+    assert message.splitlines()[:5] == [
+        f"{path}: 4 of the 5 events in lines 1–5 are invalid:",
+        "  line 2: Not valid JSON: nested too deeply or too long.",
+        "  line 3: properties: numbers in properties must be finite.",
+        "  line 4: transaction_id contains a NUL character (\\u0000).",
+        "  line 5: properties: property keys are at most 100 characters.",
+    ]
+    assert Event.objects.count() == 0

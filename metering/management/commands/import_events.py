@@ -224,6 +224,9 @@ class Command(BaseCommand):
             except json.JSONDecodeError as exc:
                 yield Record(number, None, [f"Not valid JSON: {exc.msg} (column {exc.colno})."])
                 continue
+            except (RecursionError, ValueError):  # nested too deeply, an integer too long
+                yield Record(number, None, ["Not valid JSON: nested too deeply or too long."])
+                continue
             if isinstance(event, dict) and isinstance(event.get("event"), dict):
                 event = event["event"]  # the API's {"event": {...}} envelope
             if not isinstance(event, dict):

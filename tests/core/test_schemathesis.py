@@ -1,0 +1,122 @@
+"""Property-based: requests generated from our own OpenAPI schema (schemathesis), sent in-process
+to the WSGI app with a valid key and seeded data. No answer may be a 5xx, and every answer must
+match the schema (a declared status, its content type and body)."""
+
+import pytest
+import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from config.wsgi import application
+from core import clock
+from tests.factories import (
+    CustomerFactory,
+    MetricFactory,
+    PlanFactory,
+    TokensMetricFactory,
+    subscribe,
+)
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+@pytest.fixture
+def seeded(db):
+    """What the schema's examples name: customer acme, sub_acme_1, api_calls, tokens."""
+    MetricFactory()
+    TokensMetricFactory()
+    subscribe(
+        customer=CustomerFactory(external_id="acme"),
+        plan=PlanFactory(),
+        external_id="sub_acme_1",
+        start=clock.today().isoformat(),  # a period in progress: current usage answers 200
+    )
+
+
+@pytest.fixture
+def wsgi_in_test_transaction():
+    """Like Django's test client: the WSGI handler must not close the test's connection (its
+    transaction holds the seeded data) at the end of each request."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+def operations():
+    schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_generated_requests_get_no_5xx_and_answers_that_match_the_schema(
+    api_key, seeded, wsgi_in_test_transaction, mode
+):
+    """Positive: bodies and parameters valid by the schema (most are refused by the data: unknown
+    ids, bad timestamps — a declared 4xx). Negative: invalid by the schema (wrong types, missing
+    fields), which must be refused with a declared 4xx, never a 5xx."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    statuses = set()
+    for operation in operations():
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(
+            max_examples=30,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def run(case):
+            response = case.call(headers=headers)
+            statuses.add(response.status_code)
+            case.validate_response(response, checks=CHECKS)
+
+        run()
+    assert statuses <= {200, 400, 401, 404, 415, 422}
+
+
+def test_answers_that_succeed_match_the_schema(api_key, seeded, wsgi_in_test_transaction):
+    headers = {"Authorization": f"Bearer {api_key}"}
+    by_label = {operation.label: operation for operation in operations()}
+    event = {"transaction_id": "t1", "external_subscription_id": "sub_acme_1", "code": "api_calls"}
+    cases = [
+        by_label["POST /api/v1/events"].Case(
+            body={
+                "event": {
+                    **event,
+                    "transaction_id": "t0",
+                    "code": "tokens",
+                    "properties": {"tokens": 5},
+                }
+            },
+            media_type="application/json",
+        ),
+        by_label["POST /api/v1/events/batch"].Case(
+            body={"events": [event, {**event, "transaction_id": "t2"}]},
+            media_type="application/json",
+        ),
+        by_label["GET /api/v1/customers/{external_customer_id}/current_usage"].Case(
+            path_parameters={"external_customer_id": "acme"},
+            query={"external_subscription_id": "sub_acme_1"},
+        ),
+    ]
+    for case in cases:
+        response = case.call(headers=headers)
+
+        assert response.status_code == 200, response.text
+        case.validate_response(response, checks=CHECKS)
