@@ -259,9 +259,6 @@ def _subscriptions_of(events: list[dict]) -> tuple[dict, dict]:
 def _resolve(event: dict, by_id: dict, by_customer: dict, problems: list) -> Subscription | None:
     sub_id = event.get("external_subscription_id")
     customer_id = event.get("external_customer_id")
-    if not isinstance(sub_id, str | None) or not isinstance(customer_id, str | None):
-        problems.append("external_subscription_id and external_customer_id are strings.")
-        return None
     if sub_id:
         subscription = by_id.get(sub_id)
         if subscription is None:
