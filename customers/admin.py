@@ -3,6 +3,11 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from customers.models import Customer, PortalMembership
 
+# What the customer is billed and how: only Finance (customers.change_customer_financials)
+# changes these. A customer added by someone else gets the fields' defaults (and no billing
+# email) until Finance fills them in.
+FINANCIAL_FIELDS = ["currency", "tax_rate", "payment_terms_days", "billing_email", "timezone"]
+
 
 class PortalMembershipInline(admin.TabularInline):
     model = PortalMembership
@@ -16,3 +21,9 @@ class CustomerAdmin(SimpleHistoryAdmin):
     search_fields = ["name", "external_id", "billing_email"]
     list_filter = ["currency"]
     inlines = [PortalMembershipInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.has_perm("customers.change_customer_financials"):
+            readonly += FINANCIAL_FIELDS
+        return readonly

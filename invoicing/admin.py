@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -18,7 +19,7 @@ class InvoiceLineInline(ReadOnly, admin.TabularInline):
     readonly_fields = fields
 
 
-@admin.action(description="Finalize selected draft invoices")
+@admin.action(description="Finalize selected draft invoices", permissions=["change"])
 def finalize(modeladmin, request, queryset):
     for invoice in queryset:
         try:
@@ -70,6 +71,8 @@ class InvoiceAdmin(SimpleHistoryAdmin):
         invoice = self.get_object(request, pk)
         if invoice is None:
             raise Http404(f"No invoice with id {pk}.")
+        if not self.has_view_permission(request, invoice):
+            raise PermissionDenied
         response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="{invoice}.pdf"'
         return response
