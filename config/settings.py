@@ -112,11 +112,10 @@ AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = dt.timedelta(minutes=int(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "lockout.html"
+AXES_LOCKOUT_CALLABLE = "core.throttles.login_lockout_response"
 if env_bool("BEHIND_TLS_PROXY", False):
     # The client's address is the one the proxy appends to X-Forwarded-For, not the proxy's.
-    AXES_IPWARE_PROXY_COUNT = 1
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_CLIENT_IP_CALLABLE = "core.throttles.client_ip"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -164,8 +163,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttles.ApiKeyRateThrottle"],
     "UNAUTHENTICATED_USER": None,
 }
+
+# Requests per API key ("<n>/<s|min|hour|day>", empty: no limit); over it the API answers 429
+# with Retry-After. Counted in the default cache (below).
+API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "6000/min")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Quote-to-cash API",
@@ -182,6 +186,19 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: Redis when REDIS_URL is set, otherwise an embedded broker on a SQLite file (no server).
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# The cache holds the API rate counters: Redis when REDIS_URL is set (shared by all web
+# processes), otherwise each process's memory.
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "q2c",
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 CELERY_BROKER_URL = (
     os.environ.get("CELERY_BROKER_URL")
     or REDIS_URL

@@ -4,14 +4,21 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0001_initial'),
+        ("customers", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='customer',
-            options={'ordering': ['name'], 'permissions': [('change_customer_financials', "Can change a customer's financial terms (currency, tax, payment terms, billing email, timezone)")]},
+            name="customer",
+            options={
+                "ordering": ["name"],
+                "permissions": [
+                    (
+                        "change_customer_financials",
+                        "Can change a customer's financial terms (currency, tax, payment terms, billing email, timezone)",
+                    )
+                ],
+            },
         ),
     ]
