@@ -50,7 +50,11 @@ class InvoiceAdmin(SimpleHistoryAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
-        return obj is not None and obj.status == Invoice.Status.DRAFT
+        # Drafts only (a finalized invoice is corrected by a credit note), and only for whom
+        # the role allows.
+        if obj is not None and obj.status != Invoice.Status.DRAFT:
+            return False
+        return super().has_delete_permission(request, obj)
 
     @admin.display(description="PDF")
     def pdf_link(self, obj):
@@ -78,4 +82,8 @@ class InvoiceAdmin(SimpleHistoryAdmin):
         return response
 
 
-admin.site.register(NumberSeries)
+@admin.register(NumberSeries)
+class NumberSeriesAdmin(ReadOnly, admin.ModelAdmin):
+    """The gapless counters: an edit here would skip or repeat invoice numbers."""
+
+    list_display = ["name", "next_value"]
