@@ -1,5 +1,6 @@
 """Settings from the environment; defaults give a zero-setup laptop (SQLite, embedded broker)."""
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -40,6 +41,7 @@ INSTALLED_APPS = [
     "djmoney",
     "simple_history",
     "django_celery_beat",
+    "axes",
     "core",
     "customers",
     "catalog",
@@ -64,6 +66,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -97,6 +101,23 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Login throttling (admin and portal): django-axes counts failed logins per username and IP
+# address; at AXES_FAILURE_LIMIT the pair is locked out for the cool-off time (a success resets
+# the count). Its backend must come first, and every login must call authenticate(request, …).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = dt.timedelta(minutes=int(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no banner on every manage.py command
+AXES_LOCKOUT_CALLABLE = "core.throttles.login_lockout_response"
+if env_bool("BEHIND_TLS_PROXY", False):
+    # The client's address is the one the proxy appends to X-Forwarded-For, not the proxy's.
+    AXES_CLIENT_IP_CALLABLE = "core.throttles.client_ip"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -146,8 +167,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["core.api.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttles.ApiKeyRateThrottle"],
     "UNAUTHENTICATED_USER": None,
 }
+
+# Requests per API key ("<n>/<s|min|hour|day>", empty: no limit); over it the API answers 429
+# with Retry-After. Counted in the default cache (below).
+API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "6000/min")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Quote-to-cash API",
@@ -164,6 +190,19 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: Redis when REDIS_URL is set, otherwise an embedded broker on a SQLite file (no server).
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# The cache holds the API rate counters: Redis when REDIS_URL is set (shared by all web
+# processes), otherwise each process's memory.
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "q2c",
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 CELERY_BROKER_URL = (
     os.environ.get("CELERY_BROKER_URL")
     or REDIS_URL

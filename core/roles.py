@@ -1,6 +1,15 @@
-"""Roles are Django groups. Sales builds quotes; Finance runs catalog, billing, cash and revenue."""
+"""Roles are Django groups: each person sees what their job needs, and no more.
+
+Sales builds quotes and customers (not their financial terms); Finance runs catalog, billing, cash
+and revenue; an Operator runs the machinery (API keys, the Celery schedule, users, login lockouts).
+The role × action matrix is written out in docs/operations.md, checked by tests/core/test_roles.py.
+
+An action is a default permission verb ("view", "change", …) or the codename of a model's own
+permission (``change_customer_financials``).
+"""
 
 ALL = ("add", "change", "delete", "view")
+FINANCIALS = "change_customer_financials"  # customers.Customer.Meta.permissions
 
 ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     "Sales": {
@@ -11,8 +20,13 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "catalog.charge": ("view",),
         "catalog.billablemetric": ("view",),
         "catalog.chargetier": ("view",),
+        # The subscription a rep sold, with its items and billing schedule; its invoices, with
+        # their lines: read-only.
         "subscriptions.subscription": ("view",),
+        "subscriptions.subscriptionitem": ("view",),
+        "subscriptions.billingperiod": ("view",),
         "invoicing.invoice": ("view",),
+        "invoicing.invoiceline": ("view",),
     },
     "Finance": {
         "catalog.plan": ALL,
@@ -20,7 +34,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "catalog.billablemetric": ALL,
         "catalog.chargetier": ALL,
         "catalog.planalertdefault": ALL,
-        "customers.customer": ALL,
+        "customers.customer": (*ALL, FINANCIALS),
         "customers.portalmembership": ALL,
         "quotes.quote": ("view", "change"),
         "quotes.quoteline": ("view",),
@@ -38,15 +52,37 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "receivables.paymentallocation": ("view",),
         "revrec.revenueschedule": ("view",),
         "revrec.revenuescheduleline": ("view",),
+        # The schedule is the operator's: finance sees when billing runs, and does not edit it.
+        "django_celery_beat.periodictask": ("view",),
+        "django_celery_beat.intervalschedule": ("view",),
+        "django_celery_beat.crontabschedule": ("view",),
+    },
+    "Operator": {
+        "core.apikey": ("view", "change"),  # revoke; keys are made with `create_api_key`
+        "auth.user": ALL,
+        "auth.group": ("view",),  # groups are these roles, defined here in code
         "django_celery_beat.periodictask": ALL,
         "django_celery_beat.intervalschedule": ALL,
         "django_celery_beat.crontabschedule": ALL,
+        "django_celery_beat.clockedschedule": ALL,
+        "django_celery_beat.solarschedule": ALL,
+        "axes.accessattempt": ("view", "delete"),  # deleting an attempt lifts a lockout
+        "axes.accesslog": ("view",),
+        "axes.accessfailurelog": ("view",),
     },
 }
 
 
+def codename(action: str, model: str) -> str:
+    return action if "_" in action else f"{action}_{model}"
+
+
 def sync_roles(apps) -> None:
-    """Create the groups and grant exactly their permissions (idempotent)."""
+    """Create the groups and grant exactly their permissions (idempotent).
+
+    Called by data migrations with the migration state: a grant on a model or permission that
+    does not exist yet at that point is left for the later migration that syncs again.
+    """
     from django.contrib.auth.management import create_permissions
 
     for app_config in apps.get_app_configs():
@@ -60,10 +96,20 @@ def sync_roles(apps) -> None:
         perms = []
         for label, actions in grants.items():
             app_label, model = label.split(".")
+            try:
+                model_class = apps.get_model(app_label, model)
+            except LookupError:
+                continue  # not migrated yet
+            known = {
+                *(f"{verb}_{model}" for verb in model_class._meta.default_permissions),
+                *(name for name, _ in model_class._meta.permissions),
+            }
             for action in actions:
+                if codename(action, model) not in known:
+                    continue  # a permission added by a later migration
                 perms.append(
                     permission_model.objects.get(
-                        content_type__app_label=app_label, codename=f"{action}_{model}"
+                        content_type__app_label=app_label, codename=codename(action, model)
                     )
                 )
         group.permissions.set(perms)

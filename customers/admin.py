@@ -4,6 +4,11 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from customers.models import Customer, PortalMembership, timezone_choices
 
+# What the customer is billed and how: only Finance (customers.change_customer_financials)
+# changes these. A customer added by someone else gets the fields' defaults (and no billing
+# email) until Finance fills them in.
+FINANCIAL_FIELDS = ["currency", "tax_rate", "payment_terms_days", "billing_email", "timezone"]
+
 
 class PortalMembershipInline(admin.TabularInline):
     model = PortalMembership
@@ -29,3 +34,9 @@ class CustomerAdmin(SimpleHistoryAdmin):
                 validators=db_field.validators,
             )
         return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.has_perm("customers.change_customer_financials"):
+            readonly += FINANCIAL_FIELDS
+        return readonly

@@ -70,6 +70,13 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            (
+                "change_customer_financials",
+                "Can change a customer's financial terms (currency, tax, payment terms, billing "
+                "email, timezone)",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -3,7 +3,10 @@
 This module holds only plain data (no Django imports) so that bin/demo can print it.
 """
 
-BASE_URL = "http://127.0.0.1:8000"
+import os
+
+PORT = os.environ.get("DEMO_PORT", "8000")
+BASE_URL = f"http://127.0.0.1:{PORT}"
 
 URLS = [
     ("Back office (Django admin)", f"{BASE_URL}/admin/"),

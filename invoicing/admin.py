@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -18,7 +19,7 @@ class InvoiceLineInline(ReadOnly, admin.TabularInline):
     readonly_fields = fields
 
 
-@admin.action(description="Finalize selected draft invoices")
+@admin.action(description="Finalize selected draft invoices", permissions=["change"])
 def finalize(modeladmin, request, queryset):
     for invoice in queryset:
         try:
@@ -49,7 +50,11 @@ class InvoiceAdmin(SimpleHistoryAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
-        return obj is not None and obj.status == Invoice.Status.DRAFT
+        # Drafts only (a finalized invoice is corrected by a credit note), and only for whom
+        # the role allows.
+        if obj is not None and obj.status != Invoice.Status.DRAFT:
+            return False
+        return super().has_delete_permission(request, obj)
 
     @admin.display(description="PDF")
     def pdf_link(self, obj):
@@ -70,9 +75,15 @@ class InvoiceAdmin(SimpleHistoryAdmin):
         invoice = self.get_object(request, pk)
         if invoice is None:
             raise Http404(f"No invoice with id {pk}.")
+        if not self.has_view_permission(request, invoice):
+            raise PermissionDenied
         response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="{invoice}.pdf"'
         return response
 
 
-admin.site.register(NumberSeries)
+@admin.register(NumberSeries)
+class NumberSeriesAdmin(ReadOnly, admin.ModelAdmin):
+    """The gapless counters: an edit here would skip or repeat invoice numbers."""
+
+    list_display = ["name", "next_value"]

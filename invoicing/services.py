@@ -143,6 +143,9 @@ def invoice_finalize(*, invoice: Invoice, issue_date: dt.date | None = None) -> 
 
 def _email_invoice(invoice_id: int) -> None:
     invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
+    if not invoice.customer.billing_email:  # finance has not set it yet (a customer sales added)
+        logger.warning("invoice %s not emailed: %s has no billing email", invoice, invoice.customer)
+        return
     send_mail(
         subject=f"Invoice {invoice.number} from {settings.BILLING_COMPANY['name']}",
         message=(

@@ -227,6 +227,9 @@ def _email_firing(firing_id: int) -> None:
         else "the estimated bill (fixed fees and usage so far, before tax)"
     )
     last_day = firing.period_end - dt.timedelta(days=1)
+    if not subscription.customer.billing_email:  # finance has not set it yet
+        logger.warning("alert %s not emailed: no billing email", firing)
+        return
     send_mail(
         subject=f"Usage alert on {subscription.external_id}: {alert}",
         message=(

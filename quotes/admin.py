@@ -68,22 +68,24 @@ def _run(modeladmin, request, queryset, service, verb):
             modeladmin.message_user(request, f"Quote {quote.number} {verb}.", messages.SUCCESS)
 
 
-@admin.action(description="Mark selected quotes as sent")
+@admin.action(description="Mark selected quotes as sent", permissions=["change"])
 def mark_sent(modeladmin, request, queryset):
     _run(modeladmin, request, queryset, services.quote_mark_sent, "marked as sent")
 
 
-@admin.action(description="Accept selected quotes (creates the subscription)")
+@admin.action(
+    description="Accept selected quotes (creates the subscription)", permissions=["change"]
+)
 def accept(modeladmin, request, queryset):
     _run(modeladmin, request, queryset, services.quote_accept, "accepted: subscription created")
 
 
-@admin.action(description="Mark selected quotes as expired")
+@admin.action(description="Mark selected quotes as expired", permissions=["change"])
 def expire(modeladmin, request, queryset):
     _run(modeladmin, request, queryset, services.quote_expire, "marked as expired")
 
 
-@admin.action(description="Decline selected quotes")
+@admin.action(description="Decline selected quotes", permissions=["change"])
 def decline(modeladmin, request, queryset):
     _run(modeladmin, request, queryset, services.quote_decline, "declined")
 

@@ -32,7 +32,7 @@ class PaymentAllocationInline(ReadOnly, admin.TabularInline):
     readonly_fields = ["invoice", "amount", "created_at"]
 
 
-@admin.action(description="Apply to the customer's oldest open invoices")
+@admin.action(description="Apply to the customer's oldest open invoices", permissions=["change"])
 def apply_to_open_invoices(modeladmin, request, queryset):
     for payment in queryset:
         open_invoices = Invoice.objects.filter(

@@ -345,3 +345,20 @@ def test_two_concurrent_billing_runs_bill_each_date_once():
         "sub_acme",
         "sub_globex",
     ]
+
+
+def test_an_invoice_of_a_customer_without_billing_email_is_issued_and_not_emailed(
+    db, django_capture_on_commit_callbacks, mailoutbox
+):
+    # Given a customer a sales rep added: finance has not set the billing email yet
+    subscription = subscribe(
+        customer=CustomerFactory(billing_email=""), plan=hybrid_plan(), start="2026-01-15"
+    )
+
+    # When billing runs (and the transaction commits)
+    with django_capture_on_commit_callbacks(execute=True):
+        invoices = bill("2026-01-15")
+
+    # Then the invoice is issued, and no email goes to an empty address
+    assert [(i.subscription, i.total) for i in invoices] == [(subscription, Decimal("625.00"))]
+    assert mailoutbox == []

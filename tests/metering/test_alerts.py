@@ -448,3 +448,20 @@ def test_two_concurrent_evaluations_fire_once(monkeypatch):
         "Usage alert on sub_acme: Calls",
         "Usage alert on sub_acme: Estimated bill ≥ 1",
     ]
+
+
+def test_an_alert_of_a_customer_without_billing_email_fires_and_sends_nothing(
+    subscription, evaluate
+):
+    # Given a customer whose billing email finance has not set yet
+    subscription.customer.billing_email = ""
+    subscription.customer.save()
+    calls_alert(subscription)
+    send_calls(subscription, 120, "2026-02-01 10:00Z")
+
+    # When the job runs
+    fired = evaluate("2026-02-01 10:05Z")
+
+    # Then the firing is recorded (portal and admin show it) and no email goes to nobody
+    assert len(fired) == 1 and AlertFiring.objects.count() == 1
+    assert mail.outbox == []
