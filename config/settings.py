@@ -226,3 +226,14 @@ LOGGING = {
         name: {"level": "WARNING"} for name in ("weasyprint", "fontTools", "PIL", "sqlalchemy")
     },
 }
+
+# The back office's look: django-unfold. Navigation and the dashboard are set in config/admin.py.
+UNFOLD = {
+    "SITE_TITLE": "Quote-to-cash",
+    "SITE_HEADER": "Quote-to-cash back office",
+    "SITE_SYMBOL": "receipt_long",
+    "SHOW_HISTORY": True,
+    "SHOW_VIEW_ON_SITE": False,
+}
+# Amounts, prices and quantities are shown in this locale (core.formatting, Babel).
+MONEY_LOCALE = os.environ.get("MONEY_LOCALE", "en_US")

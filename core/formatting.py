@@ -1,0 +1,57 @@
+"""Amounts, prices and quantities as people read them, by Babel (through py-moneyed's locale data).
+
+- `format_money`: a rounded amount in its currency's minor unit: $2,250.00, ¥1,200, €4,409.74. The
+  amount is rounded half-up first (core.money.round_money, the one rounding rule), so Babel's own
+  half-even rounding never applies.
+- `format_price`: a unit price with its significant decimals and at least the currency's minor
+  unit: $0.000003, $40.00, ¥40; never trailing zeros beyond that, never an exponent.
+- `format_quantity`: 40,901,739 or 2.5, with an optional unit (40,901,739 tokens).
+
+One locale for the whole back office (settings.MONEY_LOCALE, en_US by default).
+"""
+
+from decimal import Decimal
+
+from babel.numbers import format_currency, format_decimal
+from django.conf import settings
+
+from core.money import PRICE_DECIMAL_PLACES, minor_units, round_money
+
+
+def _locale() -> str:
+    return getattr(settings, "MONEY_LOCALE", "en_US")
+
+
+def _decimal(value) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def format_money(amount, currency: str) -> str:
+    """$2,250.00 — rounded half-up to the currency's minor unit; '' for no amount."""
+    value = _decimal(amount)
+    if value is None:
+        return ""
+    return format_currency(round_money(value, currency), currency.upper(), locale=_locale())
+
+
+def format_price(price, currency: str) -> str:
+    """$0.000003, $40.00, ¥40 — a unit price with all its significant decimals (up to 12)."""
+    value = _decimal(price)
+    if value is None:
+        return ""
+    places = minor_units(currency)
+    pattern = "¤#,##0." + "0" * places + "#" * (PRICE_DECIMAL_PLACES - places)
+    return format_currency(
+        value, currency.upper(), format=pattern, currency_digits=False, locale=_locale()
+    )
+
+
+def format_quantity(quantity, unit: str = "") -> str:
+    """40,901,739 tokens — all the quantity's significant decimals, grouped; '' for none."""
+    value = _decimal(quantity)
+    if value is None:
+        return ""
+    text = format_decimal(value, format="#,##0.############", locale=_locale())
+    return f"{text} {unit}".strip() if unit else text
