@@ -6,10 +6,16 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.forms.models import BaseInlineFormSet
 from simple_history.admin import SimpleHistoryAdmin
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
 
 from catalog import rating
 from catalog.models import BillableMetric, Charge, ChargeTier, Plan, PlanAlertDefault
+from catalog.pricing_display import pricing_summary, pricing_table_html
+from catalog.selectors import charges_in_force
+from core import clock
 from core.errors import DomainError
+from core.formatting import format_money, format_price, format_quantity
 from core.forms import PlainDecimalField
 from core.money import plain, round_money
 
@@ -17,17 +23,9 @@ PLAIN_DECIMALS = {models.DecimalField: {"form_class": PlainDecimalField}}
 
 
 @admin.register(BillableMetric)
-class BillableMetricAdmin(SimpleHistoryAdmin):
-    list_display = [
-        "code",
-        "name",
-        "aggregation",
-        "field_name",
-        "group_by",
-        "recurring",
-        "accepts_negative",
-    ]
-    list_filter = ["aggregation", "recurring", "accepts_negative"]
+class BillableMetricAdmin(SimpleHistoryAdmin, ModelAdmin):
+    list_display = ["code", "name", "aggregation", "field_name", "group_by", "recurring"]
+    list_filter = [("aggregation", ChoicesDropdownFilter), "recurring", "accepts_negative"]
     search_fields = ["code", "name"]
     fields = [
         "code",
@@ -77,7 +75,7 @@ class TierFormSet(BaseInlineFormSet):
             raise ValidationError(problems)
 
 
-class ChargeTierInline(admin.TabularInline):
+class ChargeTierInline(TabularInline):
     model = ChargeTier
     formset = TierFormSet
     extra = 0
@@ -86,14 +84,20 @@ class ChargeTierInline(admin.TabularInline):
 
 
 @admin.register(Charge)
-class ChargeAdmin(SimpleHistoryAdmin):
-    list_display = ["name", "plan", "key", "charge_model", "metric", "currency", "effective_from"]
-    list_filter = ["plan", "charge_model", "currency"]
+class ChargeAdmin(SimpleHistoryAdmin, ModelAdmin):
+    list_display = ["name", "plan", "metric", "price", "effective_from"]
+    list_filter = [
+        ("plan", RelatedDropdownFilter),
+        ("charge_model", ChoicesDropdownFilter),
+        "currency",
+    ]
+    list_select_related = ["plan", "metric"]
+    readonly_fields = ["price_table"]
     search_fields = ["name", "key", "plan__code"]
     inlines = [ChargeTierInline]
     formfield_overrides = PLAIN_DECIMALS
     fieldsets = [
-        (None, {"fields": ["plan", "name", "key", "position"]}),
+        (None, {"fields": ["plan", "name", "key", "position", "price_table"]}),
         (
             "What is priced",
             {
@@ -135,6 +139,14 @@ class ChargeAdmin(SimpleHistoryAdmin):
         ("Version", {"fields": ["effective_from"]}),
     ]
 
+    @admin.display(description="Price")
+    def price(self, charge):
+        return pricing_summary(charge.pricing(), charge.currency)
+
+    @admin.display(description="Price now")
+    def price_table(self, charge):
+        return pricing_table_html(charge.pricing(), charge.currency) if charge.pk else "—"
+
 
 class ChargeInlineForm(forms.ModelForm):
     def clean(self):
@@ -149,11 +161,16 @@ class ChargeInlineForm(forms.ModelForm):
         return data
 
 
-class ChargeInline(admin.TabularInline):
+class ChargeInline(TabularInline):
+    """The plan's charges, each with its price and tiers read out (tiers are edited on the
+    charge's own page)."""
+
     model = Charge
     form = ChargeInlineForm
     extra = 0
+    tab = True
     show_change_link = True
+    readonly_fields = ["price"]
     fields = [
         "position",
         "name",
@@ -164,49 +181,120 @@ class ChargeInline(admin.TabularInline):
         "currency",
         "effective_from",
         "unit_price",
+        "price",
     ]
     formfield_overrides = PLAIN_DECIMALS
 
+    @admin.display(description="Price and tiers")
+    def price(self, charge):
+        return pricing_table_html(charge.pricing(), charge.currency) if charge.pk else "—"
 
-class PlanAlertDefaultInline(admin.TabularInline):
+
+class PlanAlertDefaultInline(TabularInline):
     """Alerts every subscription to the plan gets; copied to subscriptions by the alert job."""
 
     model = PlanAlertDefault
     extra = 0
+    tab = True
     fields = ["metric", "threshold", "name"]
     formfield_overrides = PLAIN_DECIMALS
     verbose_name = "default usage alert"
     verbose_name_plural = "Default usage alerts (metric empty: the estimated bill)"
 
 
-def price_preview(plan: Plan, units: Decimal, events: int, event_amount: Decimal) -> list[dict]:
-    """What each charge of the plan costs: usage at a quantity, percentage charges at a number
-    of events of one amount, fixed fees at their usual quantity."""
+PREVIEW_MAX = Decimal(10) ** 15
+
+
+def _preview_quantity(raw: str | None, default: Decimal) -> Decimal:
+    if raw is None or raw.strip() == "":
+        return default
+    value = Decimal(raw.replace(",", ""))  # InvalidOperation for what is not a number
+    if not (0 <= value < PREVIEW_MAX):
+        raise InvalidOperation
+    return value
+
+
+def preview_inputs(charges: list[Charge]) -> list[dict]:
+    """The preview form's inputs: one quantity per usage metric, one per fixed fee priced per
+    unit (seats), keyed by metric code or charge key; flat fees and percentage charges need none."""
+    inputs, seen = [], set()
+    for charge in charges:
+        model = charge.pricing_model
+        if model.on_amounts or model.fixed_fee:
+            continue
+        if charge.is_usage:
+            name, label = f"m_{charge.metric.code}", charge.metric.name
+            unit, default = charge.unit_name or charge.metric.code, Decimal(1000)
+        else:
+            name, label = f"c_{charge.key}", charge.name
+            unit, default = charge.unit_name or "units", charge.default_quantity or Decimal(1)
+        if name not in seen:
+            seen.add(name)
+            inputs.append({"name": name, "label": label, "unit": unit, "default": default})
+    return inputs
+
+
+def _input_name(charge: Charge) -> str:
+    return f"m_{charge.metric.code}" if charge.is_usage else f"c_{charge.key}"
+
+
+def price_preview(
+    charges: list[Charge],
+    quantities: dict[str, Decimal],
+    events: int,
+    event_amount: Decimal,
+) -> list[dict]:
+    """What each charge costs for one period: usage and per-unit fees at the quantity entered
+    for their metric (or charge), flat fees once, percentage charges on `events` events of
+    `event_amount`. Each row has its rating steps, formatted as money."""
     rows = []
-    for charge in plan.charges.select_related("metric").prefetch_related("tiers"):
+    for charge in charges:
+        model, currency = charge.pricing_model, charge.currency
+        quantity = None
         try:
-            if charge.pricing_model.on_amounts:
+            if model.on_amounts:
                 rated = rating.rate_events(charge.pricing(), [event_amount] * events)
-            elif charge.is_usage:
+                quantity = (
+                    f"{format_quantity(events)} events of {format_price(event_amount, currency)}"
+                )
+            else:
+                units = Decimal(1) if model.fixed_fee else quantities[_input_name(charge)]
                 rated = rating.rate(charge.pricing(), units)
-            else:  # a fixed fee is previewed at its usual quantity (1 platform fee, N seats)
-                rated = rating.rate(charge.pricing(), charge.default_quantity)
-        except (DomainError, InvalidOperation, TypeError) as exc:
+                if not model.fixed_fee:
+                    quantity = format_quantity(units, charge.unit_name)
+        except (DomainError, InvalidOperation, TypeError, KeyError) as exc:
             rows.append({"charge": charge, "error": str(exc)})
             continue
+        amount = round_money(rated.amount, currency)
         rows.append(
             {
                 "charge": charge,
-                "amount": round_money(rated.amount, charge.currency),
-                "steps": rated.explanation(),
+                "price": pricing_summary(charge.pricing(), currency),
+                "quantity": quantity,
+                "amount": amount,
+                "amount_shown": format_money(amount, currency),
+                "steps": [
+                    {
+                        "description": step.description,
+                        "subtotal": format_price(step.subtotal, currency),
+                    }
+                    for step in rated.steps
+                ],
             }
         )
     return rows
 
 
 @admin.register(Plan)
-class PlanAdmin(SimpleHistoryAdmin):
-    list_display = ["code", "name", "currency", "additional_currencies", "billing_interval_months"]
+class PlanAdmin(SimpleHistoryAdmin, ModelAdmin):
+    list_display = [
+        "code",
+        "name",
+        "currency",
+        "additional_currencies",
+        "billing_interval_months",
+        "active",
+    ]
     list_filter = ["active", "billing_interval_months"]
     search_fields = ["code", "name"]
     inlines = [ChargeInline, PlanAlertDefaultInline]
@@ -225,24 +313,46 @@ class PlanAdmin(SimpleHistoryAdmin):
         plan = self.get_object(request, object_id)
         extra_context = extra_context or {}
         if plan is not None:
-            try:
-                units = Decimal(request.GET.get("preview_units", "1000"))
-                events = Decimal(request.GET.get("preview_events", "100"))
-                event_amount = Decimal(request.GET.get("preview_amount", "100"))
-                if not (0 <= units < 10**15 and 0 <= events <= 10_000 and event_amount >= 0):
-                    raise InvalidOperation
-                if events % 1:
-                    raise InvalidOperation
-            except InvalidOperation:
-                extra_context["preview_error"] = (
-                    "Enter units from 0 to under 10^15, a whole number of events from 0 to "
-                    "10,000 and a non-negative amount."
-                )
-                units, events, event_amount = Decimal(1000), Decimal(100), Decimal(100)
-            extra_context |= {
-                "preview_units": plain(units),
-                "preview_events": plain(events),
-                "preview_amount": plain(event_amount),
-                "preview": price_preview(plan, units, int(events), event_amount),
-            }
+            extra_context |= self._preview_context(request, plan)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def _preview_context(self, request, plan: Plan) -> dict:
+        currencies = plan.currencies
+        currency = request.GET.get("preview_currency") or plan.currency
+        if currency not in currencies:
+            currency = plan.currency
+        charges = charges_in_force(plan=plan, currency=currency, on=clock.today())
+        inputs = preview_inputs(charges)
+        error = None
+        try:
+            quantities = {
+                i["name"]: _preview_quantity(request.GET.get(i["name"]), i["default"])
+                for i in inputs
+            }
+            events = _preview_quantity(request.GET.get("preview_events"), Decimal(100))
+            event_amount = _preview_quantity(request.GET.get("preview_amount"), Decimal(100))
+            if events > 10_000 or events % 1:
+                raise InvalidOperation
+        except InvalidOperation:
+            error = (
+                "Enter quantities from 0 to under 10^15, a whole number of events from 0 to "
+                "10,000 and a non-negative amount."
+            )
+            quantities = {i["name"]: i["default"] for i in inputs}
+            events, event_amount = Decimal(100), Decimal(100)
+        for i in inputs:
+            i["value"] = plain(quantities[i["name"]])
+        rows = price_preview(charges, quantities, int(events), event_amount)
+        total = sum((r["amount"] for r in rows if "amount" in r), Decimal(0))
+        return {
+            "preview": rows,
+            "preview_error": error,
+            "preview_inputs": inputs,
+            "preview_currency": currency,
+            "preview_currencies": currencies,
+            "preview_on_amounts": any(c.pricing_model.on_amounts for c in charges),
+            "preview_events": plain(events),
+            "preview_amount": plain(event_amount),
+            "preview_total": format_money(total, currency),
+            "preview_charges": charges,
+        }

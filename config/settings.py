@@ -29,6 +29,12 @@ if env_bool("BEHIND_TLS_PROXY", False):
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
+    # django-unfold themes the admin (before django.contrib.admin, whose templates it overrides).
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.forms",
+    "unfold.contrib.inlines",
+    "unfold.contrib.simple_history",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -234,6 +240,12 @@ UNFOLD = {
     "SITE_SYMBOL": "receipt_long",
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
+    "SIDEBAR": {
+        "show_search": False,
+        "show_all_applications": False,
+        # Grouped by the user's work; each role sees only the items its permissions open.
+        "navigation": "config.admin.sidebar_navigation",
+    },
 }
 # Amounts, prices and quantities are shown in this locale (core.formatting, Babel).
 MONEY_LOCALE = os.environ.get("MONEY_LOCALE", "en_US")

@@ -1,16 +1,29 @@
+"""The admin's shared parts: read-only mixin, the operator's tools (users, groups, API keys, the
+Celery schedule, login lockouts), all on django-unfold's ModelAdmin."""
+
 from axes import admin as axes_admin
-from axes.models import AccessAttempt
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django_celery_beat import admin as beat_admin
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
+from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextInputWidget
 
 from core.models import ApiKey
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ModelAdmin):
     list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]
     fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
@@ -38,7 +51,11 @@ class ReadOnly:
 # must not be able to make themselves or anyone else a superuser, nor take over a superuser.
 
 
-class UserAdmin(auth_admin.UserAdmin):
+class UserAdmin(auth_admin.UserAdmin, ModelAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
+
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
         if not request.user.is_superuser:
@@ -56,9 +73,28 @@ class UserAdmin(auth_admin.UserAdmin):
         return super().has_delete_permission(request, obj)
 
 
-class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin):
+class GroupAdmin(auth_admin.GroupAdmin, ModelAdmin):
+    pass
+
+
+class TaskSelectWidget(UnfoldAdminSelectWidget, beat_admin.TaskSelectWidget):
+    pass
+
+
+class PeriodicTaskForm(beat_admin.PeriodicTaskForm):
+    """django-celery-beat's form with unfold's widgets (its docs' recipe)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["task"].widget = UnfoldAdminTextInputWidget()
+        self.fields["regtask"].widget = TaskSelectWidget()
+
+
+class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin, ModelAdmin):
     """Enable, disable, toggle and run are changes: only for who may change periodic tasks
     (django-celery-beat offers them to anyone who can see the list)."""
+
+    form = PeriodicTaskForm
 
     def get_actions(self, request):
         if not self.has_change_permission(request):
@@ -66,18 +102,49 @@ class PeriodicTaskAdmin(beat_admin.PeriodicTaskAdmin):
         return super().get_actions(request)
 
 
-admin.site.unregister(get_user_model())
-admin.site.register(get_user_model(), UserAdmin)
-admin.site.unregister(PeriodicTask)
-admin.site.register(PeriodicTask, PeriodicTaskAdmin)
+class PeriodicTaskInline(beat_admin.PeriodicTaskInline, TabularInline):
+    pass
 
 
-class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin):
+class ScheduleAdmin(ModelAdmin):
+    inlines = [PeriodicTaskInline]
+
+
+class ClockedScheduleAdmin(beat_admin.ClockedScheduleAdmin, ScheduleAdmin):
+    inlines = [PeriodicTaskInline]
+
+
+class CrontabScheduleAdmin(beat_admin.CrontabScheduleAdmin, ScheduleAdmin):
+    inlines = [PeriodicTaskInline]
+
+
+class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin, ModelAdmin):
     """Without axes' "clean up expired attempts" action (it fails outside a login request, and
     expired attempts are cleaned up at each login anyway): delete an attempt to lift a lock."""
 
     actions = None
 
 
-admin.site.unregister(AccessAttempt)
-admin.site.register(AccessAttempt, AccessAttemptAdmin)
+class AccessLogAdmin(axes_admin.AccessLogAdmin, ModelAdmin):
+    pass
+
+
+class AccessFailureLogAdmin(axes_admin.AccessFailureLogAdmin, ModelAdmin):
+    pass
+
+
+for model, model_admin in [
+    (get_user_model(), UserAdmin),
+    (Group, GroupAdmin),
+    (PeriodicTask, PeriodicTaskAdmin),
+    (IntervalSchedule, ScheduleAdmin),
+    (CrontabSchedule, CrontabScheduleAdmin),
+    (SolarSchedule, ScheduleAdmin),
+    (ClockedSchedule, ClockedScheduleAdmin),
+    (AccessAttempt, AccessAttemptAdmin),
+    (AccessLog, AccessLogAdmin),
+    (AccessFailureLog, AccessFailureLogAdmin),
+]:
+    if admin.site.is_registered(model):  # axes' only while AXES_ENABLE_ADMIN (the default)
+        admin.site.unregister(model)
+        admin.site.register(model, model_admin)

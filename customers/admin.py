@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
+from unfold.admin import ModelAdmin, TabularInline
 
 from customers.models import Customer, PortalMembership, timezone_choices
 
@@ -10,14 +11,14 @@ from customers.models import Customer, PortalMembership, timezone_choices
 FINANCIAL_FIELDS = ["currency", "tax_rate", "payment_terms_days", "billing_email", "timezone"]
 
 
-class PortalMembershipInline(admin.TabularInline):
+class PortalMembershipInline(TabularInline):
     model = PortalMembership
     extra = 0
     autocomplete_fields = ["user"]
 
 
 @admin.register(Customer)
-class CustomerAdmin(SimpleHistoryAdmin):
+class CustomerAdmin(SimpleHistoryAdmin, ModelAdmin):
     list_display = ["name", "external_id", "currency", "billing_email", "payment_terms_days"]
     search_fields = ["name", "external_id", "billing_email"]
     list_filter = ["currency"]

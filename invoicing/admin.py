@@ -1,22 +1,49 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateFilter
+from unfold.decorators import action
+from unfold.enums import ActionVariant
 
 from core.admin import ReadOnly
 from core.errors import DomainError
+from core.formatting import format_money, format_price, format_quantity
 from invoicing import services
 from invoicing.models import Invoice, InvoiceLine, NumberSeries
 from invoicing.pdf import invoice_pdf
 
 
-class InvoiceLineInline(ReadOnly, admin.TabularInline):
+class InvoiceLineInline(ReadOnly, TabularInline):
     model = InvoiceLine
     extra = 0
-    fields = ["description", "period_start", "period_end", "quantity", "unit_price", "amount"]
+    fields = [
+        "description",
+        "period_start",
+        "period_end",
+        "quantity_shown",
+        "price",
+        "amount_shown",
+    ]
     readonly_fields = fields
+
+    @admin.display(description="Quantity")
+    def quantity_shown(self, line):
+        return format_quantity(line.quantity)
+
+    @admin.display(description="Unit price")
+    def price(self, line):
+        return (
+            "—" if line.unit_price is None else format_price(line.unit_price, line.invoice.currency)
+        )
+
+    @admin.display(description="Amount")
+    def amount_shown(self, line):
+        return format_money(line.amount, line.invoice.currency)
 
 
 @admin.action(description="Finalize selected draft invoices", permissions=["change"])
@@ -29,22 +56,108 @@ def finalize(modeladmin, request, queryset):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(SimpleHistoryAdmin):
-    list_display = [
-        "__str__",
-        "customer",
-        "billing_date",
-        "status",
-        "total",
+class InvoiceAdmin(SimpleHistoryAdmin, ModelAdmin):
+    list_display = ["__str__", "customer", "billing_date", "status", "total_shown", "due_date"]
+    list_filter = [
+        ("status", ChoicesDropdownFilter),
         "currency",
-        "due_date",
+        ("billing_date", RangeDateFilter),
     ]
-    list_filter = ["status", "currency"]
+    list_filter_submit = True
+    list_select_related = ["customer"]
     search_fields = ["number", "customer__name", "subscription__external_id"]
     date_hierarchy = "billing_date"
     inlines = [InvoiceLineInline]
     actions = [finalize]
-    readonly_fields = [f.name for f in Invoice._meta.fields] + ["pdf_link"]
+    actions_row = ["row_pdf"]
+    actions_detail = ["detail_finalize", "detail_pdf"]
+    readonly_fields = [
+        *(f.name for f in Invoice._meta.fields),
+        "pdf_link",
+        "subtotal_shown",
+        "tax_shown",
+        "total_shown",
+        "billed_to",
+    ]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "number",
+                    "status",
+                    "customer",
+                    "subscription",
+                    "billing_date",
+                    "issue_date",
+                    "due_date",
+                    "pdf_link",
+                ]
+            },
+        ),
+        ("Amounts", {"fields": ["subtotal_shown", "tax_shown", "total_shown"]}),
+        ("Billed to", {"fields": ["billed_to"]}),
+        ("Record", {"fields": ["created_at", "finalized_at", "paid_at"]}),
+    ]
+
+    @admin.display(description="Subtotal")
+    def subtotal_shown(self, obj):
+        return format_money(obj.subtotal, obj.currency)
+
+    @admin.display(description="Tax")
+    def tax_shown(self, obj):
+        rate = obj.tax_rate.normalize() if obj.tax_rate else 0
+        return (
+            f"{format_money(obj.tax_amount, obj.currency)} ({rate:f}%)"
+            if rate
+            else format_money(obj.tax_amount, obj.currency)
+        )
+
+    @admin.display(description="Total", ordering="total")
+    def total_shown(self, obj):
+        return format_money(obj.total, obj.currency)
+
+    @admin.display(description="Customer at finalization")
+    def billed_to(self, obj):
+        snapshot = obj.customer_snapshot or {}
+        if not snapshot:
+            return "—"
+        return format_html_join(
+            "",
+            '<div><span class="text-base-400">{}:</span> {}</div>',
+            (
+                (str(k).replace("_", " ").capitalize(), v)
+                for k, v in snapshot.items()
+                if v not in (None, "")
+            ),
+        )
+
+    @action(description="PDF", icon="picture_as_pdf", permissions=["view"])
+    def row_pdf(self, request, object_id):
+        return redirect(reverse("admin:invoicing_invoice_pdf", args=[object_id]))
+
+    @action(description="Download PDF", icon="picture_as_pdf", permissions=["view"])
+    def detail_pdf(self, request, object_id):
+        return redirect(reverse("admin:invoicing_invoice_pdf", args=[object_id]))
+
+    @action(
+        description="Finalize",
+        icon="task_alt",
+        permissions=["change"],
+        variant=ActionVariant.PRIMARY,
+        dialog={
+            "title": "Finalize this invoice?",
+            "description": "It gets its number and can no longer change (corrections are "
+            "credit notes).",
+            "form_class": None,
+            "form_submit_text": "Finalize",
+        },
+    )
+    def detail_finalize(self, request, form, object_id):
+        finalize(self, request, Invoice.objects.filter(pk=object_id, status=Invoice.Status.DRAFT))
+        if not Invoice.objects.filter(pk=object_id, status=Invoice.Status.DRAFT).exists():
+            self.message_user(request, "Invoice finalized.", messages.SUCCESS)
+        return redirect(reverse("admin:invoicing_invoice_change", args=[object_id]))
 
     def has_add_permission(self, request):
         return False
@@ -83,7 +196,7 @@ class InvoiceAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(NumberSeries)
-class NumberSeriesAdmin(ReadOnly, admin.ModelAdmin):
+class NumberSeriesAdmin(ReadOnly, ModelAdmin):
     """The gapless counters: an edit here would skip or repeat invoice numbers."""
 
     list_display = ["name", "next_value"]

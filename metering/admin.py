@@ -2,15 +2,17 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 from simple_history.admin import SimpleHistoryAdmin
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import ChoicesDropdownFilter
 
 from core.admin import ReadOnly
+from core.formatting import format_money, format_quantity
 from core.forms import PlainDecimalField
-from core.money import plain
 from metering.models import AlertFiring, Event, UsageAlert
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnly, admin.ModelAdmin):
+class EventAdmin(ReadOnly, ModelAdmin):
     """Usage events are append-only: visible here, never edited."""
 
     list_display = ["transaction_id", "code", "subscription", "timestamp", "received_at"]
@@ -23,19 +25,26 @@ class EventAdmin(ReadOnly, admin.ModelAdmin):
 # --- usage alerts -------------------------------------------------------------------------------
 
 
+def alert_figure(alert: UsageAlert, value) -> str:
+    """Units of the alert's metric (12,000 api_calls), or money for the estimated bill."""
+    if alert.metric_id:
+        return format_quantity(value, alert.metric.code)
+    return format_money(value, alert.subscription.currency)
+
+
 class FiringFigures:
-    """A firing's value and threshold without trailing zeros."""
+    """A firing's value and threshold as people read them."""
 
     @admin.display(description="value", ordering="value")
     def value_plain(self, obj):
-        return plain(obj.value)
+        return alert_figure(obj.alert, obj.value)
 
     @admin.display(description="threshold", ordering="threshold")
     def threshold_plain(self, obj):
-        return plain(obj.threshold)
+        return alert_figure(obj.alert, obj.threshold)
 
 
-class AlertFiringInline(ReadOnly, FiringFigures, admin.TabularInline):
+class AlertFiringInline(ReadOnly, FiringFigures, TabularInline):
     """When the alert fired, per billing period: a record, never edited."""
 
     model = AlertFiring
@@ -63,11 +72,11 @@ class UsageAlertForm(forms.ModelForm):
 
 
 @admin.register(UsageAlert)
-class UsageAlertAdmin(SimpleHistoryAdmin):
+class UsageAlertAdmin(SimpleHistoryAdmin, ModelAdmin):
     """Customers' own alerts and copies of plan defaults; the alert job fires them."""
 
     list_display = ["__str__", "subscription", "metric", "threshold_plain", "source", "active"]
-    list_filter = ["source", "active", "metric"]
+    list_filter = [("source", ChoicesDropdownFilter), "active", "metric"]
     search_fields = ["name", "subscription__external_id", "subscription__customer__name"]
     list_select_related = ["subscription__customer", "metric"]
     form = UsageAlertForm
@@ -79,7 +88,7 @@ class UsageAlertAdmin(SimpleHistoryAdmin):
 
     @admin.display(description="threshold", ordering="threshold")
     def threshold_plain(self, obj):
-        return plain(obj.threshold)
+        return alert_figure(obj, obj.threshold)
 
     def get_readonly_fields(self, request, obj=None):
         # Once made, an alert keeps what it watches (its firings refer to it): change the
@@ -91,7 +100,7 @@ class UsageAlertAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(AlertFiring)
-class AlertFiringAdmin(ReadOnly, FiringFigures, admin.ModelAdmin):
+class AlertFiringAdmin(ReadOnly, FiringFigures, ModelAdmin):
     """Every alert that fired (and was emailed to the billing contact): read-only."""
 
     list_display = [

@@ -2,16 +2,18 @@ from django.contrib import admin, messages
 from django.db import models
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
 
 from catalog.selectors import charges_in_force
 from core.errors import DomainError
+from core.formatting import format_money, format_price, format_quantity
 from core.forms import PlainDecimalField
-from core.money import plain
 from quotes import services
 from quotes.models import Quote, QuoteLine
 
 
-class QuoteLineInline(admin.TabularInline):
+class QuoteLineInline(TabularInline):
     model = QuoteLine
     extra = 0
     fields = ["position", "charge", "description", "quantity", "unit_price"]
@@ -27,11 +29,13 @@ class QuoteLineInline(admin.TabularInline):
 
     @admin.display(description="Quantity")
     def quantity_shown(self, line):
-        return plain(line.quantity)
+        return format_quantity(line.quantity)
 
     @admin.display(description="Unit price")
     def unit_price_shown(self, line):
-        return "catalog terms" if line.unit_price is None else plain(line.unit_price)
+        if line.unit_price is None:
+            return "catalog terms"
+        return format_price(line.unit_price, line.quote.currency)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "charge":
@@ -91,9 +95,10 @@ def decline(modeladmin, request, queryset):
 
 
 @admin.register(Quote)
-class QuoteAdmin(SimpleHistoryAdmin):
+class QuoteAdmin(SimpleHistoryAdmin, ModelAdmin):
     list_display = ["number", "customer", "plan", "status", "start_date", "valid_until", "total"]
-    list_filter = ["status", "plan"]
+    list_filter = [("status", ChoicesDropdownFilter), ("plan", RelatedDropdownFilter)]
+    list_select_related = ["customer", "plan"]
     search_fields = ["customer__name", "customer__external_id", "title"]
     autocomplete_fields = ["customer"]
     inlines = [QuoteLineInline]
@@ -112,7 +117,7 @@ class QuoteAdmin(SimpleHistoryAdmin):
     def total(self, obj):
         if not obj.pk:
             return "—"
-        return f"{services.quote_recurring_total(quote=obj):,} {obj.currency}"
+        return format_money(services.quote_recurring_total(quote=obj), obj.currency)
 
     @admin.display(description="Subscription")
     def subscription_link(self, obj):

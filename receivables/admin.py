@@ -1,9 +1,12 @@
 from django import forms
 from django.contrib import admin, messages
 from simple_history.admin import SimpleHistoryAdmin
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import ChoicesDropdownFilter
 
 from core.admin import ReadOnly
 from core.errors import DomainError
+from core.formatting import format_money
 from invoicing.models import Invoice
 from receivables import selectors, services
 from receivables.models import Payment, PaymentAllocation
@@ -26,10 +29,14 @@ class PaymentForm(forms.ModelForm):
         return data
 
 
-class PaymentAllocationInline(ReadOnly, admin.TabularInline):
+class PaymentAllocationInline(ReadOnly, TabularInline):
     model = PaymentAllocation
     extra = 0
-    readonly_fields = ["invoice", "amount", "created_at"]
+    fields = readonly_fields = ["invoice", "amount_shown", "created_at"]
+
+    @admin.display(description="Amount")
+    def amount_shown(self, allocation):
+        return format_money(allocation.amount, allocation.payment.currency)
 
 
 @admin.action(description="Apply to the customer's oldest open invoices", permissions=["change"])
@@ -52,23 +59,17 @@ def apply_to_open_invoices(modeladmin, request, queryset):
         modeladmin.message_user(
             request,
             f"Payment {payment.reference or payment.pk} applied to "
-            f"{', '.join(paid) or 'no invoice'}; {left} {payment.currency} left unapplied.",
+            f"{', '.join(paid) or 'no invoice'}; {format_money(left, payment.currency)} left "
+            "unapplied.",
             messages.SUCCESS if paid else messages.WARNING,
         )
 
 
 @admin.register(Payment)
-class PaymentAdmin(SimpleHistoryAdmin):
-    list_display = [
-        "customer",
-        "amount",
-        "currency",
-        "received_on",
-        "method",
-        "reference",
-        "unapplied",
-    ]
-    list_filter = ["method", "currency"]
+class PaymentAdmin(SimpleHistoryAdmin, ModelAdmin):
+    list_display = ["customer", "amount_shown", "received_on", "method", "reference", "unapplied"]
+    list_filter = [("method", ChoicesDropdownFilter), "currency"]
+    list_select_related = ["customer"]
     search_fields = ["customer__name", "reference"]
     autocomplete_fields = ["customer"]
     inlines = [PaymentAllocationInline]
@@ -76,10 +77,19 @@ class PaymentAdmin(SimpleHistoryAdmin):
 
     @admin.display(description="Unapplied")
     def unapplied(self, obj):
-        return selectors.payment_unapplied(obj)
+        return format_money(selectors.payment_unapplied(obj), obj.currency)
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_shown(self, obj):
+        return format_money(obj.amount, obj.currency)
 
     form = PaymentForm
 
     def get_readonly_fields(self, request, obj=None):
         # A recorded payment is a fact: correct it with a new document, not an edit.
-        return ["customer", "amount", "currency", "received_on"] if obj else []
+        return ["customer", "amount_shown", "received_on", "unapplied"] if obj else []
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return super().get_fields(request, obj)
+        return ["customer", "amount_shown", "received_on", "method", "reference", "unapplied"]

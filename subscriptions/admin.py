@@ -1,33 +1,53 @@
 from django import forms
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
 
+from catalog.pricing_display import pricing_table_html
 from core.admin import ReadOnly
 from core.errors import DomainError
+from core.formatting import format_money, format_quantity
 from subscriptions import services
 from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription, SubscriptionItem
 
 
-class ReadOnlyInline(ReadOnly, admin.TabularInline):
+class ReadOnlyInline(ReadOnly, TabularInline):
     extra = 0
+    tab = True
 
 
 class SubscriptionItemInline(ReadOnlyInline):
     model = SubscriptionItem
-    fields = ["name", "metric", "group_value", "billing_timing", "prorated", "quantity", "pricing"]
+    fields = ["name", "metric", "billing_timing", "quantity_shown", "price"]
+    readonly_fields = fields
+
+    @admin.display(description="Quantity")
+    def quantity_shown(self, item):
+        return format_quantity(item.quantity) if item.metric_id is None else "metered"
+
+    @admin.display(description="Price and tiers")
+    def price(self, item):
+        return pricing_table_html(item.pricing, item.subscription.currency)
 
 
 class BillingPeriodInline(ReadOnlyInline):
     model = BillingPeriod
-    fields = ["sequence", "start_date", "end_date", "billed_from", "advance_amount"]
+    fields = ["sequence", "start_date", "end_date", "billed_from", "advance"]
+    readonly_fields = fields
+
+    @admin.display(description="Billed in advance")
+    def advance(self, period):
+        return format_money(period.advance_amount, period.subscription.currency)
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(SimpleHistoryAdmin):
+class SubscriptionAdmin(SimpleHistoryAdmin, ModelAdmin):
     """Subscriptions are created by accepting a quote (or the service); here they are read."""
 
     list_display = ["external_id", "customer", "plan", "start_date", "term_months", "status"]
-    list_filter = ["status", "plan"]
+    list_filter = [("status", ChoicesDropdownFilter), ("plan", RelatedDropdownFilter)]
+    list_select_related = ["customer", "plan"]
     search_fields = ["external_id", "customer__name", "customer__external_id"]
     readonly_fields = [
         "external_id",
@@ -65,17 +85,47 @@ class PrepaidCreditForm(forms.ModelForm):
         return data
 
 
+def _credit_amount(credit: PrepaidCredit, value) -> str:
+    """Units of its metric, or money in the subscription's currency."""
+    if credit.metric_id:
+        return format_quantity(value, credit.metric.code)
+    return format_money(value, credit.subscription.currency)
+
+
 @admin.register(PrepaidCredit)
-class PrepaidCreditAdmin(SimpleHistoryAdmin):
+class PrepaidCreditAdmin(SimpleHistoryAdmin, ModelAdmin):
     """Finance grants prepaid balances; invoicing draws them down (see each line's credit uses)."""
 
-    list_display = ["subscription", "metric", "granted", "remaining", "granted_on", "note"]
+    list_display = [
+        "subscription",
+        "metric",
+        "granted_shown",
+        "remaining_shown",
+        "granted_on",
+        "note",
+    ]
+    list_select_related = ["subscription", "metric"]
     search_fields = ["subscription__external_id", "subscription__customer__name", "note"]
     autocomplete_fields = ["subscription"]
     form = PrepaidCreditForm
 
+    @admin.display(description="Granted", ordering="granted")
+    def granted_shown(self, credit):
+        return _credit_amount(credit, credit.granted)
+
+    @admin.display(description="Remaining", ordering="remaining")
+    def remaining_shown(self, credit):
+        return _credit_amount(credit, credit.remaining)
+
     def get_readonly_fields(self, request, obj=None):
-        return ["subscription", "metric", "granted", "remaining", "granted_on"] if obj else []
+        if obj is None:
+            return []
+        return ["subscription", "metric", "granted_shown", "remaining_shown", "granted_on"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return super().get_fields(request, obj)
+        return ["subscription", "metric", "granted_shown", "remaining_shown", "granted_on", "note"]
 
     def save_model(self, request, obj, form, change):
         if change:

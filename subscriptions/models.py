@@ -4,6 +4,7 @@ from simple_history.models import HistoricalRecords
 
 from catalog.models import BillableMetric, Charge, Plan
 from core.fields import amount_field, quantity_field
+from core.formatting import format_money, format_quantity
 from core.periods import add_months
 from customers.models import Customer
 
@@ -148,5 +149,8 @@ class PrepaidCredit(models.Model):
         ]
 
     def __str__(self) -> str:
-        unit = self.metric.code if self.metric_id else self.subscription.currency
-        return f"{self.remaining} of {self.granted} {unit}"
+        if self.metric_id:
+            unit = self.metric.code
+            return f"{format_quantity(self.remaining)} of {format_quantity(self.granted)} {unit}"
+        currency = self.subscription.currency
+        return f"{format_money(self.remaining, currency)} of {format_money(self.granted, currency)}"

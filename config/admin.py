@@ -1,0 +1,108 @@
+"""The admin's sidebar: grouped by the user's work, each role seeing only its items.
+
+A group is shown to a user whose permissions say the group is their work (`gate`); inside it,
+each item needs the permission to view its model. A link already shown in an earlier group is not
+repeated (the superuser, who passes every gate, sees each model once).
+"""
+
+from django.urls import reverse_lazy
+
+
+def _can(perm: str):
+    def check(request) -> bool:
+        return request.user.has_perm(perm)
+
+    return check
+
+
+def _item(title: str, icon: str, model: str) -> dict:
+    app_label, model_name = model.split(".")
+    return {
+        "title": title,
+        "icon": icon,
+        "link": reverse_lazy(f"admin:{app_label}_{model_name}_changelist"),
+        "permission": _can(f"{app_label}.view_{model_name}"),
+    }
+
+
+# (title, gate: the permission that makes the group someone's work, items)
+GROUPS = [
+    (
+        "Sales",
+        "quotes.add_quote",
+        [
+            _item("Customers", "groups", "customers.customer"),
+            _item("Quotes", "request_quote", "quotes.quote"),
+            _item("Subscriptions", "autorenew", "subscriptions.subscription"),
+            _item("Invoices", "receipt_long", "invoicing.invoice"),
+        ],
+    ),
+    (
+        "Billing",
+        "invoicing.change_invoice",
+        [
+            _item("Customers", "groups", "customers.customer"),
+            _item("Invoices", "receipt_long", "invoicing.invoice"),
+            _item("Billing schedule", "event_repeat", "subscriptions.subscription"),
+            _item("Prepaid credits", "savings", "subscriptions.prepaidcredit"),
+            _item("Usage events", "data_usage", "metering.event"),
+            _item("Usage alerts", "notifications", "metering.usagealert"),
+            _item("Alert firings", "notifications_active", "metering.alertfiring"),
+            _item("Invoice numbers", "pin", "invoicing.numberseries"),
+        ],
+    ),
+    (
+        "Receivables",
+        "receivables.view_payment",
+        [_item("Payments", "payments", "receivables.payment")],
+    ),
+    (
+        "Revenue",
+        "revrec.view_revenueschedule",
+        [_item("Revenue schedules", "monitoring", "revrec.revenueschedule")],
+    ),
+    (
+        "Catalog",
+        "catalog.change_plan",
+        [
+            _item("Billable metrics", "straighten", "catalog.billablemetric"),
+            _item("Plans", "inventory_2", "catalog.plan"),
+            _item("Charges", "sell", "catalog.charge"),
+        ],
+    ),
+    (
+        "Operations",
+        "auth.view_user",
+        [
+            _item("API keys", "key", "core.apikey"),
+            _item("Periodic tasks", "schedule", "django_celery_beat.periodictask"),
+            _item("Intervals", "timer", "django_celery_beat.intervalschedule"),
+            _item("Crontabs", "calendar_month", "django_celery_beat.crontabschedule"),
+            _item("Clocked", "alarm", "django_celery_beat.clockedschedule"),
+            _item("Solar", "wb_sunny", "django_celery_beat.solarschedule"),
+            _item("Users", "person", "auth.user"),
+            _item("Groups", "group_work", "auth.group"),
+            _item("Login attempts", "lock_person", "axes.accessattempt"),
+            _item("Login failures", "gpp_bad", "axes.accessfailurelog"),
+            _item("Login log", "login", "axes.accesslog"),
+        ],
+    ),
+]
+
+
+def sidebar_navigation(request) -> list[dict]:
+    """UNFOLD["SIDEBAR"]["navigation"]: the groups and items this user may see."""
+    user, shown, navigation = request.user, set(), []
+    for title, gate, items in GROUPS:
+        if not user.has_perm(gate):
+            continue
+        visible = []
+        for item in items:
+            link = str(item["link"])
+            if link in shown or not item["permission"](request):
+                continue
+            shown.add(link)
+            visible.append(item)
+        if visible:
+            navigation.append({"title": title, "separator": True, "items": visible})
+    return navigation
