@@ -1,12 +1,28 @@
 """Finance configures metrics, plans, charges and tiers in the admin; bad setups are refused."""
 
+import re
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Group
 
 from catalog.models import BillableMetric, Charge, ChargeTier, Plan
-from tests.factories import MetricFactory, PlanFactory, UserFactory
+from tests.factories import (
+    MetricFactory,
+    PlanFactory,
+    TokensMetricFactory,
+    UserFactory,
+    hybrid_plan,
+)
+
+# A raw decimal (2250.000000000000, 0.000004000000) or an exponent (0E-12) shown to a person.
+RAW_NUMBER = re.compile(r"\d\.\d{5,}0\b|E-\d")
+
+
+def _visible(html: str) -> str:
+    """The page without its inputs' values (editable fields stay inputs) and scripts."""
+    html = re.sub(r"<script.*?</script>", "", html, flags=re.S)
+    return re.sub(r"<(input|textarea|option)[^>]*>", "", html)
 
 
 @pytest.fixture
@@ -161,25 +177,83 @@ def test_a_metric_that_needs_a_property_must_name_it(finance):
     assert BillableMetric.objects.count() == 0
 
 
-def test_plan_page_previews_the_price_at_a_quantity(finance):
-    plan = PlanFactory()
-    charge = Charge.objects.create(
+def _tokens_and_calls_plan():
+    """A graduated tokens charge and a standard api_calls charge (plus the hybrid fixed fees)."""
+    plan = hybrid_plan()
+    tokens = Charge.objects.create(
         plan=plan,
-        name="API calls",
-        metric=MetricFactory(),
+        name="Tokens",
+        metric=TokensMetricFactory(),
         charge_model="graduated",
         billing_timing="in_arrears",
+        unit_name="token",
         default_quantity=Decimal(0),
+        position=3,
     )
-    for start, up_to, price in [(0, 100, "1.00"), (100, 500, "0.80"), (500, None, "0.50")]:
-        ChargeTier.objects.create(
-            charge=charge, from_units=start, up_to=up_to, unit_price=Decimal(price)
-        )
-    page = finance.get(f"/admin/catalog/plan/{plan.pk}/change/?preview_units=650").content.decode()
-    assert "<strong>495.00 USD</strong>" in page
-    assert "tier 501+: 150 × 0.5 = 75.00" in page
-    bad = finance.get(f"/admin/catalog/plan/{plan.pk}/change/?preview_units=abc").content.decode()
-    assert "Enter units from 0 to under 10^15" in bad
+    ChargeTier.objects.create(
+        charge=tokens, from_units=0, up_to=10_000_000, unit_price=Decimal("0.000004")
+    )
+    ChargeTier.objects.create(
+        charge=tokens, from_units=10_000_000, up_to=None, unit_price=Decimal("0.000003")
+    )
+    return plan
+
+
+def _preview(page: str) -> dict[str, str]:
+    rows = re.findall(
+        r'<tr class="[^"]*preview-row">\s*<td[^>]*><span class="font-medium">([^<]+)</span>'
+        r".*?<strong>([^<]+)</strong></td>",
+        page,
+        re.S,
+    )
+    return dict(rows) | {"total": re.search(r'id="preview-total">([^<]+)<', page).group(1)}
+
+
+def test_plan_preview_takes_a_quantity_per_metric_and_rates_each_charge(finance):
+    plan = _tokens_and_calls_plan()
+    url = f"/admin/catalog/plan/{plan.pk}/change/"
+
+    page = finance.get(url, {"m_tokens": "15000000", "m_api_calls": "12000", "c_seats": "8"})
+
+    assert _preview(page.content.decode()) == {
+        "Platform fee": "$500.00",
+        "Seats": "$200.00",  # 8 × $25
+        "API calls": "$24.00",  # 12,000 × $0.002
+        "Tokens": "$55.00",  # 10,000,000 × $0.000004 + 5,000,000 × $0.000003
+        "total": "$779.00",
+    }
+    html = page.content.decode()
+    assert "tier 10,000,001+: 5,000,000 × 0.000003" in html
+    assert ">$15.00<" in html  # the tier's amount
+    assert 'name="m_tokens" value="15000000"' in html and 'name="c_seats" value="8"' in html
+
+    other = finance.get(url, {"m_tokens": "1000", "m_api_calls": "0", "c_seats": "1"})
+    assert _preview(other.content.decode()) == {
+        "Platform fee": "$500.00",
+        "Seats": "$25.00",
+        "API calls": "$0.00",
+        "Tokens": "$0.00",  # 1,000 × $0.000004 = $0.004, rounded to the cent
+        "total": "$525.00",
+    }
+
+
+def test_plan_preview_refuses_what_is_not_a_quantity(finance):
+    plan = _tokens_and_calls_plan()
+    page = finance.get(f"/admin/catalog/plan/{plan.pk}/change/", {"m_tokens": "abc"})
+    assert "Enter quantities from 0 to under 10^15" in page.content.decode()
+
+
+def test_plan_and_charge_pages_show_prices_and_tiers_not_raw_numbers(finance):
+    plan = _tokens_and_calls_plan()
+    tokens = plan.charges.get(name="Tokens")
+    for url in (
+        f"/admin/catalog/plan/{plan.pk}/change/",
+        f"/admin/catalog/charge/{tokens.pk}/change/",
+        "/admin/catalog/charge/",
+    ):
+        html = finance.get(url).content.decode()
+        assert "$0.000004" in html and "$0.000003" in html, url
+        assert not RAW_NUMBER.search(_visible(html)), (url, RAW_NUMBER.search(_visible(html)))
 
 
 def test_plan_currencies_must_be_iso_codes(finance):
