@@ -175,11 +175,9 @@ class ChargeInline(TabularInline):
         "position",
         "name",
         "metric",
-        "group_value",
         "charge_model",
         "billing_timing",
         "currency",
-        "effective_from",
         "unit_price",
         "price",
     ]

@@ -85,14 +85,23 @@ def pricing_summary(pricing: dict, currency: str) -> str:
     return " · ".join([model_title(pricing), *_terms(pricing, currency)])
 
 
+_CELL = '<td class="text-right" style="padding:0 0 0 1rem">{}</td>'
+_HEAD = '<th class="text-right" style="padding:0 0 0 1rem">{}</th>'
+_ROW = "<tr>" + _CELL * 4 + "</tr>"
+_TABLE = (
+    '<div class="pricing"><strong>{}</strong>{}<table class="pricing-tiers text-sm"><thead><tr>'
+    + "".join(_HEAD.replace("{}", title) for title in ("From", "Up to", "Unit price", "Flat fee"))
+    + "</tr></thead><tbody>{}</tbody></table></div>"
+)
+
+
 def pricing_table_html(pricing: dict, currency: str):
     """The model and its tiers as a small table (tiered models), else the summary; safe HTML."""
     if not pricing_model(pricing, strict=False).tiered:
         return format_html('<span class="pricing">{}</span>', pricing_summary(pricing, currency))
     rows = format_html_join(
         "",
-        '<tr><td class="text-right">{}</td><td class="text-right">{}</td>'
-        '<td class="text-right">{}</td><td class="text-right">{}</td></tr>',
+        _ROW,
         (
             (
                 format_quantity(lower),
@@ -105,10 +114,7 @@ def pricing_table_html(pricing: dict, currency: str):
     )
     extra = _terms(pricing, currency, tiers=False)
     return format_html(
-        '<div class="pricing"><strong>{}</strong>{}'
-        '<table class="pricing-tiers text-sm"><thead><tr><th class="text-right">From</th>'
-        '<th class="text-right">Up to</th><th class="text-right">Unit price</th>'
-        '<th class="text-right">Flat fee</th></tr></thead><tbody>{}</tbody></table></div>',
+        _TABLE,
         model_title(pricing),
         format_html(" · {}", " · ".join(extra)) if extra else "",
         rows,

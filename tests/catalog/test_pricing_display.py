@@ -68,11 +68,12 @@ def test_pricing_summary_reads_each_model(pricing, currency, summary):
 
 def test_a_tiered_price_is_a_table_of_its_tiers():
     html = pricing_table_html(GRADUATED_TOKENS, "USD")
+    cell = '<td class="text-right" style="padding:0 0 0 1rem">{}</td>'
     rows = [
-        '<tr><td class="text-right">0</td><td class="text-right">10,000,000</td>'
-        '<td class="text-right">$0.000004</td><td class="text-right">—</td></tr>',
-        '<tr><td class="text-right">10,000,000</td><td class="text-right">and above</td>'
-        '<td class="text-right">$0.000003</td><td class="text-right">—</td></tr>',
+        "<tr>" + "".join(cell.format(v) for v in ("0", "10,000,000", "$0.000004", "—")) + "</tr>",
+        "<tr>"
+        + "".join(cell.format(v) for v in ("10,000,000", "and above", "$0.000003", "—"))
+        + "</tr>",
     ]
     assert html.startswith('<div class="pricing"><strong>Graduated</strong><table')
     assert "".join(rows) in html
