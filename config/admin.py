@@ -42,6 +42,7 @@ GROUPS = [
         "invoicing.change_invoice",
         [
             _item("Customers", "groups", "customers.customer"),
+            _item("Quotes", "request_quote", "quotes.quote"),  # finance reviews and approves
             _item("Invoices", "receipt_long", "invoicing.invoice"),
             _item("Billing schedule", "event_repeat", "subscriptions.subscription"),
             _item("Prepaid credits", "savings", "subscriptions.prepaidcredit"),

@@ -37,7 +37,15 @@ def _login(client, role):
         ),
         (
             "Finance",
-            ["Customers", "Invoices", "Plans", "Charges", "Payments", "Revenue schedules"],
+            [
+                "Customers",
+                "Quotes",
+                "Invoices",
+                "Plans",
+                "Charges",
+                "Payments",
+                "Revenue schedules",
+            ],
             ["Periodic tasks", "API keys", "Users"],
         ),
         (
