@@ -15,8 +15,8 @@ from django.db import IntegrityError, transaction
 
 from core import clock
 from core.errors import Conflict
+from core.formatting import format_money
 from core.money import exact_sum, round_money
-from core.templatetags.money import money
 from invoicing.builder import build_invoice_lines
 from invoicing.models import CreditUse, Invoice, InvoiceLine, NumberSeries
 from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription
@@ -146,13 +146,14 @@ def _email_invoice(invoice_id: int) -> None:
     if not invoice.customer.billing_email:  # finance has not set it yet (a customer sales added)
         logger.warning("invoice %s not emailed: %s has no billing email", invoice, invoice.customer)
         return
+    due = invoice.due_date
     send_mail(
         subject=f"Invoice {invoice.number} from {settings.BILLING_COMPANY['name']}",
         message=(
             f"Hello {invoice.customer.name},\n\n"
-            f"Invoice {invoice.number} for {money(invoice.total, invoice.currency)} "
-            f"{invoice.currency} is due on "
-            f"{invoice.due_date}. You can view and download it in your billing portal.\n"
+            f"Invoice {invoice.number} for {format_money(invoice.total, invoice.currency)} "
+            f"is due on {due:%b} {due.day}, {due.year}. "
+            "You can view and download it in your billing portal.\n"
         ),
         from_email=settings.BILLING_COMPANY["email"],
         recipient_list=[invoice.customer.billing_email],
