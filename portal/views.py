@@ -172,6 +172,7 @@ def subscription_usage(request, external_id: str):
             "period": period,
             "last_day": period.end - dt.timedelta(days=1) if period else None,
             "previous": previous,
+            "previous_last_day": previous.end - dt.timedelta(days=1) if previous else None,
             "usage": usage,
             "charts": charts,
             "estimate": upcoming_invoice(subscription=subscription)
