@@ -89,6 +89,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.billing_company",
             ],
         },
     },
@@ -139,7 +140,7 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 
 LOGIN_URL = "portal:login"
-LOGIN_REDIRECT_URL = "portal:invoices"
+LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "portal:login"
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -164,6 +165,8 @@ BILLING_COMPANY = {
         "BILLING_COMPANY_ADDRESS", "500 Howard Street, Suite 300\nSan Francisco, CA 94105\nUSA"
     ),
     "email": os.environ.get("BILLING_COMPANY_EMAIL", "billing@tessellate.example"),
+    # The portal's header logo (an image URL); empty: a small mark drawn from the name's initial.
+    "logo_url": os.environ.get("BILLING_COMPANY_LOGO_URL", ""),
 }
 
 REST_FRAMEWORK = {

@@ -33,7 +33,7 @@ from catalog import rating
 from catalog.models import Charge
 from core.money import exact_sum, plain, round_money, round_quantity
 from core.periods import Period
-from invoicing.models import InvoiceLine
+from invoicing.models import Invoice, InvoiceLine
 from metering import selectors as usage_selectors
 from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription
 from subscriptions.services import fixed_fees
@@ -273,26 +273,43 @@ def _money_credit_lines(
     return lines, draws
 
 
-def _billed(subscription, window: Period) -> dict[int, tuple[Decimal, Decimal]]:
+_BILLED_KINDS = (InvoiceLine.Kind.USAGE, InvoiceLine.Kind.TRUE_UP, InvoiceLine.Kind.ADJUSTMENT)
+
+
+def _billed(
+    subscription, window: Period, unsaved: Sequence[InvoiceLine] = ()
+) -> dict[int, tuple[Decimal, Decimal]]:
     """Per item, (quantity, amount) already invoiced for the window, summed exactly in Python.
 
     Quantity: usage and adjustment lines. Amount: those and the true-up lines (a true-up is part
-    of the period's charge)."""
+    of the period's charge). `unsaved` are lines of invoices built before this one in a run that
+    saves nothing (shadow billing): they count as invoiced."""
     billed: dict[int, tuple[Decimal, Decimal]] = {}
-    rows = InvoiceLine.objects.filter(
-        invoice__subscription=subscription,
-        period_start=window.start,
-        period_end=window.end,
-        kind__in=[InvoiceLine.Kind.USAGE, InvoiceLine.Kind.TRUE_UP, InvoiceLine.Kind.ADJUSTMENT],
-        item__isnull=False,
-    ).values_list("item", "kind", "quantity", "amount")
+    rows = list(
+        InvoiceLine.objects.filter(
+            invoice__subscription=subscription,
+            period_start=window.start,
+            period_end=window.end,
+            kind__in=_BILLED_KINDS,
+            item__isnull=False,
+        ).values_list("item", "kind", "quantity", "amount")
+    )
+    rows += [
+        (line.item_id, line.kind, line.quantity, line.amount)
+        for line in unsaved
+        if line.kind in _BILLED_KINDS
+        and line.item_id is not None
+        and (line.period_start, line.period_end) == (window.start, window.end)
+    ]
     for item, kind, quantity, amount in rows:
         q, a = billed.get(item, (ZERO, ZERO))
         billed[item] = (q + (quantity if kind != InvoiceLine.Kind.TRUE_UP else ZERO), a + amount)
     return billed
 
 
-def _late_usage_lines(subscription, billed_periods: Sequence[BillingPeriod]) -> list[InvoiceLine]:
+def _late_usage_lines(
+    subscription, billed_periods: Sequence[BillingPeriod], unsaved: Sequence[InvoiceLine] = ()
+) -> list[InvoiceLine]:
     """Usage that arrived after its period was invoiced: the difference between what the period's
     usage is worth now and what was billed for it, as lines naming the original period.
 
@@ -303,7 +320,7 @@ def _late_usage_lines(subscription, billed_periods: Sequence[BillingPeriod]) -> 
     lines = []
     for period in billed_periods:
         window = Period(period.billed_from, period.end_date)
-        billed = _billed(subscription, window)
+        billed = _billed(subscription, window, unsaved)
         for usage in usage_selectors.usage_for_period(subscription=subscription, period=window):
             item = usage.item
             billed_quantity, billed_amount = billed.get(item.pk, (ZERO, ZERO))
@@ -343,13 +360,14 @@ def build_invoice_lines(
     arrears: BillingPeriod | None,
     credits: Sequence[PrepaidCredit] = (),
     billed_periods: Sequence[BillingPeriod] = (),
+    billed_lines: Sequence[InvoiceLine] = (),
 ) -> BuiltLines:
     """The lines of one billing date (see the module docstring), unsaved, and the prepaid
     credit they draw from `credits` (whose `remaining` is the balance to draw from; the objects
     are not changed). `billed_periods` are earlier periods, already invoiced, that late usage may
-    still reach."""
+    still reach; `billed_lines` are unsaved lines of earlier dates that count as invoiced too."""
     balances = _Balances(credits)
-    lines: list[InvoiceLine] = _late_usage_lines(subscription, billed_periods)
+    lines: list[InvoiceLine] = _late_usage_lines(subscription, billed_periods, billed_lines)
     draws: list[CreditDraw] = []
     if arrears is not None:
         usage, unit_draws = _usage_lines(subscription, arrears, balances)
@@ -362,3 +380,63 @@ def build_invoice_lines(
     for position, line in enumerate(lines):
         line.position = position
     return BuiltLines(lines=lines, draws=draws)
+
+
+@dataclass(frozen=True)
+class Totals:
+    subtotal: Decimal  # exact sum of the rounded lines
+    tax_rate: Decimal  # percent
+    tax_amount: Decimal  # on the rounded subtotal, rounded once
+    total: Decimal  # subtotal + tax
+
+
+def invoice_totals(lines: Sequence[InvoiceLine], *, tax_rate: Decimal, currency: str) -> Totals:
+    """Tax is computed on the rounded subtotal and rounded once; total = subtotal + tax."""
+    subtotal = exact_sum(line.amount for line in lines)
+    tax_amount = round_money(subtotal * tax_rate / 100, currency)
+    return Totals(subtotal, tax_rate, tax_amount, subtotal + tax_amount)
+
+
+@dataclass(frozen=True)
+class BuiltInvoice:
+    invoice: Invoice  # unsaved: customer, subscription, billing date, currency and totals
+    lines: list[InvoiceLine]  # unsaved, in invoice order
+    draws: list[CreditDraw]
+
+
+def build_invoice(
+    *,
+    subscription: Subscription,
+    billing_date: dt.date,
+    advance: BillingPeriod | None,
+    arrears: BillingPeriod | None,
+    credits: Sequence[PrepaidCredit] = (),
+    billed_periods: Sequence[BillingPeriod] = (),
+    billed_lines: Sequence[InvoiceLine] = (),
+) -> BuiltInvoice | None:
+    """The whole invoice of one billing date, header and totals included, unsaved; None when the
+    date has no lines. What the billing run saves, the upcoming invoice shows and a shadow run
+    reports: one function, so the three cannot disagree."""
+    built = build_invoice_lines(
+        subscription=subscription,
+        advance=advance,
+        arrears=arrears,
+        credits=credits,
+        billed_periods=billed_periods,
+        billed_lines=billed_lines,
+    )
+    if not built.lines:
+        return None
+    currency = str(subscription.currency)
+    totals = invoice_totals(built.lines, tax_rate=subscription.customer.tax_rate, currency=currency)
+    invoice = Invoice(
+        customer=subscription.customer,
+        subscription=subscription,
+        billing_date=billing_date,
+        currency=currency,
+        subtotal=totals.subtotal,
+        tax_rate=totals.tax_rate,
+        tax_amount=totals.tax_amount,
+        total=totals.total,
+    )
+    return BuiltInvoice(invoice=invoice, lines=built.lines, draws=built.draws)

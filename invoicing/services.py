@@ -15,14 +15,22 @@ from django.db import IntegrityError, transaction
 
 from core import clock
 from core.errors import Conflict
-from core.money import exact_sum, round_money
-from core.templatetags.money import money
-from invoicing.builder import build_invoice_lines
-from invoicing.models import CreditUse, Invoice, InvoiceLine, NumberSeries
-from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription
+from core.formatting import format_money
+from invoicing.builder import build_invoice
+from invoicing.models import CreditUse, Invoice, NumberSeries
+from invoicing.schedule import (
+    billing_dates,
+    billing_schedule,
+    due_subscriptions,
+    lateness,
+    open_credits,
+)
+from subscriptions.models import Subscription
 from subscriptions.services import prepaid_credit_draw, subscription_end
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["billing_dates", "billing_run", "invoice_create", "invoice_finalize", "lateness"]
 
 INVOICE_SERIES = "INV"
 
@@ -34,71 +42,31 @@ class BillingRunResult:
     failed: dict[str, str]  # external id → what went wrong (logged; retried on the next run)
 
 
-def billing_dates(
-    subscription: Subscription,
-) -> list[tuple[dt.date, BillingPeriod | None, BillingPeriod | None]]:
-    """Each billing date with (period billed in advance, period billed in arrears).
-
-    A period is billed from its `billed_from` (its start, or the end of a trial inside it).
-    """
-    periods = list(BillingPeriod.objects.filter(subscription=subscription).order_by("sequence"))
-    dates = []
-    for i, period in enumerate(periods):
-        dates.append((period.billed_from, period, periods[i - 1] if i else None))
-    if periods:
-        dates.append((periods[-1].end_date, None, periods[-1]))
-        # Once no more late usage can arrive for the term, a last sweep bills what did.
-        dates.append((periods[-1].end_date + lateness(), None, None))
-    return dates
-
-
-def lateness() -> dt.timedelta:
-    return dt.timedelta(days=settings.EVENT_LATENESS_DAYS)
-
-
-def _totals(invoice: Invoice, lines: list[InvoiceLine]) -> None:
-    """Tax is computed on the rounded subtotal and rounded once; total = subtotal + tax."""
-    invoice.subtotal = exact_sum(line.amount for line in lines)
-    invoice.tax_rate = invoice.customer.tax_rate
-    invoice.tax_amount = round_money(invoice.subtotal * invoice.tax_rate / 100, invoice.currency)
-    invoice.total = invoice.subtotal + invoice.tax_amount
-
-
 def invoice_create(
     *, subscription: Subscription, billing_date: dt.date, advance, arrears, billed_periods=()
 ) -> Invoice | None:
     """A draft invoice for one billing date, or None if it has no lines or was already invoiced.
 
-    The lines come from the one builder (invoicing.builder). Call under the subscription's lock:
-    prepaid credits are locked here and drawn down through subscriptions' service."""
-    credits = list(
-        PrepaidCredit.objects.select_for_update()
-        .filter(subscription=subscription, remaining__gt=0)
-        .order_by("granted_on", "id")
-    )
-    built = build_invoice_lines(
-        subscription=subscription,
-        advance=advance,
-        arrears=arrears,
-        credits=credits,
-        billed_periods=billed_periods,
-    )
-    lines = built.lines
-    if not lines:
-        return None  # nothing billed on this date (usage-only plan at its start)
-    invoice = Invoice(
-        customer=subscription.customer,
+    The invoice comes from the one builder (invoicing.builder.build_invoice, which the upcoming
+    invoice and shadow billing use too). Call under the subscription's lock: prepaid credits are
+    locked here and drawn down through subscriptions' service."""
+    built = build_invoice(
         subscription=subscription,
         billing_date=billing_date,
-        currency=subscription.currency,
+        advance=advance,
+        arrears=arrears,
+        credits=open_credits(subscription, lock=True),
+        billed_periods=billed_periods,
     )
-    _totals(invoice, lines)
+    if built is None:
+        return None  # nothing billed on this date (usage-only plan at its start)
+    invoice = built.invoice
     try:
         with transaction.atomic():
             invoice.save()
     except IntegrityError:
         return None  # another run got there first: the constraint is the last word
-    for line in lines:
+    for line in built.lines:
         line.invoice = invoice
         line.save()
     for draw in built.draws:
@@ -146,13 +114,14 @@ def _email_invoice(invoice_id: int) -> None:
     if not invoice.customer.billing_email:  # finance has not set it yet (a customer sales added)
         logger.warning("invoice %s not emailed: %s has no billing email", invoice, invoice.customer)
         return
+    due = invoice.due_date
     send_mail(
         subject=f"Invoice {invoice.number} from {settings.BILLING_COMPANY['name']}",
         message=(
             f"Hello {invoice.customer.name},\n\n"
-            f"Invoice {invoice.number} for {money(invoice.total, invoice.currency)} "
-            f"{invoice.currency} is due on "
-            f"{invoice.due_date}. You can view and download it in your billing portal.\n"
+            f"Invoice {invoice.number} for {format_money(invoice.total, invoice.currency)} "
+            f"is due on {due:%b} {due.day}, {due.year}. "
+            "You can view and download it in your billing portal.\n"
         ),
         from_email=settings.BILLING_COMPANY["email"],
         recipient_list=[invoice.customer.billing_email],
@@ -182,23 +151,20 @@ def subscription_bill(*, subscription: Subscription, today: dt.date) -> list[Inv
         done = set(
             Invoice.objects.filter(subscription=subscription).values_list("billing_date", flat=True)
         )
-        dates = billing_dates(subscription)
-        periods = [p for _, p, _ in dates if p is not None]
-        for billing_date, advance, arrears in dates:
-            if billing_date > today or billing_date in done:
+        schedule = billing_schedule(subscription)
+        for due in schedule:
+            if due.date > today or due.date in done:
                 continue
             invoice = invoice_create(
                 subscription=subscription,
-                billing_date=billing_date,
-                advance=advance,
-                arrears=arrears,
-                billed_periods=[
-                    p for p in periods if p.end_date < billing_date <= p.end_date + lateness()
-                ],
+                billing_date=due.date,
+                advance=due.advance,
+                arrears=due.arrears,
+                billed_periods=due.billed_periods,
             )
             if invoice is not None:
                 made.append(invoice_finalize(invoice=invoice, issue_date=today))
-        if dates and dates[-1][0] <= today:
+        if schedule and schedule[-1].date <= today:
             subscription_end(subscription=subscription)
     return made
 
@@ -207,8 +173,7 @@ def billing_run(*, today: dt.date | None = None) -> BillingRunResult:
     """Invoice everything due. Safe to run twice, or twice at once: each date is billed once."""
     today = today or clock.today()
     invoices, seen, failed = [], 0, {}
-    due = Subscription.objects.filter(status=Subscription.Status.ACTIVE, start_date__lte=today)
-    for subscription in due.order_by("pk").iterator():
+    for subscription in due_subscriptions(today).iterator():
         seen += 1
         try:
             invoices += subscription_bill(subscription=subscription, today=today)

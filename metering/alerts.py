@@ -27,9 +27,9 @@ from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from catalog.models import BillableMetric, PlanAlertDefault
 from core import clock
 from core.errors import Conflict, ValidationError
+from core.formatting import format_money, format_quantity
 from core.money import QUANTITY_DECIMAL_PLACES, QUANTITY_MAX_DIGITS
 from core.periods import Period
-from core.templatetags.money import money, qty
 from customers.models import Customer
 from metering.models import AlertFiring, UsageAlert
 from metering.selectors import ItemUsage, usage_for_period
@@ -44,11 +44,10 @@ MAX_THRESHOLD = Decimal(10) ** (QUANTITY_MAX_DIGITS - QUANTITY_DECIMAL_PLACES)
 
 
 def alert_format(alert: UsageAlert, value: Decimal) -> str:
-    """A threshold or value as people read it: a quantity "1,500", an amount "1,234.50 USD"."""
+    """A threshold or value as people read it: a quantity "1,500", an amount "$1,234.50"."""
     if alert.metric_id:
-        return qty(value)
-    currency = str(alert.subscription.currency)
-    return f"{money(value, currency)} {currency}"
+        return format_quantity(value)
+    return format_money(value, str(alert.subscription.currency))
 
 
 def alert_value(alert: UsageAlert, *, usage: list[ItemUsage], period: BillingPeriod) -> Decimal:

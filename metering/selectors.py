@@ -16,8 +16,8 @@ from catalog.models import BillableMetric
 from core import clock
 from core.money import round_money
 from core.periods import Period, day_start
-from metering.models import Event
-from metering.rollups import as_text, rollup_quantity
+from metering.models import Event, UsageRollup
+from metering.rollups import ROLLED_UP, as_text, rollup_quantity
 from subscriptions.models import BillingPeriod, Subscription, SubscriptionItem
 
 Agg = BillableMetric.Aggregation
@@ -363,3 +363,92 @@ def current_period(*, subscription: Subscription) -> Period | None:
         subscription=subscription, start_date__lte=today, end_date__gt=today
     ).first()
     return Period(bp.billed_from, bp.end_date) if bp else None
+
+
+def previous_period(*, subscription: Subscription) -> Period | None:
+    """What the period before the one in progress billed (None in the first period)."""
+    today = clock.today()
+    bp = (
+        BillingPeriod.objects.filter(subscription=subscription, end_date__lte=today)
+        .order_by("-end_date")
+        .first()
+    )
+    return Period(bp.billed_from, bp.end_date) if bp else None
+
+
+@dataclass(frozen=True)
+class DailyUsage:
+    metric: BillableMetric
+    days: list[tuple[dt.date, Decimal]]  # every day of the period read, in order
+
+
+def daily_usage(*, subscription: Subscription, period: Period) -> list[DailyUsage]:
+    """Per metric the subscription is metered on (by name): each day's quantity over the period,
+    up to today. A day's quantity is the metric aggregated as if the day were a billing period
+    (`metric_quantity` over [day, day + 1), all group values): a count or sum counts the day's
+    events — for a recurring metric, everything since the subscription started (the level) —, a
+    max is the day's maximum, a time-weighted sum the day's average level.
+
+    Count, sum and (non-recurring) max read the daily rollups: one query for all of them, summed
+    in Python (exact). Other aggregations read the events, one query per day.
+    """
+    metric_ids = subscription.items.filter(metric__isnull=False).values("metric_id")
+    metrics = list(BillableMetric.objects.filter(pk__in=metric_ids).order_by("name", "code"))
+    end = min(period.end, clock.today() + dt.timedelta(days=1))
+    days = [period.start + dt.timedelta(days=n) for n in range(max((end - period.start).days, 0))]
+
+    def rolled(metric: BillableMetric) -> bool:
+        return metric.aggregation in ROLLED_UP and not (
+            metric.recurring and metric.aggregation == Agg.MAX
+        )
+
+    rolled_metrics = [m for m in metrics if rolled(m)]
+    per_day: dict[tuple[int, dt.date], Decimal] = {}
+    carried: dict[int, Decimal] = {}
+    if rolled_metrics and days:
+        rows = UsageRollup.objects.filter(
+            subscription=subscription,
+            metric__in=rolled_metrics,
+            day__gte=min(period.start, subscription.start_date),
+            day__lt=end,
+        ).values_list("metric_id", "day", "events", "total", "maximum")
+        kind = {m.pk: m for m in rolled_metrics}
+        for metric_id, day, events, total, maximum in rows:
+            metric = kind[metric_id]
+            value = {Agg.COUNT: Decimal(events), Agg.SUM: _dec(total)}.get(
+                metric.aggregation, _dec(maximum)
+            )
+            if day < period.start:  # before the period: only a recurring metric carries it in
+                if metric.recurring:
+                    carried[metric_id] = carried.get(metric_id, ZERO) + value
+                continue
+            key = (metric_id, day)
+            if metric.aggregation == Agg.MAX:
+                per_day[key] = max(per_day.get(key, value), value)
+            else:
+                per_day[key] = per_day.get(key, ZERO) + value
+    result = []
+    for metric in metrics:
+        if rolled(metric):
+            level = carried.get(metric.pk, ZERO)
+            series = []
+            for day in days:
+                value = per_day.get((metric.pk, day), ZERO)
+                if metric.recurring:
+                    level += value
+                    value = level
+                series.append((day, value))
+        else:
+            series = [
+                (
+                    day,
+                    metric_quantity(
+                        subscription=subscription,
+                        metric=metric,
+                        period=Period(day, day + dt.timedelta(days=1)),
+                    )[0],
+                )
+                for day in days
+            ]
+        result.append(DailyUsage(metric=metric, days=series))
+    return result

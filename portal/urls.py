@@ -8,9 +8,20 @@ app_name = "portal"
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
-    path("", views.invoice_list, name="invoices"),
+    path("", views.home, name="home"),
+    path("invoices/", views.invoice_list, name="invoices"),
     path("invoices/<str:number>/", views.invoice_detail, name="invoice"),
     path("invoices/<str:number>/pdf/", views.invoice_download, name="invoice_pdf"),
+    path(
+        "subscriptions/<str:external_id>/usage/",
+        views.subscription_usage,
+        name="subscription_usage",
+    ),
+    path(
+        "subscriptions/<str:external_id>/usage.csv",
+        views.subscription_usage_csv,
+        name="subscription_usage_csv",
+    ),
 ]
 
 urlpatterns += [

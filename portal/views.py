@@ -1,5 +1,10 @@
-"""Customer portal: a member of a customer account sees only that account's documents."""
+"""Customer portal: a member of a customer account sees only that account's documents.
 
+Everything is looked up within the member's customer (`_customer`): another customer's invoice,
+subscription or alert answers 404, the same as one that does not exist.
+"""
+
+import csv
 import datetime as dt
 
 from django import forms
@@ -14,11 +19,14 @@ from django.views.decorators.http import require_POST
 from catalog.models import BillableMetric
 from core import clock
 from core.errors import DomainError
+from core.money import plain
 from invoicing.models import Invoice
 from invoicing.pdf import invoice_pdf
+from invoicing.selectors import upcoming_invoice
 from metering import alerts as usage_alerts
 from metering.models import UsageAlert
-from receivables.selectors import invoice_amount_due
+from metering.selectors import current_period, daily_usage, previous_period, usage_for_period
+from receivables.selectors import customer_balances, invoice_amount_due
 from subscriptions.models import Subscription, SubscriptionItem
 
 
@@ -43,10 +51,46 @@ class LoginView(auth_views.LoginView):
         return super().get_success_url()
 
 
+def _subscriptions(customer):
+    return Subscription.objects.filter(customer=customer).select_related("plan")
+
+
 @login_required
-def invoice_list(request):
+def home(request):
+    """The landing page: what is owed, what comes next, and what fired."""
     if request.user.is_staff and not hasattr(request.user, "portal_membership"):
         return redirect("admin:index")
+    customer = _customer(request)
+    rows = []
+    for subscription in _subscriptions(customer).order_by("external_id"):
+        estimate = None
+        if subscription.status == Subscription.Status.ACTIVE:
+            estimate = upcoming_invoice(subscription=subscription)
+        rows.append({"subscription": subscription, "estimate": estimate})
+    upcoming = sorted(
+        (row["estimate"] for row in rows if row["estimate"] is not None),
+        key=lambda u: (u.billing_date, u.subscription.external_id),
+    )
+    firings = list(usage_alerts.customer_firings(customer=customer)[:5])
+    for firing in firings:
+        firing.value_text = usage_alerts.alert_format(firing.alert, firing.value)
+        firing.threshold_text = usage_alerts.alert_format(firing.alert, firing.threshold)
+    return render(
+        request,
+        "portal/home.html",
+        {
+            "customer": customer,
+            "balances": customer_balances(customer=customer),
+            "upcoming": upcoming,
+            "next_invoice": upcoming[0] if upcoming else None,
+            "subscriptions": rows,
+            "firings": firings,
+        },
+    )
+
+
+@login_required
+def invoice_list(request):
     customer = _customer(request)
     invoices = list(_visible_invoices(customer).order_by("-issue_date", "-id"))
     today = clock.today()
@@ -83,6 +127,80 @@ def invoice_download(request, number: str):
     invoice = get_object_or_404(_visible_invoices(customer), number=number)
     response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
+    return response
+
+
+# --- usage ---------------------------------------------------------------------------------------
+
+
+def _usage_series(subscription):
+    """(this period, the previous period, their daily usage) — the chart's and the CSV's days."""
+    period = current_period(subscription=subscription)
+    previous = previous_period(subscription=subscription)
+    now = daily_usage(subscription=subscription, period=period) if period else []
+    before = daily_usage(subscription=subscription, period=previous) if previous else []
+    return period, previous, now, before
+
+
+@login_required
+def subscription_usage(request, external_id: str):
+    customer = _customer(request)
+    subscription = get_object_or_404(_subscriptions(customer), external_id=external_id)
+    period, previous, now, before = _usage_series(subscription)
+    usage = usage_for_period(subscription=subscription, period=period, live=True) if period else []
+    earlier = {series.metric.pk: series.days for series in before}
+    days = [period.start + dt.timedelta(days=n) for n in range(period.days)] if period else []
+    charts = [
+        {
+            # Day n of this period beside day n of the previous one. Numbers travel as text
+            # (exact); the chart script reads them with Number().
+            "id": f"usage-chart-{series.metric.pk}",
+            "data_id": f"usage-chart-{series.metric.pk}-data",
+            "metric": series.metric.name,
+            "labels": [f"{day:%b} {day.day}" for day in days],
+            "current": [plain(q) for _, q in series.days],
+            "previous": [plain(q) for _, q in earlier.get(series.metric.pk, [])][: len(days)],
+        }
+        for series in now
+    ]
+    return render(
+        request,
+        "portal/usage.html",
+        {
+            "customer": customer,
+            "subscription": subscription,
+            "period": period,
+            "last_day": period.end - dt.timedelta(days=1) if period else None,
+            "previous": previous,
+            "previous_last_day": previous.end - dt.timedelta(days=1) if previous else None,
+            "usage": usage,
+            "charts": charts,
+            "estimate": upcoming_invoice(subscription=subscription)
+            if subscription.status == Subscription.Status.ACTIVE
+            else None,
+        },
+    )
+
+
+@login_required
+def subscription_usage_csv(request, external_id: str):
+    """Daily usage, the previous period then this one so far: date, metric code, quantity."""
+    customer = _customer(request)
+    subscription = get_object_or_404(_subscriptions(customer), external_id=external_id)
+    _, _, now, before = _usage_series(subscription)
+    rows = sorted(
+        (day, series.metric.code, quantity)
+        for series in [*before, *now]
+        for day, quantity in series.days
+    )
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{subscription.external_id}-daily-usage.csv"'
+    )
+    writer = csv.writer(response, lineterminator="\n")
+    writer.writerow(["date", "metric", "quantity"])
+    for day, code, quantity in rows:
+        writer.writerow([day.isoformat(), code, plain(quantity)])
     return response
 
 

@@ -1,31 +1,32 @@
-from decimal import Decimal
+"""Template filters for money outside the admin (portal pages, invoice PDF): they delegate to
+core.formatting, so a page, a PDF and an email show the same amount the same way.
+
+    {{ invoice.total|money:invoice.currency }}        $2,250.00 · ¥1,200 · €4,409.74
+    {{ line.unit_price|price:invoice.currency }}      $0.000003 · $40.00
+    {{ line.quantity|qty }}                           40,901,739
+    {{ usage.quantity|qty:"tokens" }}                 40,901,739 tokens
+"""
 
 from django import template
 
-from core.money import minor_units, plain, round_money
+from core.formatting import format_money, format_price, format_quantity
 
 register = template.Library()
 
 
 @register.filter
 def money(amount, currency: str) -> str:
-    """An amount with the currency's minor-unit decimals and thousands separators: 1,234.50."""
-    if amount is None or amount == "":
-        return ""
-    value = round_money(Decimal(amount), currency)
-    return f"{value:,.{minor_units(currency)}f}"
+    """An amount with its currency's symbol, rounded half-up to its minor unit: $1,234.50."""
+    return format_money(amount, str(currency))
 
 
 @register.filter
-def qty(value) -> str:
-    """A quantity without trailing zeros or exponent, with separators: 1,500, 2.5, 0."""
-    if value is None or value == "":
-        return ""
-    value = Decimal(value)
-    return f"{value.normalize():,f}" if value else "0"
+def price(value, currency: str) -> str:
+    """A unit price with its currency's symbol and all its significant decimals: $0.000002."""
+    return format_price(value, str(currency))
 
 
 @register.filter
-def price(value) -> str:
-    """A unit price without trailing zeros (keeps up to 12 decimals): 0.000002."""
-    return "" if value is None or value == "" else plain(Decimal(value))
+def qty(value, unit: str = "") -> str:
+    """A quantity without trailing zeros or exponent, grouped: 1,500, 2.5, 0 (with a unit)."""
+    return format_quantity(value, unit)

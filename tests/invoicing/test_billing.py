@@ -362,3 +362,21 @@ def test_an_invoice_of_a_customer_without_billing_email_is_issued_and_not_emaile
     # Then the invoice is issued, and no email goes to an empty address
     assert [(i.subscription, i.total) for i in invoices] == [(subscription, Decimal("625.00"))]
     assert mailoutbox == []
+
+
+def test_the_invoice_email_shows_the_total_as_money_and_the_due_date_as_people_read_it(
+    db, django_capture_on_commit_callbacks, mailoutbox
+):
+    # Given a customer with a billing email, on the hybrid plan
+    customer = CustomerFactory(name="Acme", billing_email="ap@acme.example", payment_terms_days=30)
+    subscribe(customer=customer, plan=hybrid_plan(), start="2026-01-15")
+
+    # When billing runs (and the transaction commits)
+    with django_capture_on_commit_callbacks(execute=True):
+        bill("2026-01-15")
+
+    # Then the email reads the total with its currency's symbol
+    assert [m.to for m in mailoutbox] == [["ap@acme.example"]]
+    assert (
+        "Invoice INV-000001 for $625.00 is due on Feb 14, 2026. You can view and download it"
+    ) in mailoutbox[0].body

@@ -201,8 +201,8 @@ def test_a_bill_threshold_counts_the_fixed_fees_and_the_rounded_usage(subscripti
     assert [(f.alert, f.value) for f in reached] == [(alert, Decimal("510.00"))]
     assert str(alert) == "Estimated bill ≥ 510"
     assert (
-        "the estimated bill (fixed fees and usage so far, before tax) is 510.00 USD in the billing "
-        "period Jan 15, 2026 to Feb 14, 2026, at or above the threshold of 510.00 USD."
+        "the estimated bill (fixed fees and usage so far, before tax) is $510.00 in the billing "
+        "period Jan 15, 2026 to Feb 14, 2026, at or above the threshold of $510.00."
     ) in mail.outbox[0].body
 
 

@@ -120,7 +120,7 @@ def test_the_page_lists_the_customers_alerts_and_firings_only(portal, acme, glob
     # Then both alerts show, the plan's without a delete button, and the firing with its value
     page = response.content.decode()
     assert response.status_code == 200
-    assert "Monthly budget" in page and "2,500.00 USD" in page and "Your plan" in page
+    assert "Monthly budget" in page and "$2,500.00" in page and "Your plan" in page
     assert "Calls" in page and "100,000" in page
     assert page.count('class="link-btn"') == 1
     assert reverse("portal:alert_delete", args=[own.pk]) in page
