@@ -4,7 +4,8 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.api import not_found
-from metering.api import CurrentUsageView, EventBatchView, EventView
+from invoicing.api import CurrentUsageView, UpcomingInvoiceView
+from metering.api import EventBatchView, EventView
 
 admin.site.site_header = "Quote-to-cash back office"
 admin.site.site_title = "Quote-to-cash"
@@ -17,6 +18,11 @@ api_v1 = [
         "customers/<str:external_customer_id>/current_usage",
         CurrentUsageView.as_view(),
         name="current-usage",
+    ),
+    path(
+        "customers/<str:external_customer_id>/upcoming_invoice",
+        UpcomingInvoiceView.as_view(),
+        name="upcoming-invoice",
     ),
 ]
 
