@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.api import not_found
+from invoicing.admin_views import shadow_billing_view
 from invoicing.api import CurrentUsageView, UpcomingInvoiceView
 from metering.api import EventBatchView, EventView
 
@@ -28,6 +29,12 @@ api_v1 = [
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/portal/", permanent=False)),
+    # Before admin.site.urls, whose catch-all would answer it with a 404.
+    path(
+        "admin/invoicing/shadow-billing/",
+        admin.site.admin_view(shadow_billing_view),
+        name="invoicing-shadow-billing",
+    ),
     path("admin/", admin.site.urls),
     path("portal/", include("portal.urls")),
     path("api/v1/", include(api_v1)),
