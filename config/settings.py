@@ -156,6 +156,9 @@ DEFAULT_FROM_EMAIL = os.environ.get(
 # Usage events: how late an event may arrive (its timestamp may be this many days old; later
 # ones are refused, so a period's usage is final after it), and the largest request body.
 EVENT_LATENESS_DAYS = int(os.environ.get("EVENT_LATENESS_DAYS", "35"))
+# What usage alerts on the bill compare with their threshold: the upcoming invoice's subtotal,
+# before tax. Wired here because metering (the alerts) must not import invoicing (DESIGN.md).
+USAGE_ALERTS_BILL_ESTIMATE = "invoicing.selectors.estimated_bill"
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BYTES", str(16 * 1024 * 1024)))
 
 # The company that issues invoices (shown on invoice PDFs).

@@ -4,7 +4,9 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.api import not_found
-from metering.api import CurrentUsageView, EventBatchView, EventView
+from invoicing.admin_views import shadow_billing_view
+from invoicing.api import CurrentUsageView, UpcomingInvoiceView
+from metering.api import EventBatchView, EventView
 
 admin.site.site_header = "Quote-to-cash back office"
 admin.site.site_title = "Quote-to-cash"
@@ -18,10 +20,21 @@ api_v1 = [
         CurrentUsageView.as_view(),
         name="current-usage",
     ),
+    path(
+        "customers/<str:external_customer_id>/upcoming_invoice",
+        UpcomingInvoiceView.as_view(),
+        name="upcoming-invoice",
+    ),
 ]
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/portal/", permanent=False)),
+    # Before admin.site.urls, whose catch-all would answer it with a 404.
+    path(
+        "admin/invoicing/shadow-billing/",
+        admin.site.admin_view(shadow_billing_view),
+        name="invoicing-shadow-billing",
+    ),
     path("admin/", admin.site.urls),
     path("portal/", include("portal.urls")),
     path("api/v1/", include(api_v1)),

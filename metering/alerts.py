@@ -1,21 +1,27 @@
 """Usage alerts (bill-shock protection): thresholds on a period's usage, fired once per period.
 
 An alert watches either the quantity of one metric (all the subscription's usage items on it,
-summed) or the estimated bill of the current billing period: the rounded usage amounts so far plus
-the fixed fees billed in advance for the period (`BillingPeriod.advance_amount`), without tax,
-commitments (true-ups) or prepaid credits. Usage is measured over what the period bills, from its
+summed) or the estimated bill of the current billing period. The estimated bill is the upcoming
+invoice's subtotal, before tax: the invoice the billing date that closes the period would make if
+the period closed now (usage so far, minimum true-ups, prepaid credit, late-usage adjustments,
+fixed fees in arrears for the period and in advance for the next). Invoices are not metering's to
+know (DESIGN.md's import order), so the estimate is a function this module is given: by default
+the one named by settings.USAGE_ALERTS_BILL_ESTIMATE (invoicing.selectors.estimated_bill), which
+config wires; a caller may pass another. Usage is measured over what the period bills, from its
 `billed_from` (the end of a trial inside it) to its end, as invoicing does.
 
 `alerts_evaluate` runs from Celery beat every few minutes. It first copies the plans' default
 alerts (catalog.PlanAlertDefault) to the subscriptions that miss them, then, per subscription with
-active alerts not yet fired this period, computes the usage once and fires every alert whose value
-is at or above its threshold. Firing inserts an AlertFiring row; the unique constraint (alert,
-period start) is the last word, so two runs — one after the other or at the same time — fire once.
-The email to the customer's billing contact goes out after the row is committed.
+active alerts not yet fired this period, computes the usage (and the estimated bill) once and
+fires every alert whose value is at or above its threshold. Firing inserts an AlertFiring row; the
+unique constraint (alert, period start) is the last word, so two runs — one after the other or at
+the same time — fire once. The email to the customer's billing contact goes out after the row is
+committed.
 """
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.conf import settings
@@ -23,6 +29,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.utils.module_loading import import_string
 
 from catalog.models import BillableMetric, PlanAlertDefault
 from core import clock
@@ -39,6 +46,17 @@ logger = logging.getLogger(__name__)
 
 MAX_THRESHOLD = Decimal(10) ** (QUANTITY_MAX_DIGITS - QUANTITY_DECIMAL_PLACES)
 
+# (subscription=, as_of=) → the estimated bill of the period in progress on as_of, before tax
+# (None without one). Writes nothing.
+BillEstimate = Callable[..., Decimal | None]
+
+BILL_DESCRIPTION = "the estimated bill (your next invoice as it stands, before tax)"
+
+
+def bill_estimate() -> BillEstimate:
+    """The estimate wired in the settings (config's choice: metering does not import invoicing)."""
+    return import_string(settings.USAGE_ALERTS_BILL_ESTIMATE)
+
 
 # --- reads --------------------------------------------------------------------------------------
 
@@ -50,11 +68,14 @@ def alert_format(alert: UsageAlert, value: Decimal) -> str:
     return format_money(value, str(alert.subscription.currency))
 
 
-def alert_value(alert: UsageAlert, *, usage: list[ItemUsage], period: BillingPeriod) -> Decimal:
-    """What the alert compares with its threshold, from the period's usage (computed once)."""
+def alert_value(
+    alert: UsageAlert, *, usage: list[ItemUsage] | None, bill: Decimal | None
+) -> Decimal:
+    """What the alert compares with its threshold: the metric's quantity in the period's usage,
+    or the estimated bill (both computed once per subscription)."""
     if alert.metric_id:
         return sum((u.quantity for u in usage if u.item.metric_id == alert.metric_id), Decimal(0))
-    return sum((u.amount for u in usage), Decimal(0)) + period.advance_amount
+    return bill if bill is not None else Decimal(0)
 
 
 def customer_alerts(*, customer: Customer) -> QuerySet[UsageAlert]:
@@ -220,11 +241,7 @@ def _email_firing(firing_id: int) -> None:
     ).get(pk=firing_id)
     alert = firing.alert
     subscription = alert.subscription
-    what = (
-        f"usage of {alert.metric.name}"
-        if alert.metric_id
-        else "the estimated bill (fixed fees and usage so far, before tax)"
-    )
+    what = f"usage of {alert.metric.name}" if alert.metric_id else BILL_DESCRIPTION
     last_day = firing.period_end - dt.timedelta(days=1)
     if not subscription.customer.billing_email:  # finance has not set it yet
         logger.warning("alert %s not emailed: no billing email", firing)
@@ -267,9 +284,14 @@ def _fire(
 
 
 def subscription_alerts_evaluate(
-    *, period: BillingPeriod, alerts: list[UsageAlert], now: dt.datetime
+    *,
+    period: BillingPeriod,
+    alerts: list[UsageAlert],
+    now: dt.datetime,
+    estimate: BillEstimate | None = None,
 ) -> list[AlertFiring]:
-    """Fire the alerts of the period's subscription that reach their threshold (usage read once).
+    """Fire the alerts of the period's subscription that reach their threshold (usage and the
+    estimated bill read once, and only when an alert pending needs them).
 
     `alerts` are the subscription's active alerts. Call inside a transaction.
     """
@@ -281,11 +303,16 @@ def subscription_alerts_evaluate(
     pending = [a for a in alerts if a.pk not in fired]
     if not pending:
         return []  # the common case every few minutes: no usage to read
-    window = Period(period.billed_from, period.end_date)
-    usage = usage_for_period(subscription=period.subscription, period=window, live=True)
+    usage = bill = None
+    if any(a.metric_id for a in pending):
+        window = Period(period.billed_from, period.end_date)
+        usage = usage_for_period(subscription=period.subscription, period=window, live=True)
+    if any(a.metric_id is None for a in pending):
+        estimate = estimate or bill_estimate()
+        bill = estimate(subscription=period.subscription, as_of=now.date())
     firings = []
     for alert in pending:
-        value = alert_value(alert, usage=usage, period=period)
+        value = alert_value(alert, usage=usage, bill=bill)
         if value >= alert.threshold:
             firing = _fire(alert, period, value, now)
             if firing is not None:
@@ -293,14 +320,18 @@ def subscription_alerts_evaluate(
     return firings
 
 
-def alerts_evaluate(*, now: dt.datetime | None = None) -> list[AlertFiring]:
+def alerts_evaluate(
+    *, now: dt.datetime | None = None, estimate: BillEstimate | None = None
+) -> list[AlertFiring]:
     """Copy missing plan alerts, then fire what reached its threshold in the current periods.
+    `estimate` gives the estimated bill (default: settings.USAGE_ALERTS_BILL_ESTIMATE).
 
     Safe to run twice, or twice at once: each alert fires at most once per billing period. A
     subscription that fails is logged and tried again on the next run; the others go on.
     """
     now = now or clock.now()
     today = now.date()
+    estimate = estimate or bill_estimate()
     plan_alerts_copy()
     active = UsageAlert.objects.filter(active=True)
     periods = (
@@ -325,7 +356,10 @@ def alerts_evaluate(*, now: dt.datetime | None = None) -> list[AlertFiring]:
         try:
             with transaction.atomic():
                 firings += subscription_alerts_evaluate(
-                    period=period, alerts=period.subscription.active_alerts, now=now
+                    period=period,
+                    alerts=period.subscription.active_alerts,
+                    now=now,
+                    estimate=estimate,
                 )
         except Exception:  # one bad subscription must not stop everyone else's alerts
             failed += 1

@@ -1,25 +1,20 @@
-"""Lago-compatible event ingestion and current usage. Thin: parse, call the service, render."""
+"""Lago-compatible event ingestion. Thin: parse, call the service, render. (Current usage, which
+shows the estimated bill, is invoicing.api's: metering does not know invoices.)"""
 
-from decimal import Decimal
-
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import NotFound, ValidationError
-from core.money import minor_units, plain, to_minor
+from core.errors import ValidationError
 from core.schema import RETRY_AFTER, error_responses
-from customers.models import Customer
-from metering import selectors, services
+from metering import services
 from metering.serializers import (
-    CurrentUsageAnswerSerializer,
     EventAnswerSerializer,
     EventBatchInSerializer,
     EventInSerializer,
     IngestAnswerSerializer,
 )
-from subscriptions.models import Subscription
 
 # No timestamp: the time of receipt is used (a fixed one would grow older than the lateness
 # window and be refused). A test posts each example.
@@ -92,84 +87,5 @@ class EventBatchView(APIView):
                 "received": result.received,
                 "created": result.created,
                 "duplicates": result.duplicates,
-            }
-        )
-
-
-class CurrentUsageView(APIView):
-    @extend_schema(
-        summary="Usage and estimated bill of the current period (Lago customer_usage shape)",
-        parameters=[
-            OpenApiParameter(
-                "external_subscription_id",
-                str,
-                required=True,
-                description="The subscription's external id (a 422 when missing).",
-            ),
-            RETRY_AFTER,
-        ],
-        responses={
-            200: CurrentUsageAnswerSerializer,
-            **error_responses(400, 401, 404, 422, 429),
-        },
-    )
-    def get(self, request, external_customer_id: str):
-        sub_id = request.query_params.get("external_subscription_id")
-        if not sub_id:
-            raise ValidationError(
-                "The query parameter external_subscription_id is missing: send "
-                "?external_subscription_id=<the subscription's external id>."
-            )
-        customer = Customer.objects.filter(external_id=external_customer_id).first()
-        if customer is None:
-            raise NotFound(f"No customer has external id '{external_customer_id}'.")
-        subscription = Subscription.objects.filter(customer=customer, external_id=sub_id).first()
-        if subscription is None:
-            raise NotFound(f"Customer '{external_customer_id}' has no subscription '{sub_id}'.")
-        period = selectors.current_period(subscription=subscription)
-        if period is None:
-            raise NotFound(f"Subscription '{sub_id}' has no billing period in progress today.")
-        usage = selectors.usage_for_period(subscription=subscription, period=period, live=True)
-        currency = subscription.currency
-        total = sum((u.amount for u in usage), Decimal(0))
-        return Response(
-            {
-                "customer_usage": {
-                    "from_datetime": f"{period.start.isoformat()}T00:00:00Z",
-                    "to_datetime": f"{period.end.isoformat()}T00:00:00Z",
-                    "issuing_date": period.end.isoformat(),
-                    "currency": currency,
-                    "amount_cents": to_minor(total, currency),
-                    "taxes_amount_cents": 0,
-                    "total_amount_cents": to_minor(total, currency),
-                    "amount": str(total),
-                    "currency_minor_units": minor_units(currency),
-                    "charges_usage": [
-                        {
-                            "units": plain(u.quantity),
-                            "total_aggregated_units": plain(u.quantity),
-                            "events_count": u.events_count,
-                            "amount_cents": to_minor(u.amount, currency),
-                            "amount_currency": currency,
-                            "amount": str(u.amount),
-                            "exact_amount": plain(u.rating.amount),
-                            "explanation": u.rating.explanation(),
-                            "charge": {
-                                "lago_id": str(u.item.pk),
-                                "charge_model": u.item.pricing["model"],
-                                "invoice_display_name": u.item.name,
-                            },
-                            "billable_metric": {
-                                "lago_id": str(u.item.metric.pk),
-                                "name": u.item.metric.name,
-                                "code": u.item.metric.code,
-                                "aggregation_type": f"{u.item.metric.aggregation}_agg",
-                            },
-                            "filters": [],
-                            "grouped_usage": [],
-                        }
-                        for u in usage
-                    ],
-                }
             }
         )

@@ -139,7 +139,3 @@ class CustomerUsageSerializer(serializers.Serializer):
     amount = serializers.CharField()
     currency_minor_units = serializers.IntegerField()
     charges_usage = ChargeUsageSerializer(many=True)
-
-
-class CurrentUsageAnswerSerializer(serializers.Serializer):
-    customer_usage = CustomerUsageSerializer()

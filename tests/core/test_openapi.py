@@ -1,5 +1,7 @@
 """The OpenAPI schema: served, and truthful (auth, typed bodies, statuses, examples that work)."""
 
+from decimal import Decimal
+
 import pytest
 
 from metering.models import Event
@@ -18,6 +20,7 @@ def test_openapi_schema_documents_the_event_api(client, db):
     paths = response.json()["paths"]
     assert {"/api/v1/events", "/api/v1/events/batch"} <= paths.keys()
     assert "/api/v1/customers/{external_customer_id}/current_usage" in paths
+    assert "/api/v1/customers/{external_customer_id}/upcoming_invoice" in paths
 
 
 def test_api_docs_page_is_served_without_a_cdn(client, db):
@@ -32,6 +35,14 @@ OPERATIONS = {
     ("post", "/api/v1/events"): {"200", "400", "401", "413", "415", "422", "429"},
     ("post", "/api/v1/events/batch"): {"200", "400", "401", "413", "415", "422", "429"},
     ("get", "/api/v1/customers/{external_customer_id}/current_usage"): {
+        "200",
+        "400",
+        "401",
+        "404",
+        "422",
+        "429",
+    },
+    ("get", "/api/v1/customers/{external_customer_id}/upcoming_invoice"): {
         "200",
         "400",
         "401",
@@ -85,6 +96,36 @@ def test_every_operation_declares_its_statuses_with_typed_bodies(schema):
         "taxes_amount_cents",
         "charges_usage",
     }
+    assert set(components["CurrentUsageAnswer"]["required"]) == {"customer_usage", "estimated_bill"}
+    assert set(components["UpcomingInvoice"]["required"]) >= {
+        "billing_date",
+        "period_start",
+        "period_end",
+        "lines",
+        "subtotal",
+        "subtotal_cents",
+        "tax_amount",
+        "tax_amount_cents",
+        "total",
+        "total_cents",
+    }
+    assert components["UpcomingInvoice"]["properties"]["lines"]["items"] == {
+        "$ref": "#/components/schemas/UpcomingLine"
+    }
+
+
+def test_the_upcoming_invoice_example_is_its_schema_and_its_arithmetic(schema):
+    from invoicing.api import UPCOMING_EXAMPLE
+
+    operation = schema["paths"]["/api/v1/customers/{external_customer_id}/upcoming_invoice"]["get"]
+    content = operation["responses"]["200"]["content"]["application/json"]
+    (example,) = content["examples"].values()
+    assert example["value"] == UPCOMING_EXAMPLE
+    body = UPCOMING_EXAMPLE["upcoming_invoice"]
+    amounts = [Decimal(line["amount"]) for line in body["lines"]]
+    assert sum(amounts) == Decimal(body["subtotal"]) == Decimal("1050.00")
+    assert Decimal(body["subtotal"]) + Decimal(body["tax_amount"]) == Decimal(body["total"])
+    assert [line["amount_cents"] for line in body["lines"]] == [int(a * 100) for a in amounts]
 
 
 def test_every_request_example_of_the_schema_is_accepted(schema, api, db):

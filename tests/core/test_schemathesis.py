@@ -2,6 +2,8 @@
 to the WSGI app with a valid key and seeded data. No answer may be a 5xx, and every answer must
 match the schema (a declared status, its content type and body)."""
 
+from decimal import Decimal
+
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
@@ -15,9 +17,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from catalog.models import Charge
 from config.wsgi import application
 from core import clock
+from subscriptions.services import prepaid_credit_grant
 from tests.factories import (
+    ChargeFactory,
     CustomerFactory,
     MetricFactory,
     PlanFactory,
@@ -35,15 +40,30 @@ CHECKS = [
 
 @pytest.fixture
 def seeded(db):
-    """What the schema's examples name: customer acme, sub_acme_1, api_calls, tokens."""
+    """What the schema's examples name: customer acme, sub_acme_1, api_calls, tokens; a plan
+    with a fee, usage and a minimum, a prepaid credit and tax, so that current usage and the
+    upcoming invoice answer 200 with every kind of line."""
     MetricFactory()
     TokensMetricFactory()
-    subscribe(
-        customer=CustomerFactory(external_id="acme"),
-        plan=PlanFactory(),
-        external_id="sub_acme_1",
-        start=clock.today().isoformat(),  # a period in progress: current usage answers 200
+    plan = PlanFactory()
+    ChargeFactory(plan=plan, name="Platform fee", unit_price=Decimal("500"))
+    ChargeFactory(
+        plan=plan,
+        name="API calls",
+        metric=MetricFactory(),
+        billing_timing=Charge.Timing.IN_ARREARS,
+        unit_price=Decimal("0.002"),
+        default_quantity=Decimal("0"),
+        min_amount=Decimal("10"),
+        position=1,
     )
+    subscription = subscribe(
+        customer=CustomerFactory(external_id="acme", tax_rate=Decimal("8.25")),
+        plan=plan,
+        external_id="sub_acme_1",
+        start=clock.today().isoformat(),  # a period in progress: both reads answer 200
+    )
+    prepaid_credit_grant(subscription=subscription, amount=Decimal("5.00"))
 
 
 @pytest.fixture
@@ -111,6 +131,10 @@ def test_answers_that_succeed_match_the_schema(api_key, seeded, wsgi_in_test_tra
             media_type="application/json",
         ),
         by_label["GET /api/v1/customers/{external_customer_id}/current_usage"].Case(
+            path_parameters={"external_customer_id": "acme"},
+            query={"external_subscription_id": "sub_acme_1"},
+        ),
+        by_label["GET /api/v1/customers/{external_customer_id}/upcoming_invoice"].Case(
             path_parameters={"external_customer_id": "acme"},
             query={"external_subscription_id": "sub_acme_1"},
         ),

@@ -1,5 +1,6 @@
 """Usage alerts (metering.alerts): fired once per billing period, emailed, copied from plans."""
 
+import datetime as dt
 import threading
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from metering.models import AlertFiring, UsageAlert
 from metering.services import events_ingest
 from metering.tasks import evaluate_alerts
 from subscriptions.models import Subscription
+from subscriptions.services import prepaid_credit_grant
 from tests.factories import (
     ChargeFactory,
     CustomerFactory,
@@ -184,7 +186,8 @@ def test_below_the_threshold_nothing_fires_and_reaching_it_exactly_fires(subscri
 
 
 def test_a_bill_threshold_counts_the_fixed_fees_and_the_rounded_usage(subscription, evaluate):
-    # Given an alert on the estimated bill at 510.00 USD (the period's platform fee is 500.00)
+    # Given an alert on the estimated bill at 510.00 USD: the upcoming invoice (Feb 15) holds the
+    # usage of the period in progress and the next period's 500.00 platform fee in advance
     alert = usage_alert_create(
         subscription=subscription, metric=None, threshold=Decimal("510"), name=""
     )
@@ -201,8 +204,8 @@ def test_a_bill_threshold_counts_the_fixed_fees_and_the_rounded_usage(subscripti
     assert [(f.alert, f.value) for f in reached] == [(alert, Decimal("510.00"))]
     assert str(alert) == "Estimated bill ≥ 510"
     assert (
-        "the estimated bill (fixed fees and usage so far, before tax) is $510.00 in the billing "
-        "period Jan 15, 2026 to Feb 14, 2026, at or above the threshold of $510.00."
+        "the estimated bill (your next invoice as it stands, before tax) is $510.00 in the "
+        "billing period Jan 15, 2026 to Feb 14, 2026, at or above the threshold of $510.00."
     ) in mail.outbox[0].body
 
 
@@ -215,8 +218,65 @@ def test_a_bill_threshold_at_or_below_the_fixed_fees_fires_as_the_period_starts(
     # When the job runs on the first day of the second period
     firings = evaluate("2026-02-15 00:05Z")
 
-    # Then the platform fee alone reaches it
+    # Then the platform fee alone (in advance, for Mar 15) reaches it
     assert [(str(f.period_start), f.value) for f in firings] == [("2026-02-15", Decimal("500"))]
+
+
+def test_the_estimated_bill_is_the_upcoming_invoices_subtotal_before_tax(db, evaluate):
+    # Given a customer taxed at 10 % with 5.00 of prepaid credit, and an alert at 510.00
+    customer = CustomerFactory(
+        external_id="acme", billing_email="ap@acme.example", tax_rate=Decimal("10")
+    )
+    subscription = subscribe(customer=customer, plan=usage_plan())
+    with time_machine.travel("2026-01-15 00:00Z", tick=False):
+        prepaid_credit_grant(subscription=subscription, amount=Decimal("5.00"))
+    alert = usage_alert_create(subscription=subscription, metric=None, threshold=Decimal("510"))
+
+    # When 80 calls cost 10.00: the credit pays 5.00 of it, so the bill is 505.00 (555.50 with
+    # tax, which the threshold does not count); then 120 calls: 15.00 − 5.00 + 500.00 = 510.00
+    send_calls(subscription, 80, "2026-02-01 10:00Z")
+    below = evaluate("2026-02-01 10:05Z")
+    send_calls(subscription, 40, "2026-02-01 11:00Z", first=80)
+    reached = evaluate("2026-02-01 11:05Z")
+
+    # Then it fires on the subtotal before tax, and the credit is not drawn by the estimate
+    assert below == []
+    assert [(f.alert, f.value) for f in reached] == [(alert, Decimal("510.00"))]
+    assert subscription.prepaid_credits.get().remaining == Decimal("5.00")
+
+
+def test_in_the_last_period_the_estimated_bill_has_no_fee_in_advance(subscription, evaluate):
+    # Given an alert at 10.00 in the last period (Mar 15 – Apr 15): no next period to bill
+    usage_alert_create(subscription=subscription, metric=None, threshold=Decimal("10"))
+
+    # When 79 calls (9.88), then 80 (10.00)
+    send_calls(subscription, 79, "2026-03-20 10:00Z")
+    below = evaluate("2026-03-20 10:05Z")
+    send_calls(subscription, 1, "2026-03-20 11:00Z", first=79)
+    reached = evaluate("2026-03-20 11:05Z")
+
+    # Then the usage alone is the bill
+    assert below == []
+    assert [(str(f.period_start), f.value) for f in reached] == [("2026-03-15", Decimal("10.00"))]
+
+
+def test_the_estimate_is_injected_and_only_asked_for_when_a_bill_alert_is_pending(
+    subscription, django_capture_on_commit_callbacks
+):
+    asked = []
+
+    def estimate(*, subscription, as_of):
+        asked.append((subscription.external_id, as_of))
+        return Decimal("1000")
+
+    calls_alert(subscription, threshold="1000000")
+    with time_machine.travel("2026-02-01 10:05Z", tick=False):
+        assert alerts_evaluate(estimate=estimate) == []
+        usage_alert_create(subscription=subscription, metric=None, threshold=Decimal("999"))
+        with django_capture_on_commit_callbacks(execute=False):
+            (firing,) = alerts_evaluate(estimate=estimate)
+    assert asked == [("sub_acme", dt.date(2026, 2, 1))]
+    assert firing.value == Decimal("1000")
 
 
 def test_paused_alerts_and_ended_subscriptions_do_not_fire(subscription, evaluate):
