@@ -29,6 +29,12 @@ if env_bool("BEHIND_TLS_PROXY", False):
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
+    # django-unfold themes the admin (before django.contrib.admin, whose templates it overrides).
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.forms",
+    "unfold.contrib.inlines",
+    "unfold.contrib.simple_history",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -50,6 +56,7 @@ INSTALLED_APPS = [
     "metering",
     "invoicing",
     "receivables",
+    "reporting",
     "revrec",
     "portal",
     "demo",
@@ -234,6 +241,10 @@ UNFOLD = {
     "SITE_SYMBOL": "receipt_long",
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
+    # The admin home: figures per role (reporting.selectors), rendered by templates/admin/index.html.
+    "DASHBOARD_CALLBACK": "reporting.dashboard.dashboard_callback",
 }
+# The dashboard shows figures in this currency; others are listed apart, never converted.
+REPORTING_CURRENCY = os.environ.get("REPORTING_CURRENCY", "USD")
 # Amounts, prices and quantities are shown in this locale (core.formatting, Babel).
 MONEY_LOCALE = os.environ.get("MONEY_LOCALE", "en_US")
