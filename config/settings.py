@@ -241,7 +241,7 @@ UNFOLD = {
     "SITE_SYMBOL": "receipt_long",
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
-    # The admin home: figures per role (reporting.selectors), rendered by templates/admin/index.html.
+    # The admin home: figures per role (reporting.dashboard), in templates/admin/index.html.
     "DASHBOARD_CALLBACK": "reporting.dashboard.dashboard_callback",
 }
 # The dashboard shows figures in this currency; others are listed apart, never converted.

@@ -68,13 +68,30 @@ def change_text(now: Decimal, before: Decimal) -> str:
         return ""
     delta = (now - before) / before * 100
     sign = "+" if delta >= 0 else "−"
-    return f"{sign}{abs(delta).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}% vs last month"
+    return f"({sign}{abs(delta).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%)"
 
 
 def _chart(labels: list[str], datasets: list[dict]) -> str:
     return json.dumps({"labels": labels, "datasets": datasets})
 
 
+BAR = {"maxBarThickness": 56, "barPercentage": 0.7, "categoryPercentage": 0.8, "borderRadius": 4}
+# unfold's defaults do not stack bars; options given replace them whole.
+STACKED = json.dumps(
+    {
+        "plugins": {
+            "legend": {
+                "display": True,
+                "align": "end",
+                "labels": {"boxWidth": 8, "boxHeight": 8, "usePointStyle": True},
+            }
+        },
+        "scales": {
+            "x": {"stacked": True, "grid": {"display": False}},
+            "y": {"stacked": True, "beginAtZero": True},
+        },
+    }
+)
 COLORS = ["var(--color-primary-600)", "var(--color-primary-300)", "#f59e0b", "#10b981", "#6366f1"]
 
 
@@ -100,7 +117,11 @@ def finance_context(as_of: dt.date, currency: str) -> dict:
         {
             "title": "Net revenue retention (12 months)",
             "value": percent(retention.ratio.get(currency)),
-            "note": f"{retention.customers} customers billing on {retention.base_date:%b %-d, %Y}",
+            "note": (
+                f"{retention.customers} customers billing on {retention.base_date:%b %-d, %Y}"
+                if retention.customers
+                else f"no customer was billing a year ago ({retention.base_date:%b %-d, %Y})"
+            ),
             "others": "",
             "href": active,
         },
@@ -164,25 +185,25 @@ def finance_context(as_of: dt.date, currency: str) -> dict:
         for m in usage.by_metric
         if m.currency == currency
     ]
-    labels = [f"{d:%b %-d}" for d in usage.trend[0].days] if usage.trend else []
-    usage_chart = _chart(
-        labels,
-        [
-            {
-                "label": series.metric_name,
-                "data": [float(q) for q in series.quantities],  # a chart's y, not money
-                "borderColor": COLORS[i % len(COLORS)],
-                "displayYAxis": i == 0,
-            }
-            for i, series in enumerate(usage.trend)
-        ],
-    )
-    usage_totals = [
+    # One chart per metric: calls and tokens differ by orders of magnitude.
+    usage_charts = [
         {
             "name": series.metric_name,
             "total": format_quantity(exact_sum(series.quantities)),
+            "data": _chart(
+                [f"{d:%b %-d}" for d in series.days],
+                [
+                    {
+                        "label": series.metric_name,
+                        "data": [float(q) for q in series.quantities],  # a chart's y, not money
+                        "borderColor": COLORS[i % len(COLORS)],
+                        "displayYAxis": True,
+                        "maxTicksXLimit": 6,
+                    }
+                ],
+            ),
         }
-        for series in usage.trend
+        for i, series in enumerate(usage.trend)
     ]
     forecast_rows = [
         {
@@ -201,12 +222,13 @@ def finance_context(as_of: dt.date, currency: str) -> dict:
                 "label": "Fixed fees",
                 "data": [float(m.fixed.get(currency, ZERO)) for m in outlook.months],
                 "backgroundColor": COLORS[0],
-                "displayYAxis": True,
+                **BAR,
             },
             {
                 "label": "Usage",
                 "data": [float(m.usage.get(currency, ZERO)) for m in outlook.months],
                 "backgroundColor": COLORS[1],
+                **BAR,
             },
         ],
     )
@@ -219,10 +241,10 @@ def finance_context(as_of: dt.date, currency: str) -> dict:
         "usage_href": changelist(
             Invoice, status__in=issued, issue_date__gte=usage.month.start.isoformat()
         ),
-        "usage_chart": usage_chart,
-        "usage_totals": usage_totals,
+        "usage_charts": usage_charts,
         "forecast_rows": forecast_rows,
         "forecast_chart": forecast_chart,
+        "forecast_options": STACKED,
         "forecast_method": outlook.method,
         "forecast_href": active,
     }
