@@ -411,14 +411,23 @@ def _active_days(subscription: Subscription, month: Period) -> int:
     return max((end - start).days, 0)
 
 
-def _usage_forecast(subscription: Subscription, items, window: Period, days: int) -> Decimal:
-    """The subscription's usage for `days` days of a month, from its last 90 days, rated."""
-    total = ZERO
+@dataclass(frozen=True)
+class _WindowUsage:
+    """One metered item's usage over the 90-day window: a quantity, or event amounts."""
+
+    item: object  # SubscriptionItem
+    quantity: Decimal = ZERO
+    amounts: tuple[Decimal, ...] | None = None  # percentage charges (rated on amounts)
+
+
+def _window_usage(subscription: Subscription, items, window: Period) -> list[_WindowUsage]:
+    """Read once per subscription: the usage of each metered item over the window."""
     usage_items = [item for item in items if item.is_usage]
     priced_groups: dict[int, list[str]] = defaultdict(list)
     for item in usage_items:
         if item.group_value:
             priced_groups[item.metric_id].append(item.group_value)
+    result = []
     for item in usage_items:
         scope = {
             "subscription": subscription,
@@ -427,16 +436,30 @@ def _usage_forecast(subscription: Subscription, items, window: Period, days: int
             "group_value": item.group_value or None,
             "exclude_groups": () if item.group_value else priced_groups.get(item.metric_id, ()),
         }
+        if rating.is_rated_on_amounts(item.pricing):
+            result.append(_WindowUsage(item, amounts=tuple(event_amounts(**scope))))
+        else:
+            quantity, _ = rollup_quantity(**scope) or metric_quantity(**scope)
+            result.append(_WindowUsage(item, quantity=quantity))
+    return result
+
+
+def _usage_forecast(
+    subscription: Subscription, usage: list[_WindowUsage], window: Period, days: int
+) -> Decimal:
+    """The subscription's usage for `days` days of a month, from its window's usage, rated."""
+    total = ZERO
+    for used in usage:
+        item = used.item
         with localcontext() as ctx:
             ctx.prec = PRECISION
             share = Decimal(days) / window.days
-            if rating.is_rated_on_amounts(item.pricing):
+            if used.amounts is not None:
                 # Per-event fees add up: the window's fees scaled to the month's days.
-                amount = rating.rate_events(item.pricing, event_amounts(**scope)).amount * share
+                amount = rating.rate_events(item.pricing, list(used.amounts)).amount * share
             else:
-                quantity, _ = rollup_quantity(**scope) or metric_quantity(**scope)
-                metric = item.metric
-                if metric.aggregation in FLOWS and not metric.recurring:
+                quantity = used.quantity
+                if item.metric.aggregation in FLOWS and not item.metric.recurring:
                     quantity = quantity * share
                 amount = rating.rate(item.pricing, quantity).amount
         total += round_money(amount, subscription.currency)
@@ -465,16 +488,16 @@ def forecast(as_of: dt.date | None = None, months: int = FORECAST_MONTHS) -> For
     by_subscription: dict[int, list[BillingPeriod]] = defaultdict(list)
     for period in periods:
         by_subscription[period.subscription_id].append(period)
-    result = []
-    for month in calendar:
-        fixed: PerCurrency = {}
-        usage: PerCurrency = {}
-        for subscription in subscriptions:
-            currency = str(subscription.currency)
-            items = list(subscription.items.all())
+    fixed: list[PerCurrency] = [{} for _ in calendar]
+    usage: list[PerCurrency] = [{} for _ in calendar]
+    for subscription in subscriptions:
+        currency = str(subscription.currency)
+        items = list(subscription.items.all())
+        window_usage = None
+        for n, month in enumerate(calendar):
             for period in by_subscription[subscription.pk]:
                 if month.start <= period.billed_from < month.end:
-                    _add(fixed, currency, period.advance_amount)
+                    _add(fixed[n], currency, period.advance_amount)
                 if month.start <= period.end_date < month.end:  # fixed fees billed in arrears
                     arrears = fixed_fees(
                         subscription,
@@ -483,14 +506,17 @@ def forecast(as_of: dt.date | None = None, months: int = FORECAST_MONTHS) -> For
                         period.billed_from,
                         timing=Charge.Timing.IN_ARREARS,
                     )
-                    _add(fixed, currency, exact_sum(fee.amount for fee in arrears))
+                    _add(fixed[n], currency, exact_sum(fee.amount for fee in arrears))
             days = _active_days(subscription, month)
             if days and any(item.is_usage for item in items):
-                _add(usage, currency, _usage_forecast(subscription, items, window, days))
-        total = {
-            c: fixed.get(c, ZERO) + usage.get(c, ZERO) for c in sorted(set(fixed) | set(usage))
-        }
-        result.append(ForecastMonth(month=month, fixed=fixed, usage=usage, total=total))
+                if window_usage is None:
+                    window_usage = _window_usage(subscription, items, window)
+                _add(usage[n], currency, _usage_forecast(subscription, window_usage, window, days))
+    result = []
+    for n, month in enumerate(calendar):
+        currencies = sorted(set(fixed[n]) | set(usage[n]))
+        total = {c: fixed[n].get(c, ZERO) + usage[n].get(c, ZERO) for c in currencies}
+        result.append(ForecastMonth(month=month, fixed=fixed[n], usage=usage[n], total=total))
     return Forecast(as_of=day, months=result)
 
 
