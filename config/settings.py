@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "metering",
     "invoicing",
     "receivables",
+    "reporting",
     "revrec",
     "portal",
     "demo",
@@ -239,7 +240,7 @@ LOGGING = {
     },
 }
 
-# The back office's look: django-unfold. Navigation and the dashboard are set in config/admin.py.
+# The back office's look: django-unfold; the sidebar is config/admin.py, the home reporting/dashboard.py.
 UNFOLD = {
     "SITE_TITLE": "Quote-to-cash",
     "SITE_HEADER": "Quote-to-cash back office",
@@ -252,6 +253,10 @@ UNFOLD = {
         # Grouped by the user's work; each role sees only the items its permissions open.
         "navigation": "config.admin.sidebar_navigation",
     },
+    # The admin home: figures per role (reporting.dashboard), in templates/admin/index.html.
+    "DASHBOARD_CALLBACK": "reporting.dashboard.dashboard_callback",
 }
+# The dashboard shows figures in this currency; others are listed apart, never converted.
+REPORTING_CURRENCY = os.environ.get("REPORTING_CURRENCY", "USD")
 # Amounts, prices and quantities are shown in this locale (core.formatting, Babel).
 MONEY_LOCALE = os.environ.get("MONEY_LOCALE", "en_US")
