@@ -240,7 +240,7 @@ LOGGING = {
     },
 }
 
-# The back office's look: django-unfold; the sidebar is config/admin.py, the home reporting/dashboard.py.
+# The back office's look: django-unfold (sidebar: config/admin.py; home: reporting/dashboard.py).
 UNFOLD = {
     "SITE_TITLE": "Quote-to-cash",
     "SITE_HEADER": "Quote-to-cash back office",
