@@ -260,7 +260,7 @@ class CurrentUsageView(APIView):
     def get(self, request, external_customer_id: str):
         subscription = _subscription(request, external_customer_id)
         period = usage_selectors.current_period(subscription=subscription)
-        upcoming = upcoming_invoice(subscription=subscription) if period else None
+        upcoming = upcoming_invoice(subscription=subscription, live=True) if period else None
         if period is None or upcoming is None:
             raise _no_period(subscription)
         usage = usage_selectors.usage_for_period(

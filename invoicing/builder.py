@@ -187,14 +187,16 @@ def _true_up_explanation(pricing: dict, charge: UsageCharge, prepaid: bool) -> l
 
 
 def _usage_lines(
-    subscription, period: BillingPeriod, balances: _Balances
+    subscription, period: BillingPeriod, balances: _Balances, live: bool
 ) -> tuple[list[InvoiceLine], list[CreditDraw]]:
     """Usage of the period: unit credits first reduce the quantity, a shortfall under a minimum
     commitment becomes its own true-up line (rounded together with the usage, see above)."""
     window = Period(period.billed_from, period.end_date)
     currency = subscription.currency
     lines, draws = [], []
-    for usage in usage_selectors.usage_for_period(subscription=subscription, period=window):
+    for usage in usage_selectors.usage_for_period(
+        subscription=subscription, period=window, live=live
+    ):
         item, quantity = usage.item, round_quantity(usage.quantity)
         used: list[tuple[int, Decimal]] = []
         if rating.is_rated_on_amounts(item.pricing):  # rated from event amounts, no unit credits
@@ -308,7 +310,10 @@ def _billed(
 
 
 def _late_usage_lines(
-    subscription, billed_periods: Sequence[BillingPeriod], unsaved: Sequence[InvoiceLine] = ()
+    subscription,
+    billed_periods: Sequence[BillingPeriod],
+    unsaved: Sequence[InvoiceLine],
+    live: bool,
 ) -> list[InvoiceLine]:
     """Usage that arrived after its period was invoiced: the difference between what the period's
     usage is worth now and what was billed for it, as lines naming the original period.
@@ -321,7 +326,9 @@ def _late_usage_lines(
     for period in billed_periods:
         window = Period(period.billed_from, period.end_date)
         billed = _billed(subscription, window, unsaved)
-        for usage in usage_selectors.usage_for_period(subscription=subscription, period=window):
+        for usage in usage_selectors.usage_for_period(
+            subscription=subscription, period=window, live=live
+        ):
             item = usage.item
             billed_quantity, billed_amount = billed.get(item.pk, (ZERO, ZERO))
             quantity = round_quantity(usage.quantity)
@@ -361,16 +368,19 @@ def build_invoice_lines(
     credits: Sequence[PrepaidCredit] = (),
     billed_periods: Sequence[BillingPeriod] = (),
     billed_lines: Sequence[InvoiceLine] = (),
+    live: bool = False,
 ) -> BuiltLines:
     """The lines of one billing date (see the module docstring), unsaved, and the prepaid
     credit they draw from `credits` (whose `remaining` is the balance to draw from; the objects
     are not changed). `billed_periods` are earlier periods, already invoiced, that late usage may
-    still reach; `billed_lines` are unsaved lines of earlier dates that count as invoiced too."""
+    still reach; `billed_lines` are unsaved lines of earlier dates that count as invoiced too.
+    `live` reads usage from the rollups kept at ingestion (metering's fast read, equal to the
+    events' read: tested) rather than from the events; the billing run reads the events."""
     balances = _Balances(credits)
-    lines: list[InvoiceLine] = _late_usage_lines(subscription, billed_periods, billed_lines)
+    lines: list[InvoiceLine] = _late_usage_lines(subscription, billed_periods, billed_lines, live)
     draws: list[CreditDraw] = []
     if arrears is not None:
-        usage, unit_draws = _usage_lines(subscription, arrears, balances)
+        usage, unit_draws = _usage_lines(subscription, arrears, balances, live)
         window = Period(arrears.billed_from, arrears.end_date)
         paid, money_draws = _money_credit_lines(subscription, usage, balances, window)
         lines += usage + paid + _fee_lines(subscription, arrears, Charge.Timing.IN_ARREARS)
@@ -413,6 +423,7 @@ def build_invoice(
     credits: Sequence[PrepaidCredit] = (),
     billed_periods: Sequence[BillingPeriod] = (),
     billed_lines: Sequence[InvoiceLine] = (),
+    live: bool = False,
 ) -> BuiltInvoice | None:
     """The whole invoice of one billing date, header and totals included, unsaved; None when the
     date has no lines. What the billing run saves, the upcoming invoice shows and a shadow run
@@ -424,6 +435,7 @@ def build_invoice(
         credits=credits,
         billed_periods=billed_periods,
         billed_lines=billed_lines,
+        live=live,
     )
     if not built.lines:
         return None

@@ -35,7 +35,7 @@ class UpcomingInvoice:
 
 
 def upcoming_invoice(
-    *, subscription: Subscription, as_of: dt.date | None = None
+    *, subscription: Subscription, as_of: dt.date | None = None, live: bool = False
 ) -> UpcomingInvoice | None:
     """The invoice of the billing date that closes the period in progress on `as_of` (today by
     default), as if that period closed now: its usage so far (rated on the whole period, with
@@ -44,7 +44,9 @@ def upcoming_invoice(
     next period, and tax on the rounded subtotal. Writes nothing and locks nothing.
 
     None when no period is in progress on `as_of`. A billing date with no lines (nothing to bill
-    yet) gives an upcoming invoice with no lines and zero totals.
+    yet) gives an upcoming invoice with no lines and zero totals. `live` reads usage from the
+    ingestion rollups (the same figures, in milliseconds at a million events: what current usage,
+    the portal and alerts use); without it, from the events, as the billing run does.
     """
     as_of = as_of or clock.today()
     due = upcoming_billing_date(subscription, as_of=as_of)
@@ -57,6 +59,7 @@ def upcoming_invoice(
         arrears=due.arrears,
         credits=open_credits(subscription),
         billed_periods=due.billed_periods,
+        live=live,
     )
     zero = Decimal(0)
     invoice = built.invoice if built else None
@@ -78,5 +81,5 @@ def upcoming_invoice(
 def estimated_bill(*, subscription: Subscription, as_of: dt.date) -> Decimal | None:
     """The estimated bill of the period in progress: the upcoming invoice's subtotal, before tax
     (what usage alerts on the bill compare with their threshold). None without a period."""
-    upcoming = upcoming_invoice(subscription=subscription, as_of=as_of)
+    upcoming = upcoming_invoice(subscription=subscription, as_of=as_of, live=True)
     return upcoming.subtotal if upcoming else None

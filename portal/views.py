@@ -65,7 +65,7 @@ def home(request):
     for subscription in _subscriptions(customer).order_by("external_id"):
         estimate = None
         if subscription.status == Subscription.Status.ACTIVE:
-            estimate = upcoming_invoice(subscription=subscription)
+            estimate = upcoming_invoice(subscription=subscription, live=True)
         rows.append({"subscription": subscription, "estimate": estimate})
     upcoming = sorted(
         (row["estimate"] for row in rows if row["estimate"] is not None),
@@ -175,7 +175,7 @@ def subscription_usage(request, external_id: str):
             "previous_last_day": previous.end - dt.timedelta(days=1) if previous else None,
             "usage": usage,
             "charts": charts,
-            "estimate": upcoming_invoice(subscription=subscription)
+            "estimate": upcoming_invoice(subscription=subscription, live=True)
             if subscription.status == Subscription.Status.ACTIVE
             else None,
         },

@@ -209,3 +209,35 @@ def test_no_period_in_progress_means_no_upcoming_invoice(subscription):
         "Prepaid credit applied (0 USD left)",  # not drawn yet: no invoice was made since
         "Support",
     ]
+
+
+def test_the_live_preview_from_rollups_equals_the_events_preview_and_the_invoice(db):
+    # Given January's 400 calls sent through the API's ingestion (which keeps the rollups)
+    from metering.services import events_ingest
+
+    customer = CustomerFactory(external_id="acme", tax_rate=D("8.25"))
+    with time_machine.travel("2026-01-01 00:00Z", tick=False):
+        subscription = subscribe(customer=customer, plan=preview_plan(), start="2026-01-01")
+        prepaid_credit_grant(subscription=subscription, amount=D("50.00"))
+    bill_on("2026-01-01")
+    with time_machine.travel("2026-01-10 12:00Z", tick=False):
+        events_ingest(
+            raw_events=[
+                {
+                    "transaction_id": f"c{n}",
+                    "external_subscription_id": "sub_acme",
+                    "code": "api_calls",
+                }
+                for n in range(400)
+            ]
+        )
+
+    # When the preview is read both ways on Jan 31 (live: what current usage and the portal show)
+    with time_machine.travel("2026-01-31 23:00Z", tick=False):
+        live = upcoming_invoice(subscription=subscription, live=True)
+        from_events = upcoming_invoice(subscription=subscription)
+    (invoice,) = bill_on("2026-02-01")
+
+    # Then the two previews and the invoice agree line by line
+    assert lines(live.lines) == lines(from_events.lines) == lines(invoice.lines.all()) == FEBRUARY_1
+    assert live.total == from_events.total == invoice.total == D("1223.23")
