@@ -243,7 +243,7 @@ LOGGING = {
 # The back office's look: django-unfold (sidebar: config/admin.py; home: reporting/dashboard.py).
 UNFOLD = {
     "SITE_TITLE": "Quote-to-cash",
-    "SITE_HEADER": "Quote-to-cash back office",
+    "SITE_HEADER": "Quote-to-cash",  # the sidebar is narrow: the long name was cut
     "SITE_SYMBOL": "receipt_long",
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
