@@ -19,12 +19,12 @@ from moneyed import list_all_currencies
 from simple_history.models import HistoricalRecords
 
 from catalog.rating import PRICING_MODELS, PricingModel, model_names, pricing_model
+from core.formatting import format_price, format_quantity
 from core.money import (
     PRICE_DECIMAL_PLACES,
     PRICE_MAX_DIGITS,
     QUANTITY_DECIMAL_PLACES,
     QUANTITY_MAX_DIGITS,
-    plain,
 )
 
 code_validator = RegexValidator(
@@ -446,8 +446,9 @@ class ChargeTier(models.Model):
         ordering = ["charge", "from_units"]
 
     def __str__(self) -> str:
-        upper = plain(self.up_to, grouping=True) if self.up_to is not None else "∞"
-        return f"{plain(self.from_units, grouping=True)}–{upper} at {plain(self.unit_price)}"
+        upper = format_quantity(self.up_to) if self.up_to is not None else "∞"
+        price = format_price(self.unit_price, self.charge.currency)
+        return f"{format_quantity(self.from_units)}–{upper} at {price}"
 
     def as_dict(self) -> dict:
         return {

@@ -5,8 +5,8 @@ what the model is priced by — never comparing model names:
 
 - `pricing_summary`: one line, for lists and messages:
   "Graduated · 0 – 10,000,000: $0.000004 · above 10,000,000: $0.000003".
-- `pricing_table_html`: the model and, for tiered models, a small table of the tiers (from, to,
-  unit price, flat fee); other models read as their summary.
+- `pricing_table_html`: the model and, for tiered models, a small table of the tiers (units,
+  unit price, and flat fee when a tier has one); other models read as their summary.
 
 Tiers follow the rating engine's rule: a tier runs from the previous tier's `up_to` (0 for the
 first) up to and including its own; the last one is unbounded.
@@ -15,6 +15,7 @@ first) up to and including its own; the last one is unbounded.
 from decimal import Decimal
 
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from catalog.rating import pricing_model
 from core.formatting import format_money, format_price, format_quantity
@@ -49,11 +50,7 @@ def _terms(pricing: dict, currency: str, *, tiers: bool = True) -> list[str]:
         parts.append(f"{price} per period" if model.fixed_fee else f"{price} per unit")
     if model.tiered and tiers:
         for lower, up_to, price, flat in _tiers(pricing):
-            span = (
-                f"above {format_quantity(lower)}"
-                if up_to is None
-                else f"{format_quantity(lower)} – {format_quantity(up_to)}"
-            )
+            span = _span(lower, up_to)
             fee = f" + {format_price(flat, currency)} flat" if flat else ""
             parts.append(f"{span}: {format_price(price, currency)}{fee}")
     if model.package:
@@ -85,37 +82,50 @@ def pricing_summary(pricing: dict, currency: str) -> str:
     return " · ".join([model_title(pricing), *_terms(pricing, currency)])
 
 
-_CELL = '<td class="text-right" style="padding:0 0 0 1rem">{}</td>'
-_HEAD = '<th class="text-right" style="padding:0 0 0 1rem">{}</th>'
-_ROW = "<tr>" + _CELL * 4 + "</tr>"
-_TABLE = (
-    '<div class="pricing"><strong>{}</strong>{}<table class="pricing-tiers text-sm"><thead><tr>'
-    + "".join(_HEAD.replace("{}", title) for title in ("From", "Up to", "Unit price", "Flat fee"))
-    + "</tr></thead><tbody>{}</tbody></table></div>"
-)
+# Compact enough for a column of an inline (the plan's Charges tab at 1366 px): the tier's units
+# in one cell, its price, and a flat-fee column only when a tier has one.
+_UNITS = '<td style="padding:0;white-space:nowrap">{}</td>'
+_CELL = '<td class="text-right" style="padding:0 0 0 .75rem;white-space:nowrap">{}</td>'
+_HEAD = '<th class="{}" style="padding:0 0 0 {};white-space:nowrap">{}</th>'
 
 
 def pricing_table_html(pricing: dict, currency: str):
     """The model and its tiers as a small table (tiered models), else the summary; safe HTML."""
     if not pricing_model(pricing, strict=False).tiered:
         return format_html('<span class="pricing">{}</span>', pricing_summary(pricing, currency))
+    tiers = _tiers(pricing)
+    flat_fees = any(flat for *_, flat in tiers)
+    heads = [("text-left", "0", "Units"), ("text-right", ".75rem", "Unit price")]
+    heads += [("text-right", ".75rem", "Flat fee")] if flat_fees else []
     rows = format_html_join(
         "",
-        _ROW,
-        (
-            (
-                format_quantity(lower),
-                "and above" if up_to is None else format_quantity(up_to),
-                format_price(price, currency),
-                format_price(flat, currency) if flat else "—",
-            )
-            for lower, up_to, price, flat in _tiers(pricing)
-        ),
+        "<tr>{}</tr>",
+        ((_tier_cells(tier, currency, flat_fees),) for tier in tiers),
     )
     extra = _terms(pricing, currency, tiers=False)
     return format_html(
-        _TABLE,
+        '<div class="pricing"><strong>{}</strong>{}<table class="pricing-tiers text-sm">'
+        "<thead><tr>{}</tr></thead><tbody>{}</tbody></table></div>",
         model_title(pricing),
         format_html(" · {}", " · ".join(extra)) if extra else "",
+        format_html_join("", _HEAD, heads),
         rows,
     )
+
+
+def _tier_cells(tier, currency: str, flat_fees: bool):
+    lower, up_to, price, flat = tier
+    cells = [
+        format_html(_UNITS, _span(lower, up_to)),
+        format_html(_CELL, format_price(price, currency)),
+    ]
+    if flat_fees:
+        cells.append(format_html(_CELL, format_price(flat, currency) if flat else "—"))
+    return mark_safe("".join(cells))  # each cell escaped by format_html
+
+
+def _span(lower: Decimal, up_to: Decimal | None) -> str:
+    """A tier's units: '0 – 10,000,000', 'above 10,000,000'."""
+    if up_to is None:
+        return f"above {format_quantity(lower)}"
+    return f"{format_quantity(lower)} – {format_quantity(up_to)}"

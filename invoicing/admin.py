@@ -143,7 +143,7 @@ class InvoiceAdmin(SimpleHistoryAdmin, ModelAdmin):
     @action(
         description="Finalize",
         icon="task_alt",
-        permissions=["change"],
+        permissions=["finalize"],
         variant=ActionVariant.PRIMARY,
         dialog={
             "title": "Finalize this invoice?",
@@ -158,6 +158,15 @@ class InvoiceAdmin(SimpleHistoryAdmin, ModelAdmin):
         if not Invoice.objects.filter(pk=object_id, status=Invoice.Status.DRAFT).exists():
             self.message_user(request, "Invoice finalized.", messages.SUCCESS)
         return redirect(reverse("admin:invoicing_invoice_change", args=[object_id]))
+
+    def has_finalize_permission(self, request, object_id=None):
+        """The Finalize button: for who may change invoices, on a draft only (unfold asks with
+        the object's id on the change page, before showing it and when it is run)."""
+        if not self.has_change_permission(request):
+            return False
+        return object_id is None or (
+            Invoice.objects.filter(pk=object_id, status=Invoice.Status.DRAFT).exists()
+        )
 
     def has_add_permission(self, request):
         return False

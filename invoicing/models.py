@@ -3,6 +3,7 @@ from djmoney.models.fields import CurrencyField
 from simple_history.models import HistoricalRecords
 
 from core.fields import amount_field, price_field, quantity_field
+from core.formatting import format_money, format_quantity
 from customers.models import Customer
 from subscriptions.models import PrepaidCredit, Subscription, SubscriptionItem
 
@@ -107,4 +108,9 @@ class CreditUse(models.Model):
     amount = quantity_field()
 
     def __str__(self) -> str:
-        return f"{self.amount} from {self.credit}"
+        credit = self.credit
+        if credit.metric_id:
+            drawn = format_quantity(self.amount, credit.metric.code)
+        else:
+            drawn = format_money(self.amount, credit.subscription.currency)
+        return f"{drawn} from {credit}"

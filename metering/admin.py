@@ -1,6 +1,9 @@
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin
 from django.db import models
+from django.utils.html import format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter
@@ -8,6 +11,7 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from core.admin import ReadOnly
 from core.formatting import format_money, format_quantity
 from core.forms import PlainDecimalField
+from core.money import plain
 from metering.models import AlertFiring, Event, UsageAlert
 
 
@@ -19,7 +23,46 @@ class EventAdmin(ReadOnly, ModelAdmin):
     list_filter = ["code"]
     search_fields = ["transaction_id", "subscription__external_id"]
     date_hierarchy = "timestamp"
-    readonly_fields = [f.name for f in Event._meta.fields]
+    fields = readonly_fields = [
+        "transaction_id",
+        "code",
+        "customer",
+        "subscription",
+        "timestamp",
+        "properties_shown",
+        "received_at",
+    ]
+
+    @admin.display(description="Properties")
+    def properties_shown(self, event):
+        """One property a line (model: tess-mini-2), not the stored JSON."""
+        if not event.properties:
+            return "—"
+        return format_html_join(
+            "",
+            '<div><span class="text-base-400">{}:</span> {}</div>',
+            sorted(_flat(event.properties)),
+        )
+
+
+def _flat(value, key: str = ""):
+    """(dotted key, text) for each leaf of an event's properties; a list joined by commas."""
+    if isinstance(value, dict):
+        for name, inner in value.items():
+            yield from _flat(inner, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        yield key, ", ".join(_scalar(v) for v in value)
+    else:
+        yield key, _scalar(value)
+
+
+def _scalar(value) -> str:
+    """A property value as text: numbers without an exponent (1e-05 reads 0.00001)."""
+    if isinstance(value, bool) or value is None:
+        return "null" if value is None else str(value).lower()
+    if isinstance(value, int | float):
+        return plain(Decimal(str(value)))
+    return str(value)
 
 
 # --- usage alerts -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@ from django.db import models
 from djmoney.models.fields import CurrencyField
 from simple_history.models import HistoricalRecords
 
+from core.formatting import format_money
 from customers.models import Customer
 from invoicing.models import Invoice, amount_field
 
@@ -31,7 +32,10 @@ class Payment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency} from {self.customer} on {self.received_on}"
+        return (
+            f"{format_money(self.amount, self.currency)} from {self.customer} "
+            f"on {self.received_on:%b %-d, %Y}"
+        )
 
 
 class PaymentAllocation(models.Model):
@@ -48,4 +52,4 @@ class PaymentAllocation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount} → {self.invoice}"
+        return f"{format_money(self.amount, self.payment.currency)} → {self.invoice}"

@@ -1,6 +1,7 @@
 from django.db import models
 from djmoney.models.fields import CurrencyField
 
+from core.formatting import format_money
 from invoicing.models import amount_field
 from subscriptions.models import Subscription
 
@@ -34,4 +35,4 @@ class RevenueScheduleLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.month:%Y-%m}: {self.amount}"
+        return f"{self.month:%b %Y}: {format_money(self.amount, self.schedule.currency)}"

@@ -68,16 +68,29 @@ def test_pricing_summary_reads_each_model(pricing, currency, summary):
 
 def test_a_tiered_price_is_a_table_of_its_tiers():
     html = pricing_table_html(GRADUATED_TOKENS, "USD")
-    cell = '<td class="text-right" style="padding:0 0 0 1rem">{}</td>'
+    units = '<td style="padding:0;white-space:nowrap">{}</td>'
+    cell = '<td class="text-right" style="padding:0 0 0 .75rem;white-space:nowrap">{}</td>'
     rows = [
-        "<tr>" + "".join(cell.format(v) for v in ("0", "10,000,000", "$0.000004", "—")) + "</tr>",
-        "<tr>"
-        + "".join(cell.format(v) for v in ("10,000,000", "and above", "$0.000003", "—"))
-        + "</tr>",
+        "<tr>" + units.format("0 – 10,000,000") + cell.format("$0.000004") + "</tr>",
+        "<tr>" + units.format("above 10,000,000") + cell.format("$0.000003") + "</tr>",
     ]
     assert html.startswith('<div class="pricing"><strong>Graduated</strong><table')
     assert "".join(rows) in html
     assert "0E-12" not in html and "{" not in html
+    assert "Flat fee" not in html  # no tier has one: no column for it
+
+
+def test_a_tier_flat_fee_gets_its_column():
+    pricing = {
+        "model": "graduated",
+        "tiers": [
+            {"up_to": "100", "unit_price": "1", "flat_fee": "10"},
+            {"up_to": None, "unit_price": "0.5", "flat_fee": "0"},
+        ],
+    }
+    html = pricing_table_html(pricing, "USD")
+    assert ">Flat fee</th>" in html
+    assert ">$10.00</td></tr>" in html and ">—</td></tr>" in html
 
 
 def test_an_untiered_price_is_its_summary():

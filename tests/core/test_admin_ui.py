@@ -4,6 +4,7 @@ import re
 
 import pytest
 from django.contrib.auth.models import Group
+from django.urls import reverse
 
 from invoicing.models import Invoice, InvoiceLine
 from tests.factories import CustomerFactory, UserFactory, hybrid_plan, subscribe
@@ -124,3 +125,16 @@ def test_key_admin_pages_show_money_not_raw_decimals(client, billed):
     page = client.get(f"/admin/subscriptions/subscription/{subscription.pk}/change/")
     assert "Standard · $0.002 per unit" in page.content.decode()  # items' prices, not JSON
     assert '"model"' not in page.content.decode()
+
+
+def test_finalize_is_offered_on_drafts_only(client, billed):
+    _, invoice = billed
+    _login(client, "Finance")
+    url = f"/admin/invoicing/invoice/{invoice.pk}/change/"
+    action = reverse("admin:invoicing_invoice_detail_finalize", args=[invoice.pk])
+    assert action in client.get(url).content.decode()
+
+    Invoice.objects.filter(pk=invoice.pk).update(status=Invoice.Status.FINALIZED, number="INV-9")
+
+    assert action not in client.get(url).content.decode()
+    assert client.post(action).status_code == 403  # and refused if called anyway
