@@ -16,6 +16,7 @@ from quotes.models import Quote, QuoteLine
 class QuoteLineInline(TabularInline):
     model = QuoteLine
     extra = 0
+    hide_title = True  # the row header would repeat the line's charge and description
     fields = ["position", "charge", "description", "quantity", "unit_price"]
     formfield_overrides = {models.DecimalField: {"form_class": PlainDecimalField}}
 
