@@ -191,3 +191,18 @@ def test_invoice_lines_read_once_with_how_each_was_rated(client, billed):
     pdf = invoice_html(invoice)
     assert "2,000 × $0.000002 = $0.004" in pdf  # not "= $0.00"
     assert "= $0.00<" not in pdf
+
+
+def test_a_subscription_page_is_titled_by_its_customer_then_its_id(client, billed):
+    subscription, _ = billed
+    subscription.customer.name = "Bluefin"
+    subscription.customer.save(update_fields=["name"])
+    subscription.external_id = "sub_bluefin_enterprise"
+    subscription.save(update_fields=["external_id"])
+    _login(client, "Finance")
+
+    html = client.get(f"/admin/subscriptions/subscription/{subscription.pk}/change/")
+
+    assert str(subscription) == "Bluefin — sub_bluefin_enterprise"
+    assert "Bluefin — sub_bluefin_enterprise" in html.content.decode()
+    assert "Sub_bluefin" not in html.content.decode()
