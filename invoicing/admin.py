@@ -11,7 +11,7 @@ from unfold.decorators import action
 from unfold.enums import ActionVariant
 
 from catalog.pricing_display import explanation_lines
-from core.admin import ReadOnly
+from core.admin import LINK_CLASSES, ReadOnly
 from core.errors import DomainError
 from core.formatting import format_money, format_price, format_quantity
 from invoicing import services
@@ -198,7 +198,7 @@ class InvoiceAdmin(SimpleHistoryAdmin, ModelAdmin):
     @admin.display(description="PDF")
     def pdf_link(self, obj):
         url = reverse("admin:invoicing_invoice_pdf", args=[obj.pk])
-        return format_html('<a href="{}">Download PDF</a>', url)
+        return format_html('<a href="{}" class="{}">Download PDF</a>', url, LINK_CLASSES)
 
     def get_urls(self):
         urls = [

@@ -7,6 +7,7 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
 
 from catalog.selectors import charges_in_force
+from core.admin import LINK_CLASSES
 from core.errors import DomainError
 from core.formatting import format_money, format_price, format_quantity
 from core.forms import PlainDecimalField
@@ -127,8 +128,9 @@ class QuoteAdmin(SimpleHistoryAdmin, ModelAdmin):
         if not obj.subscription_id:
             return "—"
         return format_html(
-            '<a href="{}">{}</a>',
+            '<a href="{}" class="{}">{}</a>',
             reverse("admin:subscriptions_subscription_change", args=[obj.subscription_id]),
+            LINK_CLASSES,
             obj.subscription.external_id,
         )
 

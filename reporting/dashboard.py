@@ -91,7 +91,7 @@ USAGE_LINE = json.dumps(
             "x": {
                 "border": {"width": 0},
                 "grid": {"display": False},
-                "ticks": {"maxTicksLimit": 6, "color": "#9ca3af"},
+                "ticks": {"maxTicksLimit": 4, "maxRotation": 0, "color": "#9ca3af"},
             },
             "y": {"beginAtZero": True, "border": {"width": 0}, "ticks": NUMBER_TICKS},
         },

@@ -148,7 +148,10 @@ def test_an_accepted_quote_links_its_subscription_and_cannot_be_deleted(sales_cl
     subscription = Subscription.objects.get()
     html = sales_client.get(url).content.decode()
 
-    link = f'<a href="/admin/subscriptions/subscription/{subscription.pk}/change/">'
+    link = (
+        f'<a href="/admin/subscriptions/subscription/{subscription.pk}/change/"'
+        ' class="text-primary-600 dark:text-primary-500">'
+    )
     assert link + f"{subscription.external_id}</a>" in html
     assert delete not in html
     assert sales_client.get(delete).status_code == 403
