@@ -11,7 +11,7 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownF
 
 from catalog import rating
 from catalog.models import BillableMetric, Charge, ChargeTier, Plan, PlanAlertDefault
-from catalog.pricing_display import pricing_summary, pricing_table_html
+from catalog.pricing_display import pricing_summary, pricing_table_html, step_description
 from catalog.selectors import charges_in_force
 from core import clock
 from core.errors import DomainError
@@ -273,7 +273,7 @@ def price_preview(
                 "amount_shown": format_money(amount, currency),
                 "steps": [
                     {
-                        "description": step.description,
+                        "description": step_description(step.description, currency),
                         "subtotal": format_price(step.subtotal, currency),
                     }
                     for step in rated.steps

@@ -12,6 +12,7 @@ Tiers follow the rating engine's rule: a tier runs from the previous tier's `up_
 first) up to and including its own; the last one is unbounded.
 """
 
+import re
 from decimal import Decimal
 
 from django.utils.html import format_html, format_html_join
@@ -129,3 +130,40 @@ def _span(lower: Decimal, up_to: Decimal | None) -> str:
     if up_to is None:
         return f"above {format_quantity(lower)}"
     return f"{format_quantity(lower)} – {format_quantity(up_to)}"
+
+
+# --- rating steps ------------------------------------------------------------------------------
+# The rating engine (catalog.rating) writes its steps' descriptions without a currency ("12 × 25",
+# "minimum commitment 200: true-up"), and invoices store them so (InvoiceLine.explanation, the
+# API). People read them with the currency: the engine's money terms — the price after "×", a flat
+# fee or per-event fee after "+", a minimum, a cap, the base of a percentage — are formatted here as
+# prices (exact: a step is never rounded). tests/catalog/test_pricing_display.py runs every model
+# through the engine so a new description is caught here.
+_NUMBER = r"(-?\d[\d,]*(?:\.\d+)?)"
+_MONEY_TERMS = re.compile(
+    rf"(?<=× ){_NUMBER}(?=$| \+|\))"
+    rf"|(?<=\+ ){_NUMBER}(?= flat| per event)"
+    rf"|(?<=minimum commitment ){_NUMBER}"
+    rf"|(?<=capped at ){_NUMBER}"
+    rf"|(?<=the minimum ){_NUMBER}"
+    rf"|(?<=% of ){_NUMBER}"
+)
+
+
+def step_description(description: str, currency: str) -> str:
+    """A rating step's description with its money terms in the currency: '12 × $25.00'."""
+    return _MONEY_TERMS.sub(
+        lambda m: format_price(Decimal(m.group(0).replace(",", "")), currency), description
+    )
+
+
+def explanation_lines(steps: list[dict], currency: str) -> list[str]:
+    """A stored explanation (Rating.explanation()) as people read it, one line a step:
+    '12 × $25.00 = $300.00' — each subtotal exact, as a price."""
+    lines = []
+    for step in steps or []:
+        text = step_description(step.get("description", ""), currency)
+        if step.get("subtotal") not in (None, ""):
+            text += f" = {format_price(_dec(step['subtotal']), currency)}"
+        lines.append(text)
+    return lines

@@ -32,6 +32,10 @@ class ApiKeyAdmin(ModelAdmin):
         return False  # keys are created with `manage.py create_api_key NAME`, shown once
 
 
+# A link in a read-only field, coloured as unfold colours its own (a bare <a> reads as plain text).
+LINK_CLASSES = "text-primary-600 dark:text-primary-500"
+
+
 class ReadOnly:
     """Admin or inline for records that are written by services only (events, allocations,
     schedules, firings): visible, never added, changed or deleted here."""

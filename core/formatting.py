@@ -5,7 +5,8 @@
   half-even rounding never applies.
 - `format_price`: a unit price with its significant decimals and at least the currency's minor
   unit: $0.000003, $40.00, ¥40; never trailing zeros beyond that, never an exponent.
-- `format_quantity`: 40,901,739 or 2.5, with an optional unit (40,901,739 tokens).
+- `format_quantity`: 40,901,739 or 2.5, with an optional unit (40,901,739 tokens, 12 seats, 1 seat):
+  a unit is named in the singular (Charge.unit_name "seat") and read in the plural by `plural_unit`.
 
 One locale for the whole back office (settings.MONEY_LOCALE, en_US by default).
 """
@@ -54,4 +55,12 @@ def format_quantity(quantity, unit: str = "") -> str:
     if value is None:
         return ""
     text = format_decimal(value, format="#,##0.############", locale=_locale())
-    return f"{text} {unit}".strip() if unit else text
+    return f"{text} {plural_unit(unit, value)}".strip() if unit else text
+
+
+def plural_unit(unit: str, quantity) -> str:
+    """'seats' for any quantity but 1: simply an "s", unless the unit already ends in one
+    ("tokens", "units"). English only, like the rest of the back office."""
+    if not unit or _decimal(quantity) == 1 or unit.endswith("s"):
+        return unit
+    return unit + "s"

@@ -19,6 +19,7 @@ LOGINS = [
     ("admin", "admin-demo", "superuser", "/admin/"),
     ("sales", "sales-demo", "sales rep, group Sales: quotes", "/admin/"),
     ("finance", "finance-demo", "finance, group Finance: billing, cash, revenue", "/admin/"),
+    ("operator", "operator-demo", "operator, group Operator: users, keys, tasks", "/admin/"),
     ("customer", "customer-demo", "portal user of Northwind Analytics", "/portal/"),
 ]
 

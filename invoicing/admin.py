@@ -10,7 +10,8 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateFilter
 from unfold.decorators import action
 from unfold.enums import ActionVariant
 
-from core.admin import ReadOnly
+from catalog.pricing_display import explanation_lines
+from core.admin import LINK_CLASSES, ReadOnly
 from core.errors import DomainError
 from core.formatting import format_money, format_price, format_quantity
 from invoicing import services
@@ -21,8 +22,9 @@ from invoicing.pdf import invoice_pdf
 class InvoiceLineInline(ReadOnly, TabularInline):
     model = InvoiceLine
     extra = 0
+    hide_title = True  # the row header would repeat the line's description
     fields = [
-        "description",
+        "line",
         "period_start",
         "period_end",
         "quantity_shown",
@@ -30,6 +32,21 @@ class InvoiceLineInline(ReadOnly, TabularInline):
         "amount_shown",
     ]
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("invoice")
+
+    @admin.display(description="Description")
+    def line(self, line):
+        """The description and, under it, how it was rated — the steps the portal and PDF show."""
+        steps = explanation_lines(line.explanation, line.invoice.currency)
+        if line.kind == InvoiceLine.Kind.FEE and len(steps) <= 1:
+            return line.description  # a fee's one step only repeats its quantity × price
+        return format_html(
+            '{}<ul class="mt-1 text-base-500 text-xs dark:text-base-400">{}</ul>',
+            line.description,
+            format_html_join("", "<li>{}</li>", ((step,) for step in steps)),
+        )
 
     @admin.display(description="Quantity")
     def quantity_shown(self, line):
@@ -181,7 +198,7 @@ class InvoiceAdmin(SimpleHistoryAdmin, ModelAdmin):
     @admin.display(description="PDF")
     def pdf_link(self, obj):
         url = reverse("admin:invoicing_invoice_pdf", args=[obj.pk])
-        return format_html('<a href="{}">Download PDF</a>', url)
+        return format_html('<a href="{}" class="{}">Download PDF</a>', url, LINK_CLASSES)
 
     def get_urls(self):
         urls = [

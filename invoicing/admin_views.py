@@ -7,9 +7,11 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
+from unfold.widgets import UnfoldAdminFileFieldWidget, UnfoldAdminSingleDateWidget
 
 from core import clock
 from core.errors import ValidationError
+from invoicing.models import Invoice
 from invoicing.shadow import (
     read_expected,
     shadow_billing,
@@ -28,12 +30,16 @@ def may_shadow_bill(user) -> bool:
 
 
 class ShadowBillingForm(forms.Form):
+    # unfold's widgets: the page reads like the rest of the admin (inputs, not bare browser fields)
     as_of = forms.DateField(
-        label="Bill as of", help_text="The date of the billing run to simulate (YYYY-MM-DD)."
+        label="Bill as of",
+        widget=UnfoldAdminSingleDateWidget,
+        help_text="The date of the billing run to simulate (YYYY-MM-DD).",
     )
     expected = forms.FileField(
         required=False,
         label="Expected totals (CSV)",
+        widget=UnfoldAdminFileFieldWidget,
         help_text="Optional: columns customer, subscription, billing_date, total.",
     )
 
@@ -70,6 +76,8 @@ def shadow_billing_view(request):
     context = {
         **admin.site.each_context(request),
         "title": "Shadow billing",
+        "content_title": "Shadow billing",  # unfold's header: Invoicing › Invoices › Shadow billing
+        "model_admin": admin.site._registry[Invoice],
         "form": form,
         "run": run,
         "differences": differences,

@@ -1,3 +1,5 @@
+import datetime as dt
+
 from django.db import models
 from djmoney.models.fields import CurrencyField
 from simple_history.models import HistoricalRecords
@@ -71,7 +73,7 @@ class InvoiceLine(models.Model):
     )
     description = models.CharField(max_length=300)
     period_start = models.DateField()
-    period_end = models.DateField()
+    period_end = models.DateField()  # exclusive: the next period's start (core.periods)
     quantity = quantity_field()
     unit_price = price_field(null=True, blank=True)
     amount = amount_field(help_text="Rounded once to the currency's minor unit.")
@@ -83,6 +85,11 @@ class InvoiceLine(models.Model):
 
     def __str__(self) -> str:
         return self.description
+
+    @property
+    def last_day(self) -> dt.date:
+        """The service period's last day included, as people read a period: Nov 16 – Dec 15."""
+        return max(self.period_start, self.period_end - dt.timedelta(days=1))
 
 
 class NumberSeries(models.Model):

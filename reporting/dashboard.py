@@ -75,10 +75,33 @@ def _chart(labels: list[str], datasets: list[dict]) -> str:
     return json.dumps({"labels": labels, "datasets": datasets})
 
 
+# Axis numbers read like the page's numbers: 40,000,000, not 40000000. Options must be JSON (no
+# tick callback); Chart.js formats ticks with Intl.NumberFormat, given a locale and `ticks.format`.
+CHART_LOCALE = getattr(settings, "MONEY_LOCALE", "en_US").replace("_", "-")
+NUMBER_TICKS = {"format": {"maximumFractionDigits": 2}, "color": "#9ca3af"}
+# unfold's defaults (replaced whole by any options) for a daily line: no legend, six dates.
+USAGE_LINE = json.dumps(
+    {
+        "locale": CHART_LOCALE,
+        "animation": False,
+        "maintainAspectRatio": False,
+        "datasets": {"line": {"borderWidth": 2, "pointStyle": False}},
+        "plugins": {"legend": {"display": False}},
+        "scales": {
+            "x": {
+                "border": {"width": 0},
+                "grid": {"display": False},
+                "ticks": {"maxTicksLimit": 4, "maxRotation": 0, "color": "#9ca3af"},
+            },
+            "y": {"beginAtZero": True, "border": {"width": 0}, "ticks": NUMBER_TICKS},
+        },
+    }
+)
 BAR = {"maxBarThickness": 56, "barPercentage": 0.7, "categoryPercentage": 0.8, "borderRadius": 4}
 # unfold's defaults do not stack bars; options given replace them whole.
 STACKED = json.dumps(
     {
+        "locale": CHART_LOCALE,
         "plugins": {
             "legend": {
                 "display": True,
@@ -88,7 +111,7 @@ STACKED = json.dumps(
         },
         "scales": {
             "x": {"stacked": True, "grid": {"display": False}},
-            "y": {"stacked": True, "beginAtZero": True},
+            "y": {"stacked": True, "beginAtZero": True, "ticks": NUMBER_TICKS},
         },
     }
 )
@@ -245,6 +268,7 @@ def finance_context(as_of: dt.date, currency: str) -> dict:
         "forecast_rows": forecast_rows,
         "forecast_chart": forecast_chart,
         "forecast_options": STACKED,
+        "usage_options": USAGE_LINE,
         "forecast_method": outlook.method,
         "forecast_href": active,
     }

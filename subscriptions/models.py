@@ -37,7 +37,9 @@ class Subscription(models.Model):
         ordering = ["-start_date", "external_id"]
 
     def __str__(self) -> str:
-        return f"{self.external_id} ({self.customer})"
+        # The customer first: the admin capitalises a title's first letter (capfirst), which must
+        # not turn the external id sub_bluefin into "Sub_bluefin".
+        return f"{self.customer} — {self.external_id}"
 
     @property
     def end_date(self):

@@ -223,8 +223,10 @@ def test_plan_preview_takes_a_quantity_per_metric_and_rates_each_charge(finance)
         "total": "$779.00",
     }
     html = page.content.decode()
-    assert "tier 10,000,001+: 5,000,000 × 0.000003" in html
+    assert "tier 10,000,001+: 5,000,000 × $0.000003" in html  # prices read in the currency
     assert ">$15.00<" in html  # the tier's amount
+    assert "8 × $25.00" in html and "12,000 × $0.002" in html
+    assert ">8 seats<" in html and ">15,000,000 tokens<" in html  # units in the plural
     assert 'name="m_tokens" value="15000000"' in html and 'name="c_seats" value="8"' in html
 
     other = finance.get(url, {"m_tokens": "1000", "m_api_calls": "0", "c_seats": "1"})
@@ -235,6 +237,9 @@ def test_plan_preview_takes_a_quantity_per_metric_and_rates_each_charge(finance)
         "Tokens": "$0.00",  # 1,000 × $0.000004 = $0.004, rounded to the cent
         "total": "$525.00",
     }
+    html = other.content.decode()
+    assert ">$0.004<" in html  # the step itself is exact, as the portal and the PDF show it
+    assert ">1 seat<" in html
 
 
 def test_plan_preview_refuses_what_is_not_a_quantity(finance):

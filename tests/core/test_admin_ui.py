@@ -34,7 +34,7 @@ def _login(client, role):
         (
             "Sales",
             ["Customers", "Quotes", "Subscriptions", "Invoices"],
-            ["API keys", "Payments", "Plans", "Periodic tasks"],
+            ["API keys", "Payments", "Plans", "Periodic tasks", "Shadow billing"],
         ),
         (
             "Finance",
@@ -46,15 +46,20 @@ def _login(client, role):
                 "Charges",
                 "Payments",
                 "Revenue schedules",
+                "Shadow billing",
             ],
             ["Periodic tasks", "API keys", "Users"],
         ),
         (
             "Operator",
             ["API keys", "Periodic tasks", "Users", "Groups", "Login attempts"],
-            ["Plans", "Invoices"],
+            ["Plans", "Invoices", "Shadow billing"],
         ),
-        ("superuser", ["Quotes", "Plans", "Payments", "API keys", "Periodic tasks"], []),
+        (
+            "superuser",
+            ["Quotes", "Plans", "Payments", "API keys", "Periodic tasks", "Shadow billing"],
+            [],
+        ),
     ],
 )
 def test_each_role_sees_its_own_sidebar(db, client, role, sees, does_not_see):
@@ -69,6 +74,27 @@ def test_each_role_sees_its_own_sidebar(db, client, role, sees, does_not_see):
     html = client.get("/admin/").content.decode()
     for title in sees:
         assert title in html
+
+
+def test_finance_finds_shadow_billing_in_the_billing_group_as_an_unfold_page(db, client):
+    from config.admin import sidebar_navigation
+
+    _login(client, "Finance")
+    request = client.get("/admin/").wsgi_request
+    billing = next(g for g in sidebar_navigation(request) if g["title"] == "Billing")
+    assert [(i["title"], str(i["link"])) for i in billing["items"]][-1] == (
+        "Shadow billing",
+        "/admin/invoicing/shadow-billing/",
+    )
+
+    html = client.get("/admin/invoicing/shadow-billing/").content.decode()
+
+    assert '<a href="/admin/invoicing/shadow-billing/"' in html  # in the sidebar
+    header = re.search(r"<h1.*?</h1>", html, flags=re.S).group(0)
+    words = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", header)).strip()
+    assert words == "Invoicing chevron_right Invoices chevron_right Shadow billing"  # not "Welcome"
+    assert 'type="submit"' in html and "Run the shadow billing" in html
+    assert "bg-primary-600" in html  # unfold's button, not a bare browser button
 
 
 def test_sidebar_groups_are_named_by_work(db, client):
@@ -138,3 +164,45 @@ def test_finalize_is_offered_on_drafts_only(client, billed):
 
     assert action not in client.get(url).content.decode()
     assert client.post(action).status_code == 403  # and refused if called anyway
+
+
+def test_invoice_lines_read_once_with_how_each_was_rated(client, billed):
+    from invoicing.pdf import invoice_html
+
+    _, invoice = billed
+    InvoiceLine.objects.create(
+        invoice=invoice,
+        kind="usage",
+        description="Tokens",
+        period_start=invoice.billing_date,
+        period_end=invoice.billing_date.replace(day=invoice.billing_date.day + 1),
+        quantity="2000",
+        unit_price="0.000002",
+        amount="0.0040",
+        explanation=[{"description": "2,000 × 0.000002", "subtotal": "0.004"}],
+    )
+    _login(client, "Finance")
+
+    html = client.get(f"/admin/invoicing/invoice/{invoice.pk}/change/").content.decode()
+
+    assert html.count("Platform fee") == 1  # no row header repeating the description
+    assert html.count("Tokens") == 1 and "Tokens<ul" in html  # the steps under the description
+    assert "<li>2,000 × $0.000002 = $0.004</li>" in html  # the step, exact, in the currency
+    pdf = invoice_html(invoice)
+    assert "2,000 × $0.000002 = $0.004" in pdf  # not "= $0.00"
+    assert "= $0.00<" not in pdf
+
+
+def test_a_subscription_page_is_titled_by_its_customer_then_its_id(client, billed):
+    subscription, _ = billed
+    subscription.customer.name = "Bluefin"
+    subscription.customer.save(update_fields=["name"])
+    subscription.external_id = "sub_bluefin_enterprise"
+    subscription.save(update_fields=["external_id"])
+    _login(client, "Finance")
+
+    html = client.get(f"/admin/subscriptions/subscription/{subscription.pk}/change/")
+
+    assert str(subscription) == "Bluefin — sub_bluefin_enterprise"
+    assert "Bluefin — sub_bluefin_enterprise" in html.content.decode()
+    assert "Sub_bluefin" not in html.content.decode()

@@ -64,7 +64,7 @@ MODELS: dict[str, tuple[str, str, str, str]] = {
     "catalog.plan": ("v", "vacd", "", "vacd"),
     "subscriptions.subscription": ("v", "vc", "", "vcd"),
     "subscriptions.prepaidcredit": ("", "va", "", "vacd"),
-    "quotes.quote": ("vacd", "vc", "", "vacd"),
+    "quotes.quote": ("vacd", "vc", "", "vacd"),  # delete: drafts only
     "metering.event": ("", "v", "", "v"),
     "metering.usagealert": ("", "vac", "", "vacd"),
     "metering.alertfiring": ("", "v", "", "v"),

@@ -52,6 +52,9 @@ def counts() -> dict:
         "staff": sorted(users.filter(is_staff=True).values_list("username", flat=True)),
         "sales": sorted(users.filter(groups__name="Sales").values_list("username", flat=True)),
         "finance": sorted(users.filter(groups__name="Finance").values_list("username", flat=True)),
+        "operator": sorted(
+            users.filter(groups__name="Operator").values_list("username", flat=True)
+        ),
         "api_keys": ApiKey.objects.count(),
     }
 
@@ -72,10 +75,14 @@ def test_seed_demo_builds_the_company_once():
     assert first["lines"] == {"fee": 152, "usage": 114, "true_up": 12, "credit": 3}
     assert first["events"] > 0 and first["payments"] == first["allocations"] == 57
     assert first["schedules"] == 19 and first["recognized"] > 0
-    assert first["users"] == ["admin", "customer", "finance", "sales"]
+    assert first["users"] == ["admin", "customer", "finance", "operator", "sales"]
     assert first["superusers"] == ["admin"]
-    assert first["staff"] == ["admin", "finance", "sales"]
-    assert (first["sales"], first["finance"]) == (["sales"], ["finance"])
+    assert first["staff"] == ["admin", "finance", "operator", "sales"]
+    assert (first["sales"], first["finance"], first["operator"]) == (
+        ["sales"],
+        ["finance"],
+        ["operator"],
+    )
     assert first["api_keys"] == 1
     assert "q2c_" in first_output  # the new key is printed once
 

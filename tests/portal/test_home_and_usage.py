@@ -268,3 +268,24 @@ def test_another_customers_subscription_is_not_found(portal, globex, path):
 def test_the_usage_pages_need_a_login(client, acme):
     answer = client.get("/portal/subscriptions/sub_acme/usage.csv")
     assert answer.status_code == 302 and answer["Location"].startswith("/portal/login/")
+
+
+def test_the_usage_estimate_explains_each_usage_line_and_reads_periods_by_their_last_day(
+    portal, acme
+):
+    page = portal.get("/portal/subscriptions/sub_acme/usage/").content.decode()
+
+    assert "billing period Feb 15 – Mar 14, 2026" in page
+    assert "1,234,567 × $0.01 = $12,345.67" in page  # how the Tokens line was rated
+    assert "290 × $0.002 = $0.58" in page
+    assert "Feb 15 – Mar 14, 2026</td>" in page  # a usage line's period: its last day included
+    assert "Mar 15 – Apr 14, 2026</td>" in page  # a fee in advance for the next period
+    assert "Mar 15, 2026</td>" not in page  # never the exclusive end
+
+
+def test_an_invoice_in_the_portal_reads_its_periods_by_their_last_day(portal, acme):
+    page = portal.get("/portal/invoices/INV-000002/").content.decode()
+
+    assert "Jan 15 – Feb 14, 2026</td>" in page
+    assert "Feb 15 – Mar 14, 2026</td>" in page
+    assert "500 × $0.002 = $1.00" in page

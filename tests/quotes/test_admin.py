@@ -130,3 +130,28 @@ def test_a_sent_quote_shows_its_lines_read_only_with_plain_prices(sales_client):
     shown = re.findall(r"field-unit_price_shown[^>]*>\s*(?:<[^>]+>\s*)*([^<\s][^<]*?)\s*<", page)
     assert ("0.002000000000" not in page, shown) == (True, ["$500.00", "$25.00", "$0.002"])
     assert 'name="lines-0-quantity"' not in page  # no editable line fields once sent
+
+
+def test_an_accepted_quote_links_its_subscription_and_cannot_be_deleted(sales_client):
+    from quotes.services import quote_accept
+
+    customer, plan = CustomerFactory(), hybrid_plan()
+    _add_quote(sales_client, customer, plan)
+    quote = Quote.objects.get()
+    url, delete = (
+        f"/admin/quotes/quote/{quote.pk}/change/",
+        f"/admin/quotes/quote/{quote.pk}/delete/",
+    )
+    assert delete in sales_client.get(url).content.decode()  # a draft may be deleted
+
+    quote_accept(quote=quote)
+    subscription = Subscription.objects.get()
+    html = sales_client.get(url).content.decode()
+
+    link = (
+        f'<a href="/admin/subscriptions/subscription/{subscription.pk}/change/"'
+        ' class="text-primary-600 dark:text-primary-500">'
+    )
+    assert link + f"{subscription.external_id}</a>" in html
+    assert delete not in html
+    assert sales_client.get(delete).status_code == 403

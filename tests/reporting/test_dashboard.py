@@ -80,3 +80,16 @@ def test_someone_in_neither_role_sees_a_welcome_and_the_app_list(book, client):
 )
 def test_the_links_open_filtered_lists(book, client, url):
     assert login(client, is_superuser=True).get(url).status_code == 200
+
+
+def test_chart_axes_group_thousands_like_the_rest_of_the_page(book, client):
+    import json
+
+    response = login(client, "Finance").get("/admin/")
+
+    for name in ("usage_options", "forecast_options"):
+        options = json.loads(response.context[name])
+        # Chart.js formats ticks with Intl.NumberFormat: 40,000,000, not 40000000
+        assert options["locale"] == "en-US", name
+        assert options["scales"]["y"]["ticks"]["format"] == {"maximumFractionDigits": 2}, name
+    assert "maximumFractionDigits" in response.content.decode()  # on the forecast's canvas

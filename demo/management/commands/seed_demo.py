@@ -796,6 +796,7 @@ class Command(BaseCommand):
         for username, password, group_name, first, last in [
             ("sales", "sales-demo", "Sales", "Sam", "Rivera"),
             ("finance", "finance-demo", "Finance", "Fiona", "Chen"),
+            ("operator", "operator-demo", "Operator", "Omar", "Haddad"),
         ]:
             try:
                 group = Group.objects.get(name=group_name)
