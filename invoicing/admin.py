@@ -25,8 +25,7 @@ class InvoiceLineInline(ReadOnly, TabularInline):
     hide_title = True  # the row header would repeat the line's description
     fields = [
         "line",
-        "period_start",
-        "period_end",
+        "service_period",
         "quantity_shown",
         "price",
         "amount_shown",
@@ -47,6 +46,11 @@ class InvoiceLineInline(ReadOnly, TabularInline):
             line.description,
             format_html_join("", "<li>{}</li>", ((step,) for step in steps)),
         )
+
+    @admin.display(description="Service period")
+    def service_period(self, line):
+        """First and last day included, as the portal and the PDF show it."""
+        return f"{line.period_start:%b %-d} – {line.last_day:%b %-d, %Y}"
 
     @admin.display(description="Quantity")
     def quantity_shown(self, line):

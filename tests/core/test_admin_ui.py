@@ -188,6 +188,8 @@ def test_invoice_lines_read_once_with_how_each_was_rated(client, billed):
     assert html.count("Platform fee") == 1  # no row header repeating the description
     assert html.count("Tokens") == 1 and "Tokens<ul" in html  # the steps under the description
     assert "<li>2,000 × $0.000002 = $0.004</li>" in html  # the step, exact, in the currency
+    day = invoice.billing_date
+    assert f"{day:%b %-d} – {day:%b %-d, %Y}" in html  # a one-day period: its last day included
     pdf = invoice_html(invoice)
     assert "2,000 × $0.000002 = $0.004" in pdf  # not "= $0.00"
     assert "= $0.00<" not in pdf
