@@ -4,6 +4,7 @@ minor unit, with their `*_cents` integer (minor units) beside them, as in curren
 
 from rest_framework import serializers
 
+from invoicing.models import InvoiceLine
 from metering.serializers import CustomerUsageSerializer
 
 
@@ -40,7 +41,7 @@ class LineStepSerializer(serializers.Serializer):
 
 class UpcomingLineSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(
-        choices=["fee", "usage", "true_up", "credit", "adjustment"],
+        choices=InvoiceLine.Kind.values,
         help_text="fee, usage, true_up (minimum commitment), credit (prepaid, negative) or "
         "adjustment (late usage of an earlier period).",
     )
