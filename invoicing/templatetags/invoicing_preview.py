@@ -37,7 +37,7 @@ def upcoming_invoice(subscription) -> dict:
             {
                 "description": line.description,
                 "period_start": line.period_start,
-                "period_end": line.period_end,
+                "last_day": line.last_day,  # the period as people read it: last day included
                 "quantity": format_quantity(line.quantity) if line.kind in COUNTED else "",
                 "unit_price": format_price(line.unit_price, currency),
                 "amount": format_money(line.amount, currency),
