@@ -9,8 +9,6 @@ from core.formatting import format_money, format_quantity
 from customers.models import Customer
 from subscriptions.models import PrepaidCredit, Subscription, SubscriptionItem
 
-__all__ = ["CreditUse", "Invoice", "InvoiceLine", "NumberSeries", "amount_field"]
-
 
 class Invoice(models.Model):
     """What a subscription owes at one billing date: fees in advance for the period that starts,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from invoicing.models import Invoice
 from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription
 
 
@@ -57,6 +58,17 @@ def billing_schedule(subscription: Subscription) -> list[BillingDate]:
         )
         for day, advance, arrears in dates
     ]
+
+
+def unbilled(
+    subscription: Subscription, schedule: list[BillingDate], *, today: dt.date
+) -> list[BillingDate]:
+    """The dates of `schedule` on or before `today` that have no invoice yet: what a billing run
+    (or a shadow run) on `today` bills."""
+    done = set(
+        Invoice.objects.filter(subscription=subscription).values_list("billing_date", flat=True)
+    )
+    return [due for due in schedule if due.date <= today and due.date not in done]
 
 
 def upcoming_billing_date(subscription: Subscription, *, as_of: dt.date) -> BillingDate | None:

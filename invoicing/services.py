@@ -18,19 +18,11 @@ from core.errors import Conflict
 from core.formatting import format_money
 from invoicing.builder import build_invoice
 from invoicing.models import CreditUse, Invoice, NumberSeries
-from invoicing.schedule import (
-    billing_dates,
-    billing_schedule,
-    due_subscriptions,
-    lateness,
-    open_credits,
-)
+from invoicing.schedule import billing_schedule, due_subscriptions, open_credits, unbilled
 from subscriptions.models import Subscription
 from subscriptions.services import prepaid_credit_draw, subscription_end
 
 logger = logging.getLogger(__name__)
-
-__all__ = ["billing_dates", "billing_run", "invoice_create", "invoice_finalize", "lateness"]
 
 INVOICE_SERIES = "INV"
 
@@ -148,13 +140,8 @@ def subscription_bill(*, subscription: Subscription, today: dt.date) -> list[Inv
         subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
         if subscription.status != Subscription.Status.ACTIVE:
             return made
-        done = set(
-            Invoice.objects.filter(subscription=subscription).values_list("billing_date", flat=True)
-        )
         schedule = billing_schedule(subscription)
-        for due in schedule:
-            if due.date > today or due.date in done:
-                continue
+        for due in unbilled(subscription, schedule, today=today):
             invoice = invoice_create(
                 subscription=subscription,
                 billing_date=due.date,

@@ -2,7 +2,7 @@
 
 A shadow run as of D looks at the subscriptions a billing run on D would
 (schedule.due_subscriptions), takes each billing date on or before D that has no invoice yet
-(schedule.billing_schedule), and builds each invoice with the billing run's builder
+(schedule.unbilled, as the billing run does), and builds each invoice with the billing run's builder
 (builder.build_invoice). It is a pure read: no row is written or locked. What a real run writes
 and later dates read is followed in memory
 instead — the prepaid balances drawn by an earlier date of the same run, and its unsaved lines,
@@ -17,15 +17,13 @@ import csv
 import datetime as dt
 import io
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from core.errors import ValidationError
 from core.money import plain, round_money
 from invoicing.builder import BuiltInvoice, build_invoice
-from invoicing.models import Invoice
-from invoicing.schedule import billing_schedule, due_subscriptions, open_credits
+from invoicing.schedule import billing_schedule, due_subscriptions, open_credits, unbilled
 from subscriptions.models import PrepaidCredit, Subscription
 
 logger = logging.getLogger(__name__)
@@ -76,14 +74,9 @@ def subscription_shadow_bill(*, subscription: Subscription, today: dt.date) -> l
     """What invoicing.services.subscription_bill would make on `today`, built and not saved."""
     if subscription.status != Subscription.Status.ACTIVE:
         return []
-    done = set(
-        Invoice.objects.filter(subscription=subscription).values_list("billing_date", flat=True)
-    )
     credits = [_ledger_copy(credit) for credit in open_credits(subscription)]
     made: list[BuiltInvoice] = []
-    for due in billing_schedule(subscription):
-        if due.date > today or due.date in done:
-            continue
+    for due in unbilled(subscription, billing_schedule(subscription), today=today):
         built = build_invoice(
             subscription=subscription,
             billing_date=due.date,
@@ -240,24 +233,3 @@ def shadow_differences(run: ShadowRun, expected: dict[Key, Decimal]) -> list[Dif
         problem = "missing" if got is None else "extra" if want is None else "total"
         differences.append(Difference(*key, problem=problem, expected=want, shadow=got))
     return differences
-
-
-def differences_csv(differences: Iterable[Difference]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
-        ["customer", "subscription", "billing_date", "problem", "expected", "shadow", "delta"]
-    )
-    for d in differences:
-        writer.writerow(
-            [
-                d.customer,
-                d.subscription,
-                d.billing_date.isoformat(),
-                d.problem,
-                "" if d.expected is None else plain(d.expected),
-                "" if d.shadow is None else plain(d.shadow),
-                "" if d.delta is None else plain(d.delta),
-            ]
-        )
-    return out.getvalue()

@@ -2,9 +2,10 @@ from django.db import models
 from djmoney.models.fields import CurrencyField
 from simple_history.models import HistoricalRecords
 
+from core.fields import amount_field
 from core.formatting import format_money
 from customers.models import Customer
-from invoicing.models import Invoice, amount_field
+from invoicing.models import Invoice
 
 
 class Payment(models.Model):

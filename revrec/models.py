@@ -1,8 +1,8 @@
 from django.db import models
 from djmoney.models.fields import CurrencyField
 
+from core.fields import amount_field
 from core.formatting import format_money
-from invoicing.models import amount_field
 from subscriptions.models import Subscription
 
 
