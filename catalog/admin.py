@@ -139,6 +139,9 @@ class ChargeAdmin(SimpleHistoryAdmin, ModelAdmin):
         ("Version", {"fields": ["effective_from"]}),
     ]
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("tiers")  # the Price column
+
     @admin.display(description="Price")
     def price(self, charge):
         return pricing_summary(charge.pricing(), charge.currency)
@@ -182,6 +185,9 @@ class ChargeInline(TabularInline):
         "price",
     ]
     formfield_overrides = PLAIN_DECIMALS
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("tiers")
 
     @admin.display(description="Price and tiers")
     def price(self, charge):

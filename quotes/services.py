@@ -47,12 +47,16 @@ def line_pricing(line: QuoteLine) -> dict:
     return pricing
 
 
-def quote_recurring_total(*, quote: Quote) -> Decimal:
-    """What the fixed fees come to per billing period (usage is priced per unit, not totalled)."""
+def quote_recurring_total(*, quote: Quote, lines: list[QuoteLine] | None = None) -> Decimal:
+    """What the fixed fees come to per billing period (usage is priced per unit, not totalled).
+
+    `lines`: the quote's lines when the caller already read them (a list of quotes), else read."""
+    if lines is None:
+        lines = quote.lines.select_related("charge").prefetch_related("charge__tiers")
     return sum(
         (
             round_money(rating.rate(line_pricing(line), line.quantity).amount, quote.currency)
-            for line in quote.lines.select_related("charge")
+            for line in lines
             if not line.charge.is_usage
         ),
         Decimal(0),

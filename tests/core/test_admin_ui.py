@@ -208,3 +208,51 @@ def test_a_subscription_page_is_titled_by_its_customer_then_its_id(client, bille
     assert str(subscription) == "Bluefin — sub_bluefin_enterprise"
     assert "Bluefin — sub_bluefin_enterprise" in html.content.decode()
     assert "Sub_bluefin" not in html.content.decode()
+
+
+def _listed(n):
+    """n customers, each with a plan that has a graduated charge, a quote and a payment."""
+    from decimal import Decimal
+
+    from catalog.models import ChargeTier
+    from quotes.services import quote_populate_lines
+    from receivables.models import Payment
+    from tests.factories import ChargeFactory, MetricFactory, QuoteFactory
+
+    for i in range(n):
+        plan = hybrid_plan()
+        tiered = ChargeFactory(
+            plan=plan,
+            name="Tokens",
+            key=f"tokens_{i}",
+            metric=MetricFactory(),
+            charge_model="graduated",
+            unit_price=Decimal(0),
+        )
+        ChargeTier.objects.create(charge=tiered, up_to=Decimal(100), unit_price=Decimal(1))
+        ChargeTier.objects.create(charge=tiered, up_to=None, unit_price=Decimal("0.5"))
+        customer = CustomerFactory()
+        quote_populate_lines(quote=QuoteFactory(customer=customer, plan=plan))
+        Payment.objects.create(
+            customer=customer, amount="5", currency="USD", received_on="2026-01-15"
+        )
+
+
+@pytest.mark.parametrize(
+    "url", ["/admin/quotes/quote/", "/admin/receivables/payment/", "/admin/catalog/charge/"]
+)
+def test_list_pages_read_the_same_queries_for_one_row_or_many(db, client, url):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _login(client, "superuser")
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured.captured_queries)
+
+    _listed(1)
+    few = queries()
+    _listed(4)
+    assert queries() == few  # nothing read per row (totals, unapplied amounts, tiers)
