@@ -31,21 +31,21 @@ class JSONParser(parsers.JSONParser):
             ) from None
 
 
+def json_error(code: str, message: str, status_code: int) -> JsonResponse:
+    """The error shape outside DRF's views (URL resolution, middleware)."""
+    return JsonResponse(
+        {"error": {"code": code, "message": message, "details": None}}, status=status_code
+    )
+
+
 def not_found(request, *args, **kwargs) -> JsonResponse:
     """Any path under /api/ that names no endpoint: a JSON 404 in the error shape (an HTML page
     reads as a server failure to API clients)."""
-    return JsonResponse(
-        {
-            "error": {
-                "code": "not_found",
-                "message": (
-                    f"No API endpoint at {request.method} '{request.path}'. The paths have no "
-                    "trailing slash; the schema is at /api/schema/."
-                ),
-                "details": None,
-            }
-        },
-        status=404,
+    return json_error(
+        "not_found",
+        f"No API endpoint at {request.method} '{request.path}'. The paths have no trailing "
+        "slash; the schema is at /api/schema/.",
+        404,
     )
 
 

@@ -4,13 +4,9 @@ the first lookup. No identifier can hold one, so a NUL in the path is a 404 and 
 string a 400; under /api/ in the API's error shape, elsewhere Django's pages."""
 
 from django.core.exceptions import BadRequest
-from django.http import Http404, JsonResponse
+from django.http import Http404
 
-
-def _api_error(code: str, message: str, status: int) -> JsonResponse:
-    return JsonResponse(
-        {"error": {"code": code, "message": message, "details": None}}, status=status
-    )
+from core.api import json_error
 
 
 class RejectNulMiddleware:
@@ -22,7 +18,7 @@ class RejectNulMiddleware:
         if "\x00" in request.path_info:
             message = "No resource has a NUL character (%00) in its path."
             if api:
-                return _api_error("not_found", message, 404)
+                return json_error("not_found", message, 404)
             raise Http404(message)
         if "\x00" in request.META.get("QUERY_STRING", "") or any(
             "\x00" in key or any("\x00" in value for value in values)
@@ -30,6 +26,6 @@ class RejectNulMiddleware:
         ):
             message = "The query string holds a NUL character (%00), which no parameter may hold."
             if api:
-                return _api_error("bad_request", message, 400)
+                return json_error("bad_request", message, 400)
             raise BadRequest(message)
         return self.get_response(request)
