@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import DomainError
+from core.middleware import json_error
 
 
 def error_response(code: str, message: str, status_code: int, details=None) -> Response:
@@ -29,13 +30,6 @@ class JSONParser(parsers.JSONParser):
             raise exceptions.ParseError(
                 "JSON parse error - the document is nested too deeply."
             ) from None
-
-
-def json_error(code: str, message: str, status_code: int) -> JsonResponse:
-    """The error shape outside DRF's views (URL resolution, middleware)."""
-    return JsonResponse(
-        {"error": {"code": code, "message": message, "details": None}}, status=status_code
-    )
 
 
 def not_found(request, *args, **kwargs) -> JsonResponse:

@@ -4,9 +4,16 @@ the first lookup. No identifier can hold one, so a NUL in the path is a 404 and 
 string a 400; under /api/ in the API's error shape, elsewhere Django's pages."""
 
 from django.core.exceptions import BadRequest
-from django.http import Http404
+from django.http import Http404, JsonResponse
 
-from core.api import json_error
+
+def json_error(code: str, message: str, status_code: int) -> JsonResponse:
+    """The API's error shape outside DRF's views (this middleware, core.api.not_found). Here, not
+    in core.api: importing DRF while the middleware loads would import core.api's JSONParser
+    (DRF's settings) before core.api has defined it."""
+    return JsonResponse(
+        {"error": {"code": code, "message": message, "details": None}}, status=status_code
+    )
 
 
 class RejectNulMiddleware:
