@@ -348,7 +348,7 @@ def _rate_events(pricing: dict, amounts: Sequence[Decimal]) -> Rating:
         if not isinstance(amount, Decimal):
             raise TypeError(f"event amounts must be Decimals, got {type(amount).__name__}")
         if not amount.is_finite():
-            raise ValidationError(f"Event amount {amount} cannot be rated: amounts are 0 or more.")
+            raise ValidationError(f"Cannot rate an event amount of {amount}.")
         if index < free_events:
             continue
         if amount < 0:

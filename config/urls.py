@@ -8,8 +8,7 @@ from invoicing.admin_views import shadow_billing_view
 from invoicing.api import CurrentUsageView, UpcomingInvoiceView
 from metering.api import EventBatchView, EventView
 
-admin.site.site_header = "Quote-to-cash back office"
-admin.site.site_title = "Quote-to-cash"
+# The header and title are django-unfold's (settings.UNFOLD), which overrides the site's own.
 admin.site.index_title = "Catalog, quotes, billing and revenue"
 
 api_v1 = [

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import DomainError
+from core.middleware import json_error
 
 
 def error_response(code: str, message: str, status_code: int, details=None) -> Response:
@@ -34,18 +35,11 @@ class JSONParser(parsers.JSONParser):
 def not_found(request, *args, **kwargs) -> JsonResponse:
     """Any path under /api/ that names no endpoint: a JSON 404 in the error shape (an HTML page
     reads as a server failure to API clients)."""
-    return JsonResponse(
-        {
-            "error": {
-                "code": "not_found",
-                "message": (
-                    f"No API endpoint at {request.method} '{request.path}'. The paths have no "
-                    "trailing slash; the schema is at /api/schema/."
-                ),
-                "details": None,
-            }
-        },
-        status=404,
+    return json_error(
+        "not_found",
+        f"No API endpoint at {request.method} '{request.path}'. The paths have no trailing "
+        "slash; the schema is at /api/schema/.",
+        404,
     )
 
 

@@ -29,12 +29,18 @@ def _decimal(value) -> Decimal | None:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+def _unsigned_zero(value: Decimal) -> Decimal:
+    """A zero below zero (-0.004 rounded, 0 × -1) reads as zero: never "-$0.00" or "-0"."""
+    return value if value else abs(value)
+
+
 def format_money(amount, currency: str) -> str:
     """$2,250.00 — rounded half-up to the currency's minor unit; '' for no amount."""
     value = _decimal(amount)
     if value is None:
         return ""
-    return format_currency(round_money(value, currency), currency.upper(), locale=_locale())
+    rounded = _unsigned_zero(round_money(value, currency))
+    return format_currency(rounded, currency.upper(), locale=_locale())
 
 
 def format_price(price, currency: str) -> str:
@@ -42,7 +48,7 @@ def format_price(price, currency: str) -> str:
     value = _decimal(price)
     if value is None:
         return ""
-    places = minor_units(currency)
+    value, places = _unsigned_zero(value), minor_units(currency)
     pattern = "¤#,##0." + "0" * places + "#" * (PRICE_DECIMAL_PLACES - places)
     return format_currency(
         value, currency.upper(), format=pattern, currency_digits=False, locale=_locale()
@@ -54,6 +60,7 @@ def format_quantity(quantity, unit: str = "") -> str:
     value = _decimal(quantity)
     if value is None:
         return ""
+    value = _unsigned_zero(value)
     text = format_decimal(value, format="#,##0.############", locale=_locale())
     return f"{text} {plural_unit(unit, value)}".strip() if unit else text
 

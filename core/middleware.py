@@ -7,9 +7,12 @@ from django.core.exceptions import BadRequest
 from django.http import Http404, JsonResponse
 
 
-def _api_error(code: str, message: str, status: int) -> JsonResponse:
+def json_error(code: str, message: str, status_code: int) -> JsonResponse:
+    """The API's error shape outside DRF's views (this middleware, core.api.not_found). Here, not
+    in core.api: importing DRF while the middleware loads would import core.api's JSONParser
+    (DRF's settings) before core.api has defined it."""
     return JsonResponse(
-        {"error": {"code": code, "message": message, "details": None}}, status=status
+        {"error": {"code": code, "message": message, "details": None}}, status=status_code
     )
 
 
@@ -22,7 +25,7 @@ class RejectNulMiddleware:
         if "\x00" in request.path_info:
             message = "No resource has a NUL character (%00) in its path."
             if api:
-                return _api_error("not_found", message, 404)
+                return json_error("not_found", message, 404)
             raise Http404(message)
         if "\x00" in request.META.get("QUERY_STRING", "") or any(
             "\x00" in key or any("\x00" in value for value in values)
@@ -30,6 +33,6 @@ class RejectNulMiddleware:
         ):
             message = "The query string holds a NUL character (%00), which no parameter may hold."
             if api:
-                return _api_error("bad_request", message, 400)
+                return json_error("bad_request", message, 400)
             raise BadRequest(message)
         return self.get_response(request)

@@ -68,7 +68,7 @@ class EventView(APIView):
 
 class EventBatchView(APIView):
     @extend_schema(
-        summary="Send up to 10,000 usage events at once (all or nothing)",
+        summary=f"Send up to {services.MAX_BATCH:,} usage events at once (all or nothing)",
         request=EventBatchInSerializer,
         responses={200: IngestAnswerSerializer, **INGEST_ERRORS},
         parameters=[RETRY_AFTER],

@@ -57,8 +57,10 @@ class EventSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text=(
-            "The metric's field and anything else: at most 8 KB as JSON, 8 levels deep, keys "
-            "of at most 100 characters, finite numbers, no NUL."
+            "The metric's field and anything else: at most "
+            f"{services.MAX_PROPERTIES_BYTES:,} bytes as JSON, "
+            f"{services.MAX_PROPERTIES_DEPTH} levels deep, keys of at most "
+            f"{services.MAX_PROPERTY_KEY} characters, finite numbers, no NUL."
         ),
     )
     precise_total_amount_cents = serializers.CharField(

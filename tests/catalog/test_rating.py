@@ -655,6 +655,12 @@ def test_non_finite_quantity_is_refused(quantity):
         rate(standard(), D(quantity))
 
 
+@pytest.mark.parametrize("amount", ["Infinity", "NaN"])
+def test_non_finite_event_amount_is_refused(amount):
+    with pytest.raises(ValidationError, match=f"Cannot rate an event amount of {amount}"):
+        rate_events(percentage(), [D("1.00"), D(amount)])
+
+
 def test_percentage_min_per_event_above_max_is_refused():
     pricing = percentage(min_per_event="5.00", max_per_event="1.00")
     with pytest.raises(ValidationError):

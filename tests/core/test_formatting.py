@@ -20,6 +20,8 @@ from core.money import round_money
         ("1199.5", "JPY", "¥1,200"),  # half-up, not Babel's half-even
         ("0.125", "USD", "$0.13"),
         ("-12.5", "USD", "-$12.50"),
+        ("-0.004", "USD", "$0.00"),  # below zero, but rounded to nothing: no minus sign
+        ("-0", "JPY", "¥0"),
         ("7.1235", "KWD", "KWD7.124"),
         (None, "USD", ""),
     ],
@@ -78,3 +80,9 @@ def test_the_money_shown_is_the_amount_rounded_once(amount, currency):
 def test_the_price_shown_is_the_price_exactly(price):
     shown = format_price(price, "USD")
     assert "E" not in shown and _parse(shown) == price
+
+
+def test_a_zero_below_zero_has_no_minus_sign():
+    assert format_price(Decimal("-0"), "USD") == "$0.00"
+    assert format_quantity(Decimal("-0.000"), "seat") == "0 seats"
+    assert format_quantity(Decimal("0") * -1) == "0"
