@@ -22,23 +22,19 @@ def browser(django_db_setup, django_db_blocker):
     Between its calls, Playwright's sync API marks an asyncio loop as running in this thread.
     Two things follow for Django on the test's thread while the browser is open: the ORM's guard
     would take the test for async code (lifted: the ORM calls here are synchronous), and
-    connections, being asgiref locals, become context-local — a second connection, which lacks
-    the migrated data that serialized rollback restores before each test (given it here) and is
-    closed before the browser, so the test database can be dropped."""
+    connections, being asgiref locals, become context-local — a second connection, closed before
+    the browser, so that the test database can be dropped."""
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)."
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    from django.db import DEFAULT_DB_ALIAS, connections
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
-    migrated = getattr(connections[DEFAULT_DB_ALIAS], "_test_serialized_contents", None)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         with sync_playwright() as playwright:
-            if migrated is not None:
-                connections[DEFAULT_DB_ALIAS]._test_serialized_contents = migrated
             chromium = playwright.chromium.launch(
                 executable_path=str(CHROMIUM),
                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],

@@ -14,10 +14,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import Group
 
 from core import clock
 from core.formatting import format_money
+from core.roles import sync_roles
 from invoicing.selectors import upcoming_invoice
 from invoicing.services import billing_run
 from metering.services import events_ingest
@@ -32,12 +34,9 @@ from tests.factories import (
     subscribe,
 )
 
-# The groups are made by migrations; a transactional test's flush removes them, and the
-# serialized rollback puts them back before the next one.
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+# Transactional: the live server's thread must see the data. A transactional test's flush
+# removes what migrations made (the role groups), so `staff` makes the roles again.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "pass-1234"  # UserFactory's
 
@@ -73,6 +72,7 @@ def log_in(page, path: str, username: str) -> None:
 
 
 def staff(username: str, group: str):
+    sync_roles(apps)  # idempotent: the groups and their permissions, as the migrations make them
     user = UserFactory(username=username, is_staff=True)
     user.groups.add(Group.objects.get(name=group))
     return user
