@@ -74,7 +74,9 @@ class Rating:
         ]
 
 
-def _d(pricing: dict, key: str, default: str | None = "0") -> Decimal | None:
+def pricing_value(pricing: dict, key: str, default: str | None = "0") -> Decimal | None:
+    """A number of a pricing snapshot (`unit_price`, `free_units`…): missing or empty reads as
+    `default` (None: absent); the one parser every reader of a snapshot uses."""
     value = pricing.get(key)
     if value is None or value == "":
         return None if default is None else Decimal(default)
@@ -86,14 +88,16 @@ def _tiers(pricing: dict) -> list[tuple[Decimal, Decimal | None, Decimal, Decima
     tiers, lower = [], ZERO
     raw = pricing.get("tiers") or []
     for number, tier in enumerate(raw, start=1):
-        up_to = _d(tier, "up_to", None)
+        up_to = pricing_value(tier, "up_to", None)
         last = number == len(raw)
         if (up_to is None) != last or (up_to is not None and up_to <= lower):
             raise ValidationError(
                 "Tiers must rise one after the other, and only the last tier is (and must be) "
                 "unbounded."
             )
-        tiers.append((lower, up_to, _d(tier, "unit_price"), _d(tier, "flat_fee")))
+        tiers.append(
+            (lower, up_to, pricing_value(tier, "unit_price"), pricing_value(tier, "flat_fee"))
+        )
         lower = up_to if up_to is not None else lower
     if not tiers:
         raise ValidationError("A tiered charge needs at least one tier.")
@@ -115,7 +119,7 @@ def _span(lower: Decimal, up_to: Decimal | None) -> str:
 
 
 def _after_free(pricing: dict, quantity: Decimal, steps: list[RatingStep]) -> Decimal:
-    free = _d(pricing, "free_units")
+    free = pricing_value(pricing, "free_units")
     if free > 0:
         used = min(free, quantity)
         steps.append(RatingStep(f"free allowance ({_n(free)} units)", used, ZERO, ZERO, ZERO))
@@ -124,14 +128,14 @@ def _after_free(pricing: dict, quantity: Decimal, steps: list[RatingStep]) -> De
 
 
 def _flat(pricing: dict, quantity: Decimal) -> list[RatingStep]:
-    price = _d(pricing, "unit_price")
+    price = pricing_value(pricing, "unit_price")
     return [RatingStep("flat fee", Decimal(1), price, ZERO, price)]
 
 
 def _standard(pricing: dict, quantity: Decimal) -> list[RatingStep]:
     steps: list[RatingStep] = []
     billable = _after_free(pricing, quantity, steps)
-    price = _d(pricing, "unit_price")
+    price = pricing_value(pricing, "unit_price")
     steps.append(
         RatingStep(f"{_n(billable)} × {plain(price)}", billable, price, ZERO, billable * price)
     )
@@ -184,7 +188,7 @@ def _volume(pricing: dict, quantity: Decimal) -> list[RatingStep]:
 def _package(pricing: dict, quantity: Decimal) -> list[RatingStep]:
     steps: list[RatingStep] = []
     billable = _after_free(pricing, quantity, steps)
-    size, price = _d(pricing, "package_size"), _d(pricing, "package_price")
+    size, price = pricing_value(pricing, "package_size"), pricing_value(pricing, "package_price")
     if size <= 0:
         raise ValidationError("A package charge needs a package size above zero.")
     whole, rest = divmod(billable, size)
@@ -273,7 +277,10 @@ def model_names(test: Callable[[PricingModel], bool], last: str = "and") -> str:
 
 def _bounded(pricing: dict, quantity: Decimal, steps: list[RatingStep]) -> Rating:
     amount = sum((s.subtotal for s in steps), ZERO)
-    minimum, maximum = _d(pricing, "min_amount", None), _d(pricing, "max_amount", None)
+    minimum, maximum = (
+        pricing_value(pricing, "min_amount", None),
+        pricing_value(pricing, "max_amount", None),
+    )
     if minimum is not None and maximum is not None and minimum > maximum:
         raise ValidationError("The minimum per period is above the cap: lower it or raise the cap.")
     true_up = ZERO
@@ -334,13 +341,16 @@ def rate_events(pricing: dict, amounts: Sequence[Decimal]) -> Rating:
 
 
 def _rate_events(pricing: dict, amounts: Sequence[Decimal]) -> Rating:
-    rate_ = _d(pricing, "rate") / 100
-    fixed = _d(pricing, "fixed_fee")
-    free = _d(pricing, "free_events")
+    rate_ = pricing_value(pricing, "rate") / 100
+    fixed = pricing_value(pricing, "fixed_fee")
+    free = pricing_value(pricing, "free_events")
     if free != free.to_integral_value():
         raise ValidationError("Free events are a whole number.")
     free_events = int(free)
-    low, high = _d(pricing, "min_per_event", None), _d(pricing, "max_per_event", None)
+    low, high = (
+        pricing_value(pricing, "min_per_event", None),
+        pricing_value(pricing, "max_per_event", None),
+    )
     if low is not None and high is not None and low > high:
         raise ValidationError("The minimum per event is above the maximum per event.")
     total, base, fees, clamped_up, clamped_down, below = ZERO, ZERO, ZERO, 0, 0, 0
@@ -393,8 +403,8 @@ def tier_problems(tiers: list[dict]) -> list[str]:
     problems = []
     expected = ZERO
     for number, tier in enumerate(tiers, start=1):
-        start = _d(tier, "from")
-        up_to = _d(tier, "up_to", None)
+        start = pricing_value(tier, "from")
+        up_to = pricing_value(tier, "up_to", None)
         last = number == len(tiers)
         if number == 1 and start != 0:
             problems.append(f"The first tier must start at 0, not {_n(start)}.")
@@ -416,7 +426,7 @@ def tier_problems(tiers: list[dict]) -> list[str]:
                 "Leave the last tier's upper bound empty so every quantity has a price."
             )
         for key in ("unit_price", "flat_fee"):
-            if _d(tier, key) < 0:
+            if pricing_value(tier, key) < 0:
                 problems.append(f"Tier {number} has a negative {key.replace('_', ' ')}.")
         expected = up_to if up_to is not None else start
     return problems

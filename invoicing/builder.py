@@ -136,8 +136,7 @@ def _line(
 
 
 def _unit_price(item) -> Decimal | None:
-    price = item.pricing.get("unit_price")
-    return Decimal(price) if price is not None else None
+    return rating.pricing_value(item.pricing, "unit_price", default=None)
 
 
 def _fee_lines(subscription, period: BillingPeriod, timing: str) -> list[InvoiceLine]:
@@ -202,7 +201,7 @@ def _usage_lines(
         if rating.is_rated_on_amounts(item.pricing):  # rated from event amounts, no unit credits
             charge = charge_of(usage.rating, currency)
         else:
-            free = Decimal(item.pricing.get("free_units", 0))
+            free = rating.pricing_value(item.pricing, "free_units")
             billable = max(quantity - free, ZERO)  # free units are never paid by credit
             for index, credit in enumerate(balances.credits):
                 if credit.metric_id == item.metric_id and billable > 0:

@@ -380,3 +380,21 @@ def test_the_invoice_email_shows_the_total_as_money_and_the_due_date_as_people_r
     assert (
         "Invoice INV-000001 for $625.00 is due on Feb 14, 2026. You can view and download it"
     ) in mailoutbox[0].body
+
+
+def test_a_snapshot_with_an_empty_free_units_or_price_is_billed(db):
+    # Given a subscription whose usage item's snapshot was edited by hand to hold nulls
+    subscription = subscribe(customer=CustomerFactory(), plan=hybrid_plan(), start="2026-01-15")
+    item = subscription.items.get(metric__isnull=False)
+    item.pricing = {**item.pricing, "free_units": None}
+    item.save(update_fields=["pricing"])
+    calls(subscription, 1000, "2026-01-20")
+
+    # When the run bills January's usage
+    with time_machine.travel("2026-02-15 01:00Z", tick=False):
+        result = billing_run()
+
+    # Then the empty value reads as none (the rating engine's reading), and nothing failed
+    assert result.failed == {}
+    line = InvoiceLine.objects.get(kind="usage", item=item)
+    assert (line.quantity, line.amount) == (Decimal("1000"), Decimal("2.00"))
