@@ -85,11 +85,17 @@ def _quote_terms(request) -> tuple[Plan, str, object] | None:
     return plan, str(customer.currency), start
 
 
+LINES_PER_PAGE = 50
+
+
 class QuoteLineInline(TabularInline):
     model = QuoteLine
     formset = QuoteLineFormSet
     extra = 0
     hide_title = True  # the row header would repeat the line's charge and description
+    # A long quote's lines by pages (the page's number travels with a save): rendering 500
+    # editable rows takes about 2 s whatever the queries (bench/quote.py, docs/benchmarks.md)
+    per_page = LINES_PER_PAGE
     fields = ["position", "charge", "description", "quantity", "unit_price"]
     formfield_overrides = {models.DecimalField: {"form_class": PlainDecimalField}}
 
@@ -114,6 +120,13 @@ class QuoteLineInline(TabularInline):
     def get_queryset(self, request):
         # The read-only rows show the charge as "plan: name"
         return super().get_queryset(request).select_related("charge__plan")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "charge":
+            # A plain select, without the add/change/view-charge links that the admin would
+            # reverse on every row (a sales rep picks a charge; finance edits the catalog)
+            return self.formfield_for_foreignkey(db_field, request, **kwargs)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name != "charge":

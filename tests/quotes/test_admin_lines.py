@@ -240,3 +240,31 @@ def test_the_change_page_reads_the_same_for_2_and_20_lines(sales_client, status)
         return len(captured)
 
     assert queries(2) == queries(20)
+
+
+def test_a_long_quote_shows_and_saves_its_lines_by_pages(sales_client):
+    from quotes.admin import LINES_PER_PAGE
+
+    plan = tiered_plan()
+    quote = QuoteFactory(customer=CustomerFactory(), plan=plan, start_date="2026-03-15")
+    seats = plan.charges.get(name="Seats")
+    QuoteLine.objects.bulk_create(
+        QuoteLine(quote=quote, charge=seats, description=f"Seats {n}", position=n)
+        for n in range(LINES_PER_PAGE + 10)
+    )
+    url = f"/admin/quotes/quote/{quote.pk}/change/"
+
+    def rows(html: str) -> int:
+        return len(re.findall(r'name="lines-\d+-description"', html))
+
+    assert rows(sales_client.get(url).content.decode()) == LINES_PER_PAGE
+    page_2 = sales_client.get(url, {"lines-page": 2})
+    assert rows(page_2.content.decode()) == 10
+
+    # Saving page 2 changes its lines and leaves the others alone
+    second = list(quote.lines.order_by("position", "id")[LINES_PER_PAGE:])
+    data = lines_data(second) | {"lines-page": "2", "lines-0-quantity": "7"}
+    response = post_change(sales_client, quote, data)
+    assert response.status_code == 302, response.context["inline_admin_formsets"][0].formset.errors
+    quantities = list(quote.lines.order_by("position", "id").values_list("quantity", flat=True))
+    assert quantities == [1] * LINES_PER_PAGE + [7] + [1] * 9
