@@ -114,7 +114,9 @@ def server_env(url: str) -> dict:
 def migrate(url: str) -> None:
     started = time.perf_counter()
     subprocess.run(
-        [str(VENV_BIN / "python"), "manage.py", "migrate", "--noinput", "-v", "0"],
+        # the project's venv, else this interpreter (a worktree shares another checkout's venv)
+        [str(VENV_BIN / "python") if VENV_BIN.exists() else sys.executable]
+        + ["manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=ROOT,
         env=server_env(url),
         check=True,

@@ -118,3 +118,24 @@ class QuoteLine(models.Model):
 
     def __str__(self) -> str:
         return self.description or self.charge.name
+
+    def clean(self):
+        """Refuse, on the line's own field, what acceptance would refuse later."""
+        if not self.charge_id:
+            return
+        charge, errors = self.charge, {}
+        # The admin gives the line its quote, saved or not (the add page validates before saving).
+        quote = self.quote if self.quote_id or QuoteLine.quote.is_cached(self) else None
+        if quote is not None and quote.customer_id and charge.currency != quote.currency:
+            errors["charge"] = (
+                f"Charge '{charge.name}' is priced in {charge.currency}, not {quote.currency} "
+                "(the customer's currency): choose one of the plan's charges in "
+                f"{quote.currency}."
+            )
+        if self.unit_price is not None and not charge.pricing_model.unit_price:
+            errors["unit_price"] = (
+                f"'{charge.name}' is priced by its {charge.get_charge_model_display()} terms, "
+                "not by a unit price: leave its price empty."
+            )
+        if errors:
+            raise ValidationError(errors)
