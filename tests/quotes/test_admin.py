@@ -5,26 +5,12 @@ import re
 from decimal import Decimal
 
 import pytest
-import time_machine
-from django.contrib.auth.models import Group
 
 from quotes.models import Quote
 from subscriptions.models import Subscription
-from tests.factories import CustomerFactory, UserFactory, hybrid_plan
+from tests.factories import CustomerFactory, hybrid_plan
 
-
-@pytest.fixture(autouse=True)
-def _clock():
-    with time_machine.travel("2026-03-02 10:00Z", tick=False):
-        yield
-
-
-@pytest.fixture
-def sales_client(db, client):
-    rep = UserFactory(username="rep", is_staff=True)
-    rep.groups.add(Group.objects.get(name="Sales"))
-    client.force_login(rep)
-    return client
+pytestmark = pytest.mark.usefixtures("admin_clock")
 
 
 def _add_quote(client, customer, plan, **extra):

@@ -4,8 +4,6 @@ import re
 from decimal import Decimal
 
 import pytest
-import time_machine
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -17,7 +15,6 @@ from tests.factories import (
     CustomerFactory,
     QuoteFactory,
     TokensMetricFactory,
-    UserFactory,
     hybrid_plan,
 )
 
@@ -30,18 +27,7 @@ HEADER = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _clock():
-    with time_machine.travel("2026-03-02 10:00Z", tick=False):
-        yield
-
-
-@pytest.fixture
-def sales_client(db, client):
-    rep = UserFactory(username="rep", is_staff=True)
-    rep.groups.add(Group.objects.get(name="Sales"))
-    client.force_login(rep)
-    return client
+pytestmark = pytest.mark.usefixtures("admin_clock")
 
 
 def tiered_plan():
