@@ -38,7 +38,8 @@ SEVERAL = {
 # (three decimals or more, the last a zero; money shows its minor unit, prices and quantities
 # their significant decimals only). Not a date, a version or an IP address (no dot or digit around).
 RAW_DECIMAL = re.compile(r"(?<![\d.,])\d+\.\d{2,}0(?![\d.,])")
-EXPONENT = re.compile(r"\d[eE][+-]?\d")
+# A number in scientific notation (1E+1, 2.5e-7), standing alone: not inside a key prefix or a slug.
+EXPONENT = re.compile(r"(?<![\w.])\d+(?:\.\d+)?[eE][+-]?\d+(?![\w.])")
 JSON_BLOB = re.compile(r"\{\s*\"|\[\s*\{")
 # A help text's example ("e.g. {"region": ["eu"]}") is prose, not a blob.
 EXAMPLE = re.compile(r"(?:e\.g\.|Example:)\s*\{[^}]*\}")
