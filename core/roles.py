@@ -10,11 +10,16 @@ permission (``change_customer_financials``).
 
 ALL = ("add", "change", "delete", "view")
 FINANCIALS = "change_customer_financials"  # customers.Customer.Meta.permissions
+APPROVE_QUOTE = "approve_quote"  # quotes.Quote.Meta.permissions
 
 ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     "Sales": {
         "quotes.quote": ALL,
         "quotes.quoteline": ALL,
+        "quotes.quotelinetier": ALL,
+        "quotes.quotelinephase": ALL,
+        "quotes.quotestatuschange": ("view",),
+        "quotes.approvalrule": ("view",),
         "customers.customer": ("add", "change", "view"),
         "catalog.plan": ("view",),
         "catalog.charge": ("view",),
@@ -36,8 +41,12 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "catalog.planalertdefault": ALL,
         "customers.customer": (*ALL, FINANCIALS),
         "customers.portalmembership": ALL,
-        "quotes.quote": ("view", "change"),
+        "quotes.quote": ("view", "change", APPROVE_QUOTE),
         "quotes.quoteline": ("view",),
+        "quotes.quotelinetier": ("view",),
+        "quotes.quotelinephase": ("view",),
+        "quotes.quotestatuschange": ("view",),
+        "quotes.approvalrule": ALL,
         "subscriptions.subscription": ("view", "change"),
         "subscriptions.subscriptionitem": ("view",),
         "subscriptions.billingperiod": ("view",),

@@ -25,6 +25,7 @@ from core.forms import PlainDecimalField
 from customers.models import Customer
 from quotes import services
 from quotes.models import Quote, QuoteLine
+from quotes.totals import quote_totals
 
 
 def charge_choices(charges: list[Charge]) -> list[tuple[int, str]]:
@@ -217,12 +218,12 @@ class QuoteAdmin(SimpleHistoryAdmin, ModelAdmin):
         listed = Prefetch("lines", queryset=lines, to_attr="listed_lines")
         return super().get_queryset(request).prefetch_related(listed)
 
-    @admin.display(description="Fixed fees per billing period")
+    @admin.display(description="Total contract value")
     def total(self, obj):
         if not obj.pk:
             return "—"
         lines = getattr(obj, "listed_lines", None)
-        return format_money(services.quote_recurring_total(quote=obj, lines=lines), obj.currency)
+        return format_money(quote_totals(obj, lines).tcv, obj.currency)
 
     @admin.display(description="Subscription")
     def subscription_link(self, obj):

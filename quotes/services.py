@@ -1,14 +1,27 @@
+"""Every write to a quote: its lines from the plan, its moves through review, approval, sending
+and signing (each recorded with who, when and why), new versions, and its conversion into a
+subscription — in one transaction and exactly once."""
+
 from decimal import Decimal
 
 from django.db import transaction
 
-from catalog import rating
 from catalog.selectors import charges_in_force
 from core import clock
 from core.errors import Conflict, ValidationError
-from core.money import round_money
-from quotes.models import Quote, QuoteLine
-from subscriptions.services import ItemSpec, subscription_create
+from core.formatting import format_money
+from core.periods import add_months
+from quotes import pricing, validation
+from quotes.models import (
+    ApprovalRule,
+    Quote,
+    QuoteLine,
+    QuoteStatusChange,
+)
+from quotes.totals import NO_EXTRAS, LineExtras, QuoteTotals, quote_totals, read_extras
+from subscriptions.services import CreditSpec, ItemSpec, PhaseSpec, subscription_create
+
+ZERO = Decimal(0)
 
 
 def quote_populate_lines(*, quote: Quote, replace: bool = False) -> Quote:
@@ -28,10 +41,10 @@ def quote_populate_lines(*, quote: Quote, replace: bool = False) -> Quote:
     QuoteLine.objects.bulk_create(
         QuoteLine(
             quote=quote,
+            kind=QuoteLine.Kind.USAGE if charge.metric_id else QuoteLine.Kind.RECURRING,
             charge=charge,
             description=charge.name,
             quantity=charge.default_quantity,
-            unit_price=charge.unit_price if charge.pricing_model.unit_price else None,
             position=charge.position,
         )
         for charge in charges
@@ -39,98 +52,368 @@ def quote_populate_lines(*, quote: Quote, replace: bool = False) -> Quote:
     return quote
 
 
-def line_pricing(line: QuoteLine) -> dict:
-    """The line's price terms: the charge's, with the negotiated unit price where it has one."""
-    pricing = line.charge.pricing()
-    if line.unit_price is not None and rating.pricing_model(pricing, strict=False).unit_price:
-        pricing["unit_price"] = str(line.unit_price)
-    return pricing
+def _lines(quote: Quote) -> list[QuoteLine]:
+    lines = list(quote.lines.select_related("charge").prefetch_related("charge__tiers"))
+    for line in lines:
+        line.quote = quote
+    return lines
 
 
-def quote_recurring_total(*, quote: Quote, lines: list[QuoteLine] | None = None) -> Decimal:
-    """What the fixed fees come to per billing period (usage is priced per unit, not totalled).
+def quote_problems(
+    quote: Quote, lines: list[QuoteLine], extras: dict[int, LineExtras] | None = None
+) -> list[str]:
+    """What stops the quote from being submitted, sent or accepted, each naming its line."""
+    if not lines:
+        return [f"Quote {quote.number} has no lines: add at least one."]
+    problems = []
+    extras = read_extras(lines) if extras is None else extras
+    for number, line in enumerate(lines, start=1):
+        label = f"Line {number} ({line.name})"
+        found = [*validation.line_problems(line).values()]
+        line_extras = extras.get(line.pk, NO_EXTRAS)
+        found += validation.tier_problems(line, line_extras.tiers)
+        found += validation.phase_problems(
+            line, line_extras.phases, term_months=quote.term_months, interval=quote.interval
+        )
+        problems += [f"{label}: {message}" for message in found]
+    return problems
 
-    `lines`: the quote's lines when the caller already read them (a list of quotes), else read."""
-    if lines is None:
-        lines = quote.lines.select_related("charge").prefetch_related("charge__tiers")
-    return sum(
-        (
-            round_money(rating.rate(line_pricing(line), line.quantity).amount, quote.currency)
-            for line in lines
-            if not line.charge.is_usage
-        ),
-        Decimal(0),
+
+def approval_reasons(quote: Quote, totals: QuoteTotals) -> list[str]:
+    """Why the quote needs finance's approval, one reason per rule it trips (active rules)."""
+    reasons = []
+    currency = quote.currency
+    for rule in ApprovalRule.objects.filter(active=True):
+        threshold = rule.threshold
+        if rule.kind in ApprovalRule.MONEY and rule.currency != currency:
+            continue
+        money = format_money(threshold, currency)
+        if rule.kind == ApprovalRule.Kind.LINE_DISCOUNT_ABOVE:
+            for figures in totals.lines:
+                if figures.discount_percent > threshold:
+                    reasons.append(
+                        f"{rule.name}: '{figures.line.name}' is discounted "
+                        f"{_percent(figures.discount_percent)}, above {_percent(threshold)}."
+                    )
+        elif rule.kind == ApprovalRule.Kind.TOTAL_DISCOUNT_ABOVE:
+            if totals.discount_percent > threshold:
+                reasons.append(
+                    f"{rule.name}: the total discount against list is "
+                    f"{_percent(totals.discount_percent)} "
+                    f"({format_money(totals.discount, currency)}), above {_percent(threshold)}."
+                )
+        elif rule.kind == ApprovalRule.Kind.TCV_ABOVE and totals.tcv > threshold:
+            reasons.append(
+                f"{rule.name}: the total contract value {format_money(totals.tcv, currency)} "
+                f"is above {money}."
+            )
+        elif rule.kind == ApprovalRule.Kind.ACV_ABOVE and totals.acv > threshold:
+            reasons.append(
+                f"{rule.name}: the annual contract value {format_money(totals.acv, currency)} "
+                f"is above {money}."
+            )
+        elif rule.kind == ApprovalRule.Kind.MRR_BELOW and totals.mrr_first < threshold:
+            reasons.append(
+                f"{rule.name}: the monthly recurring revenue "
+                f"{format_money(totals.mrr_first, currency)} is below {money}."
+            )
+        elif rule.kind == ApprovalRule.Kind.PAYMENT_TERMS_ABOVE and quote.payment_terms > threshold:
+            reasons.append(
+                f"{rule.name}: payment terms of {quote.payment_terms} days are longer than "
+                f"{threshold.normalize():f} days."
+            )
+    return reasons
+
+
+def _percent(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01')).normalize():f} %"
+
+
+def _locked(quote: Quote) -> Quote:
+    return (
+        Quote.objects.select_for_update()
+        .select_related("customer", "plan", "subscription")
+        .get(pk=quote.pk)
     )
 
 
-def _transition(quote: Quote, target: str) -> None:
+def _move(quote: Quote, target: str, *, by=None, reason: str = "") -> None:
+    """Move the quote to `target` if its state allows it, and record who, when and why."""
     if target not in Quote.TRANSITIONS[quote.status]:
         raise Conflict(
             f"Quote {quote.number} is {quote.get_status_display().lower()}; it cannot become "
             f"{Quote.Status(target).label.lower()}."
         )
+    QuoteStatusChange.objects.create(
+        quote=quote,
+        from_status=quote.status,
+        to_status=target,
+        by=by if by is not None and by.is_authenticated else None,
+        at=clock.now(),
+        reason=reason,
+    )
     quote.status = target
 
 
+def _check(quote: Quote) -> QuoteTotals:
+    """Refuse a quote with problems (all of them listed); return its totals."""
+    lines = _lines(quote)
+    problems = quote_problems(quote, lines)
+    if problems:
+        raise ValidationError(" ".join(problems), details=problems)
+    return quote_totals(quote, lines)
+
+
+def _evaluate(quote: Quote, by, verb: str) -> None:
+    """Approved when no rule applies; in review, with the reasons, otherwise."""
+    totals = _check(quote)
+    reasons = approval_reasons(quote, totals)
+    quote.approval_reasons = reasons
+    if reasons:
+        _move(quote, Quote.Status.IN_REVIEW, by=by, reason=f"{verb}: " + " ".join(reasons))
+    else:
+        _move(quote, Quote.Status.APPROVED, by=by, reason=f"{verb}: no approval rule applies.")
+
+
 @transaction.atomic
-def quote_mark_sent(*, quote: Quote) -> Quote:
-    quote = Quote.objects.select_for_update().get(pk=quote.pk)
-    if not quote.lines.exists():
-        raise ValidationError(
-            f"Quote {quote.number} has no lines: add at least one before sending."
+def quote_submit(*, quote: Quote, by=None) -> Quote:
+    """Submit a draft for approval: approved at once when no rule applies, else in review."""
+    quote = _locked(quote)
+    if quote.status != Quote.Status.DRAFT:
+        raise Conflict(
+            f"Quote {quote.number} is {quote.get_status_display().lower()}: only a draft is "
+            "submitted for approval."
         )
-    _transition(quote, Quote.Status.SENT)
+    _evaluate(quote, by, "Submitted")
+    quote.save(update_fields=["status", "approval_reasons"])
+    return quote
+
+
+@transaction.atomic
+def quote_edited(*, quote: Quote, by=None) -> Quote:
+    """An approved quote was edited: it goes through the rules again (back to review when one
+    applies; it stays approved when none does)."""
+    quote = _locked(quote)
+    if quote.status != Quote.Status.APPROVED:
+        return quote
+    totals = _check(quote)
+    reasons = approval_reasons(quote, totals)
+    quote.approval_reasons = reasons
+    if reasons:
+        _move(quote, Quote.Status.IN_REVIEW, by=by, reason="Edited: " + " ".join(reasons))
+    quote.save(update_fields=["status", "approval_reasons"])
+    return quote
+
+
+def _approver(by) -> None:
+    if by is None or not by.has_perm("quotes.approve_quote"):
+        raise Conflict(
+            "Only finance (the permission to approve quotes) approves or rejects quotes."
+        )
+
+
+@transaction.atomic
+def quote_approve(*, quote: Quote, by, comment: str = "") -> Quote:
+    _approver(by)
+    quote = _locked(quote)
+    if quote.status != Quote.Status.IN_REVIEW:
+        raise Conflict(
+            f"Quote {quote.number} is {quote.get_status_display().lower()}: only a quote in "
+            "review is approved."
+        )
+    _check(quote)
+    _move(quote, Quote.Status.APPROVED, by=by, reason=comment.strip() or "Approved.")
     quote.save(update_fields=["status"])
     return quote
 
 
 @transaction.atomic
-def quote_decline(*, quote: Quote) -> Quote:
-    quote = Quote.objects.select_for_update().get(pk=quote.pk)
-    _transition(quote, Quote.Status.DECLINED)
+def quote_reject(*, quote: Quote, by, comment: str) -> Quote:
+    """Send a quote in review back to its rep as a draft, saying why."""
+    _approver(by)
+    if not comment or not comment.strip():
+        raise ValidationError("Say why the quote is rejected: the rep reads it to fix the quote.")
+    quote = _locked(quote)
+    if quote.status != Quote.Status.IN_REVIEW:
+        raise Conflict(
+            f"Quote {quote.number} is {quote.get_status_display().lower()}: only a quote in "
+            "review is rejected."
+        )
+    _move(quote, Quote.Status.DRAFT, by=by, reason=comment.strip())
+    quote.save(update_fields=["status"])
+    return quote
+
+
+def _not_expired(quote: Quote) -> None:
+    if quote.valid_until < clock.today():
+        raise ValidationError(
+            f"Quote {quote.number} expired on {quote.valid_until}: extend its validity or make a "
+            f"new quote before accepting."
+        )
+
+
+@transaction.atomic
+def quote_mark_sent(*, quote: Quote, by=None, to: str = "") -> Quote:
+    """Record that the approved quote went to the customer (quotes.sending emails it)."""
+    quote = _locked(quote)
+    if quote.status in (Quote.Status.DRAFT, Quote.Status.IN_REVIEW):
+        raise Conflict(
+            f"Quote {quote.number} is {quote.get_status_display().lower()}: it is sent once "
+            "approved (submit it for approval first)."
+        )
+    _check(quote)
+    _move(quote, Quote.Status.SENT, by=by, reason=f"Sent to {to}." if to else "Marked as sent.")
+    quote.sent_at = clock.now()
+    quote.sent_to = to
+    quote.save(update_fields=["status", "sent_at", "sent_to"])
+    return quote
+
+
+@transaction.atomic
+def quote_decline(*, quote: Quote, by=None, reason: str = "") -> Quote:
+    quote = _locked(quote)
+    _move(quote, Quote.Status.DECLINED, by=by, reason=reason)
     quote.save(update_fields=["status"])
     return quote
 
 
 @transaction.atomic
-def quote_expire(*, quote: Quote) -> Quote:
-    quote = Quote.objects.select_for_update().get(pk=quote.pk)
-    _transition(quote, Quote.Status.EXPIRED)
+def quote_expire(*, quote: Quote, by=None) -> Quote:
+    quote = _locked(quote)
+    _move(quote, Quote.Status.EXPIRED, by=by, reason=f"Valid until {quote.valid_until}.")
     quote.save(update_fields=["status"])
     return quote
 
 
 def quotes_expire_overdue(*, today=None) -> int:
-    """Expire every draft or sent quote whose validity has passed (the daily task)."""
+    """Expire every open quote whose validity has passed (the daily task)."""
     today = today or clock.today()
-    overdue = Quote.objects.filter(
-        status__in=[Quote.Status.DRAFT, Quote.Status.SENT], valid_until__lt=today
-    )
+    overdue = Quote.objects.filter(status__in=Quote.OPEN, valid_until__lt=today)
     for quote in overdue:
         quote_expire(quote=quote)
     return len(overdue)
 
 
 @transaction.atomic
-def quote_accept(*, quote: Quote) -> Quote:
-    """Accept the quote and create its subscription — in one transaction, exactly once."""
-    quote = Quote.objects.select_for_update().select_related("customer", "plan").get(pk=quote.pk)
+def quote_new_version(*, quote: Quote, by=None) -> Quote:
+    """A new draft copying the quote (lines, tiers, phases); an open original is superseded."""
+    quote = _locked(quote)
+    if quote.status in (Quote.Status.DRAFT, Quote.Status.ACCEPTED, Quote.Status.SUPERSEDED):
+        raise Conflict(
+            f"Quote {quote.number} is {quote.get_status_display().lower()}: a new version is made "
+            "of a quote in review, approved, sent, declined or expired."
+        )
+    newer = quote.revisions.first()
+    if newer is not None:
+        raise Conflict(f"Quote {quote.number} already has a new version: {newer.number}.")
+    lines = list(quote.lines.prefetch_related("tiers", "phases"))
+    copy = Quote.objects.get(pk=quote.pk)
+    copy.pk = copy.id = None
+    copy._state.adding = True
+    copy.revision_of = quote
+    copy.version = quote.version + 1
+    copy.status = Quote.Status.DRAFT
+    copy.subscription = None
+    copy.approval_reasons = []
+    copy.sent_at = copy.accepted_at = None
+    copy.sent_to = copy.accepted_by_name = copy.accepted_by_title = ""
+    copy.owner = copy.owner or by
+    copy.save()
+    for line in lines:
+        tiers, phases = list(line.tiers.all()), list(line.phases.all())
+        line.pk = line.id = None
+        line.quote = copy
+        line._state.adding = True
+        line.save()
+        for child in tiers + phases:
+            child.pk = child.id = None
+            child.line = line
+            child._state.adding = True
+            child.save()
+    QuoteStatusChange.objects.create(
+        quote=copy,
+        from_status=Quote.Status.DRAFT,
+        to_status=Quote.Status.DRAFT,
+        by=by if by is not None and by.is_authenticated else None,
+        at=clock.now(),
+        reason=f"New version of {quote.number}.",
+    )
+    if Quote.Status.SUPERSEDED in Quote.TRANSITIONS[quote.status]:
+        _move(quote, Quote.Status.SUPERSEDED, by=by, reason=f"Replaced by {copy.number}.")
+        quote.save(update_fields=["status"])
+    return copy
+
+
+def item_specs(quote: Quote, lines: list[QuoteLine], extras: dict[int, LineExtras]):
+    """The subscription's items (net terms, list terms, discounts, ramp phases, one-time fees)
+    and prepaid credits, from the quote's lines: what the subscription bills is what the quote
+    priced (quotes.pricing)."""
+    items, credits = [], []
+    for line in lines:
+        line_extras = extras.get(line.pk, NO_EXTRAS)
+        if line.kind == QuoteLine.Kind.CREDIT:
+            granted = line.quantity * line.unit_price
+            credits.append(CreditSpec(amount=granted, note=f"{line.name} ({quote.number})"))
+        phases = [
+            PhaseSpec(
+                start=add_months(quote.start_date, phase.start_month - 1),
+                end=add_months(quote.start_date, phase.end_month),
+                quantity=phase.quantity,
+                pricing=pricing.net_pricing(line, phase=phase),
+            )
+            for phase in line_extras.phases
+        ]
+        items.append(
+            ItemSpec(
+                charge=None if pricing.is_once(line) else line.charge,
+                quantity=line.quantity,
+                name=line.name,
+                pricing=pricing.net_pricing(line, tiers=line_extras.tiers),
+                list_pricing=pricing.period_list_pricing(line),
+                discount_percent=line.discount_percent,
+                discount_amount=line.discount_amount,
+                phases=phases,
+                one_time=pricing.is_once(line),
+            )
+        )
+    return items, credits
+
+
+@transaction.atomic
+def quote_accept(*, quote: Quote, by=None, name: str = "", title: str = "") -> Quote:
+    """Accept the quote and create its subscription — in one transaction, exactly once.
+
+    An approved or sent quote is accepted; a draft only when no approval rule applies (it is
+    approved on the way, and that move is recorded too)."""
+    quote = _locked(quote)
     if quote.status == Quote.Status.ACCEPTED:
         raise Conflict(
             f"Quote {quote.number} was already accepted: it created subscription "
             f"{quote.subscription.external_id}."
         )
-    _transition(quote, Quote.Status.ACCEPTED)
-    if quote.valid_until < clock.today():
-        raise ValidationError(
-            f"Quote {quote.number} expired on {quote.valid_until}: extend its validity or make a "
-            f"new quote before accepting."
+    if quote.status == Quote.Status.IN_REVIEW:
+        raise Conflict(
+            f"Quote {quote.number} is waiting for finance's approval: it is accepted once approved."
         )
-    lines = list(quote.lines.select_related("charge"))
-    if not lines:
-        raise ValidationError(
-            f"Quote {quote.number} has no lines: there is nothing to subscribe to."
-        )
+    if quote.status == Quote.Status.DRAFT:
+        _not_expired(quote)
+        _evaluate(quote, by, "Submitted at acceptance")
+        if quote.status == Quote.Status.IN_REVIEW:
+            raise Conflict(
+                f"Quote {quote.number} needs finance's approval before it is accepted: "
+                + " ".join(quote.approval_reasons)
+            )
+    if Quote.Status.ACCEPTED not in Quote.TRANSITIONS[quote.status]:
+        _move(quote, Quote.Status.ACCEPTED, by=by)  # refuses, saying why
+    _not_expired(quote)
+    lines = _lines(quote)
+    extras = read_extras(lines)
+    problems = quote_problems(quote, lines, extras)
+    if problems:
+        raise ValidationError(" ".join(problems), details=problems)
+    items, credits = item_specs(quote, lines, extras)
+    signed = f" by {name.strip()}" + (f", {title.strip()}" if title.strip() else "") if name else ""
+    _move(quote, Quote.Status.ACCEPTED, by=by, reason=f"Accepted{signed}.")
     quote.subscription = subscription_create(
         customer=quote.customer,
         plan=quote.plan,
@@ -138,16 +421,21 @@ def quote_accept(*, quote: Quote) -> Quote:
         or f"sub_{quote.customer.external_id}_{quote.pk}",
         start_date=quote.start_date,
         term_months=quote.term_months,
-        items=[
-            ItemSpec(
-                charge=line.charge,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                name=line.description,
-            )
-            for line in lines
-        ],
+        billing_interval_months=quote.interval,
+        items=items,
+        credits=credits,
     )
     quote.accepted_at = clock.now()
-    quote.save(update_fields=["status", "subscription", "accepted_at"])
+    quote.accepted_by_name = name.strip()
+    quote.accepted_by_title = title.strip()
+    quote.save(
+        update_fields=[
+            "status",
+            "subscription",
+            "accepted_at",
+            "accepted_by_name",
+            "accepted_by_title",
+            "approval_reasons",
+        ]
+    )
     return quote

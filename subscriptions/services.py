@@ -16,13 +16,38 @@ from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription, Sub
 
 
 @dataclass(frozen=True)
+class PhaseSpec:
+    """A ramp phase of an item, [start, end): its quantity and net terms."""
+
+    start: dt.date
+    end: dt.date
+    quantity: Decimal
+    pricing: dict
+
+
+@dataclass(frozen=True)
+class CreditSpec:
+    """A prepaid credit granted when the subscription is created."""
+
+    amount: Decimal
+    metric: BillableMetric | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class ItemSpec:
     """What the contract says about one charge: quantity and (optionally) a negotiated price."""
 
-    charge: Charge
+    charge: Charge | None
     quantity: Decimal
     unit_price: Decimal | None = None
     name: str = ""
+    pricing: dict | None = None
+    list_pricing: dict | None = None
+    discount_percent: Decimal | None = None
+    discount_amount: Decimal | None = None
+    phases: tuple = ()
+    one_time: bool = False
 
 
 def _snapshot_pricing(spec: ItemSpec) -> dict:
