@@ -52,12 +52,13 @@ from invoicing.models import Invoice
 from invoicing.services import billing_run
 from metering.models import Event
 from metering.services import MAX_BATCH, events_ingest
-from quotes.models import Quote
+from quotes.models import ApprovalRule, Quote, QuoteLine, QuoteLinePhase
 from quotes.services import (
     quote_accept,
     quote_decline,
     quote_mark_sent,
     quote_populate_lines,
+    quote_submit,
     quotes_expire_overdue,
 )
 from receivables.models import Payment
@@ -437,6 +438,86 @@ CUSTOMERS = [
 ]
 PORTAL_CUSTOMER = "cust_northwind"
 
+# Finance's approval policy: (name, kind, threshold, currency of an amount threshold).
+APPROVAL_RULES = [
+    ("Line discount above 20 %", "line_discount_above", "20", ""),
+    ("Deal discount above 15 %", "total_discount_above", "15", ""),
+    ("Large deal: TCV above $250,000", "tcv_above", "250000", "USD"),
+    ("MRR below $300", "mrr_below", "300", "USD"),
+    ("Payment terms beyond net 45", "payment_terms_above", "45", ""),
+]
+
+
+@dataclass(frozen=True)
+class DealSpec:
+    """A quote in flight today, built like a rep would: the plan's lines with negotiated terms
+    (quantity, discount, estimate, a ramp of (months, quantity, price or "")), and typed extras
+    (kind, description, price, discount)."""
+
+    customer: str
+    plan: str
+    title: str
+    subscription: str
+    outcome: str  # draft, in_review (submitted, a rule applies) or sent
+    start: int  # days from today
+    term_months: int
+    lines: dict[str, dict]
+    extras: tuple[tuple[str, str, str, str], ...] = ()
+    notes: str = ""
+
+
+DEALS = [
+    DealSpec(
+        "orbitra",
+        "enterprise",
+        "Orbitra: Enterprise expansion, 24 months",
+        "sub_orbitra_enterprise_2y",
+        Quote.Status.IN_REVIEW,  # 25 % off seats: above the 20 % line rule
+        14,
+        24,
+        {
+            "Seats": {
+                "discount_percent": "25",
+                "ramp": (((1, 12), "60", ""), ((13, 24), "90", "")),
+            },
+            "Tokens": {"estimated_quantity": "150000000"},
+            "API calls": {"estimated_quantity": "2000000"},
+        },
+        extras=(("one_time", "Implementation and SSO setup", "15000", "20"),),
+        notes="Seats ramp from 60 to 90 in the second year. Implementation within 6 weeks.",
+    ),
+    DealSpec(
+        "northwind",
+        "growth",
+        "Northwind: renewal, 24 months",
+        "sub_northwind_growth_renewal",
+        Quote.Status.SENT,
+        45,
+        24,
+        {
+            "Seats": {
+                "discount_percent": "10",
+                "ramp": (((1, 12), "15", ""), ((13, 24), "20", "24")),
+            },
+            "Tokens": {"estimated_quantity": "60000000"},
+            "API calls": {"estimated_quantity": "1500000"},
+        },
+        extras=(("credit", "Prepaid usage credits", "5000", "5"),),
+        notes="Renewal of the Growth subscription; seats grow to 20 in the second year.",
+    ),
+    DealSpec(
+        "greenfield",
+        "growth",
+        "Greenfield: Growth, 12 months",
+        "sub_greenfield_growth",
+        Quote.Status.DRAFT,
+        20,
+        12,
+        {"Seats": {"quantity": "8"}, "API calls": {"estimated_quantity": "400000"}},
+        extras=(("one_time", "Onboarding workshop", "2500", ""),),
+    ),
+]
+
 
 @dataclass(frozen=True)
 class QuoteSpec:
@@ -764,6 +845,7 @@ class Command(BaseCommand):
             self.seed_quotes()
             self.replay_history()
             self.seed_portal_membership()
+            self.seed_deals()
         raw_key = self.seed_api_key()
         after = self.snapshot()
         self.report(before, after, raw_key)
@@ -978,9 +1060,10 @@ class Command(BaseCommand):
             q.subscription_external_id: q
             for q in Quote.objects.filter(
                 subscription_external_id__in=[s.subscription_external_id for s in QUOTES],
-                status__in=[Quote.Status.DRAFT, Quote.Status.SENT],
+                status__in=Quote.OPEN,
             )
         }
+        sales = get_user_model().objects.get(username="sales")
         for spec in QUOTES:
             quote = undecided.get(spec.subscription_external_id)
             if quote is None or spec.outcome == Quote.Status.DRAFT:
@@ -994,7 +1077,8 @@ class Command(BaseCommand):
                 decided_on = None  # left alone: sent, draft, or expired by the daily job
             if quote.status == Quote.Status.DRAFT and min(sent_on, decided_on or sent_on) <= day:
                 with simulated_clock(self.moment(min(sent_on, decided_on or sent_on), 11)):
-                    quote = quote_mark_sent(quote=quote)
+                    quote = quote_submit(quote=quote, by=sales)  # no rule applies: approved
+                    quote = quote_mark_sent(quote=quote, by=sales, to=quote.customer.billing_email)
             if decided_on is None or decided_on > day or quote.status != Quote.Status.SENT:
                 continue
             with simulated_clock(self.moment(decided_on, 10)):
@@ -1092,6 +1176,71 @@ class Command(BaseCommand):
                 )
                 payment_apply(payment=payment, invoice=invoice)
             self.log(f"{plan.received_on}: payment {plan.reference} {amount}")
+
+    # -- today's deals: finance's approval rules, a deal in review, one sent to the portal -----
+
+    def seed_deals(self) -> None:
+        """Finance's approval policy and three deals in flight today (each made once): an
+        enterprise expansion with a ramp and a deep seat discount waiting in the approval queue,
+        Northwind's two-year renewal approved and sent (the portal customer can accept it), and
+        a draft the rep is still building."""
+        for name, kind, threshold, currency in APPROVAL_RULES:
+            ApprovalRule.objects.get_or_create(
+                name=name,
+                defaults={"kind": kind, "threshold": Decimal(threshold), "currency": currency},
+            )
+        sales = get_user_model().objects.get(username="sales")
+        plans = {p.code: p for p in Plan.objects.all()}
+        for deal in DEALS:
+            if Quote.objects.filter(subscription_external_id=deal.subscription).exists():
+                continue
+            customer = Customer.objects.get(external_id=f"cust_{deal.customer}")
+            quote = Quote.objects.create(
+                customer=customer,
+                plan=plans[deal.plan],
+                title=deal.title,
+                owner=sales,
+                start_date=self.day(deal.start),
+                term_months=deal.term_months,
+                valid_until=self.day(30),
+                notes=deal.notes,
+                subscription_external_id=deal.subscription,
+            )
+            quote_populate_lines(quote=quote)
+            for line in quote.lines.select_related("charge"):
+                terms = deal.lines.get(line.description)
+                if terms is None:
+                    continue
+                for field_name in ("quantity", "discount_percent", "estimated_quantity"):
+                    if field_name in terms:
+                        setattr(line, field_name, Decimal(terms[field_name]))
+                line.full_clean()
+                line.save()
+                for months, quantity, price in terms.get("ramp", ()):
+                    QuoteLinePhase.objects.create(
+                        line=line,
+                        start_month=months[0],
+                        end_month=months[1],
+                        quantity=Decimal(quantity),
+                        unit_price=Decimal(price) if price else None,
+                    )
+            for position, (kind, description, price, discount) in enumerate(deal.extras, 50):
+                extra = QuoteLine(
+                    quote=quote,
+                    kind=kind,
+                    description=description,
+                    quantity=Decimal(1),
+                    unit_price=Decimal(price),
+                    discount_percent=Decimal(discount) if discount else None,
+                    position=position,
+                )
+                extra.full_clean()
+                extra.save()
+            if deal.outcome != Quote.Status.DRAFT:
+                quote = quote_submit(quote=quote, by=sales)
+            if deal.outcome == Quote.Status.SENT:
+                quote_mark_sent(quote=quote, by=sales, to=customer.billing_email)
+            self.created["quotes"] += 1
 
     def seed_portal_membership(self) -> None:
         user_model = get_user_model()
