@@ -34,7 +34,9 @@ from tests.factories import CustomerFactory
 START = dt.date(2027, 1, 1)
 
 
-def scale_plan() -> Plan:
+def scale_plan(*, calls_counted: bool = True) -> Plan:
+    """The catalog above. calls_counted=False: the calls are the sum of each event's `calls`
+    property (a test sends a month's calls in a few events rather than millions)."""
     plan = Plan.objects.create(
         code="scale", name="Scale", currency="USD", billing_interval_months=1
     )
@@ -47,9 +49,15 @@ def scale_plan() -> Plan:
         plan=plan, name="Seats", charge_model=Charge.Model.STANDARD, billing_timing=advance,
         unit_price=D("40"), unit_name="seat", default_quantity=D("10"), position=1,
     )  # fmt: skip
-    metric, _ = BillableMetric.objects.get_or_create(
-        code="api_calls", defaults={"name": "API calls", "aggregation": "count"}
-    )
+    if calls_counted:
+        metric, _ = BillableMetric.objects.get_or_create(
+            code="api_calls", defaults={"name": "API calls", "aggregation": "count"}
+        )
+    else:
+        metric, _ = BillableMetric.objects.get_or_create(
+            code="api_call_batches",
+            defaults={"name": "API calls", "aggregation": "sum", "field_name": "calls"},
+        )
     calls = Charge.objects.create(
         plan=plan, name="API calls", metric=metric, charge_model=Charge.Model.GRADUATED,
         billing_timing=arrears, unit_name="call", default_quantity=D("0"), position=2,
