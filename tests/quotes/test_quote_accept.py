@@ -10,7 +10,13 @@ from django.db import connection
 from catalog.models import Charge
 from core.errors import Conflict, ValidationError
 from quotes.models import Quote
-from quotes.services import quote_accept, quote_decline, quote_mark_sent, quote_populate_lines
+from quotes.services import (
+    quote_accept,
+    quote_decline,
+    quote_mark_sent,
+    quote_populate_lines,
+    quote_submit,
+)
 from subscriptions.models import BillingPeriod, Subscription, SubscriptionItem
 from tests.factories import CustomerFactory, QuoteFactory, day, hybrid_plan
 
@@ -43,7 +49,7 @@ def sent_quote(**fields) -> Quote:
     seats = quote.lines.get(description="Seats")
     seats.quantity, seats.unit_price = Decimal("12"), Decimal("22.50")
     seats.save()
-    return quote_mark_sent(quote=quote)
+    return quote_mark_sent(quote=quote_submit(quote=quote))
 
 
 def assert_untouched(quote: Quote, status: str, history: int) -> None:
@@ -229,7 +235,7 @@ def test_a_quote_without_lines_cannot_be_accepted(db):
         quote_accept(quote=quote)
 
     assert caught.value.message == (
-        f"Quote {quote.number} has no lines: there is nothing to subscribe to."
+        f"Quote {quote.number} has no lines: add at least one."
     )
     assert_untouched(quote, Quote.Status.DRAFT, history)
 
