@@ -246,6 +246,8 @@ def subscription_create(
             for c in charges_in_force(plan=plan, currency=currency, on=start_date)
         ]
     _validate_items(items, plan=plan, currency=currency)
+    if interval != plan.billing_interval_months:
+        _validate_own_interval(items, plan=plan, interval=interval)
     periods = billing_periods(start_date, term_months, interval)
     trial_end = _trial_end(plan, start_date, periods)
     rows = [_item_row(spec, position, periods) for position, spec in enumerate(items)]
@@ -329,6 +331,19 @@ def _validate_items(items: Sequence[ItemSpec], *, plan: Plan, currency: str) -> 
             raise ValidationError(
                 f"'{spec.label}' is usage of {spec.charge.metric.code}: only a fixed fee can be "
                 "billed once."
+            )
+
+
+def _validate_own_interval(items: Sequence[ItemSpec], *, plan: Plan, interval: int) -> None:
+    """Price terms are per billing period. The catalog's are per the plan's interval, so a
+    contract billed at another interval must give every item its terms for that period: a
+    monthly price silently billed once a quarter would bill a third of the contract."""
+    for spec in items:
+        if spec.pricing is None:
+            raise ValidationError(
+                f"'{spec.label}' is billed every {interval} months but the plan's prices are per "
+                f"{plan.billing_interval_months} months: give its price terms for "
+                f"{interval} months (pricing)."
             )
 
 
