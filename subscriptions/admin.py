@@ -34,7 +34,11 @@ class SubscriptionItemInline(ReadOnlyInline):
 
     @admin.display(description="Net price and tiers")
     def price(self, item):
-        return pricing_table_html(item.pricing, item.subscription.currency)
+        currency = item.subscription.currency
+        if item.is_one_time:  # billed once: "per period" would mislead
+            summary = pricing_summary(item.pricing, currency).replace(" per period", ", once")
+            return format_html('<span class="pricing">{}</span>', summary)
+        return pricing_table_html(item.pricing, currency)
 
     @admin.display(description="List price and discount")
     def list_price(self, item):
