@@ -17,6 +17,12 @@ One billing date holds, in this order:
 3. Prepaid money pays the usage and true-up lines, oldest credit first (credit lines, negative).
 4. Fixed fees in arrears of the period that ended, then fixed fees in advance of the period that
    starts; a prorated fee billed from inside its period (after a trial) costs its share of days.
+   Each fee is rated with the terms in force at its period's start (a ramp's phase:
+   `SubscriptionItem.terms_on`); the first billed period's fees in advance include the contract's
+   one-time fees, which no later date bills.
+
+A line whose item has a list price other than its net price starts its explanation with a step
+that says so ("list price $40.00 per seat, 10% discount: $36.00", see `discount_step`).
 
 Rounding: every line is rounded once, half-up, to the currency's minor unit. A usage charge with
 its minimum commitment is rated whole and rounded once: the usage line is the rounded usage, the
