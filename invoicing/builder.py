@@ -17,6 +17,12 @@ One billing date holds, in this order:
 3. Prepaid money pays the usage and true-up lines, oldest credit first (credit lines, negative).
 4. Fixed fees in arrears of the period that ended, then fixed fees in advance of the period that
    starts; a prorated fee billed from inside its period (after a trial) costs its share of days.
+   Each fee is rated with the terms in force at its period's start (a ramp's phase:
+   `SubscriptionItem.terms_on`); the first billed period's fees in advance include the contract's
+   one-time fees, which no later date bills.
+
+A line whose item has a list price other than its net price starts its explanation with a step
+that says so ("list price $40.00 per seat, 10% discount: $36.00", see `discount_step`).
 
 Rounding: every line is rounded once, half-up, to the currency's minor unit. A usage charge with
 its minimum commitment is rated whole and rounded once: the usage line is the rounded usage, the
@@ -31,6 +37,8 @@ from decimal import Decimal
 
 from catalog import rating
 from catalog.models import Charge
+from catalog.pricing_display import pricing_summary
+from core.formatting import format_price
 from core.money import exact_sum, plain, round_money, round_quantity
 from core.periods import Period
 from invoicing.models import Invoice, InvoiceLine
@@ -135,8 +143,50 @@ def _line(
     )
 
 
-def _unit_price(item) -> Decimal | None:
-    return rating.pricing_value(item.pricing, "unit_price", default=None)
+def _unit_price(pricing: dict) -> Decimal | None:
+    return rating.pricing_value(pricing, "unit_price", default=None)
+
+
+def _discount_words(item, list_price: Decimal, net: Decimal, currency: str, per_unit: str) -> str:
+    """How the net unit price comes from the list price, when the item's discount explains it."""
+    percent, off = item.discount_percent, item.discount_amount
+    after_percent = list_price * (100 - percent) / 100 if percent is not None else None
+    if percent and after_percent == net:
+        return f"{plain(percent)}% discount"
+    if off and list_price - off == net:
+        return f"{format_price(off, currency)} off{per_unit}"
+    if percent and off and after_percent - off == net:
+        return f"{plain(percent)}% discount and {format_price(off, currency)} off{per_unit}"
+    return "negotiated price"
+
+
+def discount_step(item, pricing: dict, currency: str) -> dict | None:
+    """An explanation step that shows the list price beside the net one, in the customer's
+    words: "list price $40.00 per seat, 10% discount: $36.00"; None without a discount.
+
+    `pricing` is the net terms the line was rated with (the item's, or its ramp phase's).
+    Terms without a unit price (tiers, packages) read as their summary, list then net."""
+    list_pricing = item.list_pricing
+    discounted = bool(item.discount_percent or item.discount_amount)
+    if not list_pricing or (list_pricing == pricing and not discounted):
+        return None
+    list_price, net = _unit_price(list_pricing), _unit_price(pricing)
+    if list_price is not None and net is not None:
+        if list_price == net:
+            return None
+        fixed = rating.pricing_model(pricing, strict=False).fixed_fee
+        unit = " per period" if fixed else f" per {item.unit_name or 'unit'}"
+        words = _discount_words(item, list_price, net, currency, unit)
+        return {
+            "description": f"list price {format_price(list_price, currency)}{unit}, {words}: "
+            f"{format_price(net, currency)}"
+        }
+    if list_pricing == pricing:
+        return None
+    return {
+        "description": f"list price {pricing_summary(list_pricing, currency)}; contract price "
+        f"{pricing_summary(pricing, currency)}"
+    }
 
 
 def _fee_lines(subscription, period: BillingPeriod, timing: str) -> list[InvoiceLine]:
@@ -152,21 +202,26 @@ def _fee_lines(subscription, period: BillingPeriod, timing: str) -> list[Invoice
     for fee in fees:
         explanation = fee.rating.explanation()
         description = fee.item.name
+        if fee.item.is_one_time:
+            description += " (one-time fee)"
         if fee.fraction != 1:
             days = (window.end - window.start).days
             total_days = (period.end_date - period.start_date).days
             description += f" (prorated {days}/{total_days} days)"
             explanation.append({"description": f"prorated × {days}/{total_days} days"})
+        discount = discount_step(fee.item, fee.pricing, subscription.currency)
+        if discount:
+            explanation.insert(0, discount)
         lines.append(
             _line(
                 InvoiceLine.Kind.FEE,
                 fee.item,
                 description,
                 window,
-                fee.item.quantity,
+                fee.quantity,
                 fee.amount,
                 explanation,
-                _unit_price(fee.item),
+                _unit_price(fee.pricing),
             )
         )
     return lines
@@ -220,7 +275,7 @@ def _usage_lines(
             quantity,
             charge.usage_amount,
             rated.explanation()[:-1] if rated.true_up else rated.explanation(),
-            _unit_price(item),
+            _unit_price(item.pricing),
         )
         if used:
             taken = exact_sum(take for _, take in used)
@@ -232,6 +287,9 @@ def _usage_lines(
                 },
             )
             draws += [CreditDraw(balances.credits[index], take, line) for index, take in used]
+        discount = discount_step(item, item.pricing, currency)
+        if discount:
+            line.explanation.insert(0, discount)
         lines.append(line)
         if charge.true_up_amount:
             lines.append(

@@ -79,13 +79,19 @@ class SubscriptionMrr:
     mrr: Decimal
 
 
-def subscription_mrr(subscription: Subscription, items=None) -> Decimal:
-    """The subscription's fixed fees for one billing period ÷ the interval in months (exact)."""
+def subscription_mrr(subscription: Subscription, items=None, on: dt.date | None = None) -> Decimal:
+    """The subscription's recurring fixed fees for one billing period ÷ the interval in months
+    (exact), at the terms in force on `on` (default today; a ramp's phase), clamped to the term.
+    One-time fees are not recurring revenue."""
     items = subscription.items.all() if items is None else items
+    day = on or clock.today()
+    day = min(max(day, subscription.start_date), subscription.end_date - dt.timedelta(days=1))
     with localcontext() as ctx:
         ctx.prec = PRECISION
         per_period = exact_sum(
-            rating.rate(item.pricing, item.quantity).amount for item in items if not item.is_usage
+            rating.rate(*item.terms_on(day)).amount
+            for item in items
+            if not item.is_usage and not item.is_one_time
         )
         return per_period / subscription.billing_interval_months
 
@@ -98,7 +104,7 @@ def mrr_snapshot(day: dt.date) -> dict[int, SubscriptionMrr]:
         .order_by("pk")
     )
     return {
-        s.pk: SubscriptionMrr(s.pk, s.customer_id, str(s.currency), subscription_mrr(s))
+        s.pk: SubscriptionMrr(s.pk, s.customer_id, str(s.currency), subscription_mrr(s, on=day))
         for s in subscriptions
         if s.end_date > day
     }
@@ -593,7 +599,8 @@ def sales_figures(as_of: dt.date | None = None, *, owner=None) -> SalesFigures:
         .prefetch_related("subscription__items")
     )
     signed = [
-        (str(q.subscription.currency), 12 * subscription_mrr(q.subscription)) for q in accepted
+        (str(q.subscription.currency), 12 * subscription_mrr(q.subscription, on=day))
+        for q in accepted
     ]
 
     renewals_until = day + dt.timedelta(days=RENEWAL_DAYS)
@@ -609,7 +616,7 @@ def sales_figures(as_of: dt.date | None = None, *, owner=None) -> SalesFigures:
                 s.external_id,
                 s.customer.name,
                 s.end_date,
-                12 * subscription_mrr(s),
+                12 * subscription_mrr(s, on=day),
                 str(s.currency),
             )
             for s in candidates.prefetch_related("items")

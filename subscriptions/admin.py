@@ -1,13 +1,19 @@
+import datetime as dt
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
 
-from catalog.pricing_display import pricing_table_html
+from catalog import rating
+from catalog.pricing_display import pricing_summary, pricing_table_html
 from core.admin import ReadOnly
 from core.errors import DomainError
-from core.formatting import format_money, format_quantity
+from core.formatting import format_money, format_price, format_quantity
+from core.money import plain, round_money
 from subscriptions import services
 from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription, SubscriptionItem
 
@@ -19,16 +25,66 @@ class ReadOnlyInline(ReadOnly, TabularInline):
 
 class SubscriptionItemInline(ReadOnlyInline):
     model = SubscriptionItem
-    fields = ["name", "metric", "billing_timing", "quantity_shown", "price"]
+    fields = ["name", "metric", "billing_timing", "quantity_shown", "price", "list_price", "ramp"]
     readonly_fields = fields
 
     @admin.display(description="Quantity")
     def quantity_shown(self, item):
         return format_quantity(item.quantity) if item.metric_id is None else "metered"
 
-    @admin.display(description="Price and tiers")
+    @admin.display(description="Net price and tiers")
     def price(self, item):
-        return pricing_table_html(item.pricing, item.subscription.currency)
+        currency = item.subscription.currency
+        if item.is_one_time:  # billed once: "per period" would mislead
+            summary = pricing_summary(item.pricing, currency).replace(" per period", ", once")
+            return format_html('<span class="pricing">{}</span>', summary)
+        return pricing_table_html(item.pricing, currency)
+
+    @admin.display(description="List price and discount")
+    def list_price(self, item):
+        """The catalog price beside the net one, when they differ, and the discount granted."""
+        currency = item.subscription.currency
+        parts = []
+        if item.list_pricing and item.list_pricing != item.pricing:
+            parts.append(pricing_table_html(item.list_pricing, currency))
+        discounts = []
+        if item.discount_percent:
+            discounts.append(f"{plain(item.discount_percent)}% off")
+        if item.discount_amount:
+            discounts.append(f"{format_price(item.discount_amount, currency)} off per unit")
+        if discounts:
+            parts.append(format_html('<div class="text-xs">{}</div>', ", ".join(discounts)))
+        return format_html_join("", "{}", ((part,) for part in parts)) if parts else "—"
+
+    @admin.display(description="Ramp")
+    def ramp(self, item):
+        """A ramp as a small table: each phase's dates, quantity, price and fee per period."""
+        if not item.phases:
+            return "—"
+        currency = item.subscription.currency
+        rows = []
+        for phase in item.phases:
+            start, end = dt.date.fromisoformat(phase["start"]), dt.date.fromisoformat(phase["end"])
+            quantity = Decimal(str(phase["quantity"]))
+            fee = round_money(rating.rate(phase["pricing"], quantity).amount, currency)
+            rows.append(
+                (
+                    f"{start:%b %-d, %Y} – {end - dt.timedelta(days=1):%b %-d, %Y}",
+                    format_quantity(quantity),
+                    pricing_summary(phase["pricing"], currency),
+                    format_money(fee, currency),
+                )
+            )
+        return format_html(
+            '<table class="text-sm"><thead><tr><th>Phase</th><th>Quantity</th><th>Price</th>'
+            '<th class="text-right">Per period</th></tr></thead><tbody>{}</tbody></table>',
+            format_html_join(
+                "",
+                '<tr><td style="white-space:nowrap">{}</td><td class="text-right">{}</td>'
+                '<td>{}</td><td class="text-right" style="white-space:nowrap">{}</td></tr>',
+                rows,
+            ),
+        )
 
 
 class BillingPeriodInline(ReadOnlyInline):

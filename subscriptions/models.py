@@ -1,9 +1,12 @@
+import datetime as dt
+from decimal import Decimal
+
 from django.db import models
 from djmoney.models.fields import CurrencyField
 from simple_history.models import HistoricalRecords
 
 from catalog.models import BillableMetric, Charge, Plan
-from core.fields import amount_field, quantity_field
+from core.fields import amount_field, price_field, quantity_field
 from core.formatting import format_money, format_quantity
 from core.periods import add_months
 from customers.models import Customer
@@ -47,7 +50,20 @@ class Subscription(models.Model):
 
 
 class SubscriptionItem(models.Model):
-    """A priced line of the contract: the price terms are a snapshot, not a link to the catalog."""
+    """A priced line of the contract: the price terms are a snapshot, not a link to the catalog.
+
+    `pricing` and `quantity` are the net terms the customer pays (discounts included); a ramp
+    (`phases`) replaces them phase by phase, and `terms_on(day)` answers which are in force.
+    `list_pricing` and the discount fields only explain the net price to people: nothing rates
+    them. A one-time item (`billing_timing` one_time: implementation, training) has no metric
+    and is billed once, in advance, on the first invoice.
+    """
+
+    class Timing(models.TextChoices):
+        # The catalog's two timings (same values) plus a fee billed only once.
+        IN_ADVANCE = Charge.Timing.IN_ADVANCE.value, Charge.Timing.IN_ADVANCE.label
+        IN_ARREARS = Charge.Timing.IN_ARREARS.value, Charge.Timing.IN_ARREARS.label
+        ONE_TIME = "one_time", "Once, on the first invoice"
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="items")
     charge = models.ForeignKey(
@@ -61,13 +77,34 @@ class SubscriptionItem(models.Model):
         max_length=100, blank=True, help_text="For a grouped metric: the value this item prices."
     )
     prorated = models.BooleanField(default=False)
-    billing_timing = models.CharField(max_length=20, choices=Charge.Timing.choices)
+    billing_timing = models.CharField(max_length=20, choices=Timing.choices)
     quantity = quantity_field(
         help_text="Fixed fees: the contracted quantity (seats). Usage: unused (metered).",
     )
     unit_name = models.CharField(max_length=50, default="unit")
     pricing = models.JSONField(
-        help_text="Price terms snapshotted at creation (rating engine input)."
+        help_text="Net price terms snapshotted at creation (rating engine input)."
+    )
+    list_pricing = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The catalog (list) terms at creation, shown beside the net price; not rated.",
+    )
+    discount_percent = price_field(
+        null=True,
+        blank=True,
+        help_text="Discount off the list unit price, in percent (display: `pricing` is net).",
+    )
+    discount_amount = price_field(
+        null=True,
+        blank=True,
+        help_text="Discount off the list unit price, per unit (display: `pricing` is net).",
+    )
+    phases = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='A ramp: [{"start", "end", "quantity", "pricing"}], half-open [start, end), '
+        "covering the term in order; empty: `pricing` and `quantity` for the whole term.",
     )
     position = models.PositiveSmallIntegerField(default=0)
     history = HistoricalRecords()
@@ -81,6 +118,18 @@ class SubscriptionItem(models.Model):
     @property
     def is_usage(self) -> bool:
         return self.metric_id is not None
+
+    @property
+    def is_one_time(self) -> bool:
+        return self.billing_timing == self.Timing.ONE_TIME
+
+    def terms_on(self, day: dt.date) -> tuple[dict, Decimal]:
+        """(pricing, quantity) in force on `day`: the ramp phase containing it, else the item's
+        own terms (no ramp, or a day outside the term)."""
+        for phase in self.phases or []:
+            if dt.date.fromisoformat(phase["start"]) <= day < dt.date.fromisoformat(phase["end"]):
+                return phase["pricing"], Decimal(str(phase["quantity"]))
+        return self.pricing, self.quantity
 
 
 class BillingPeriod(models.Model):

@@ -1,5 +1,6 @@
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -17,7 +18,8 @@ from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription, Sub
 
 @dataclass(frozen=True)
 class PhaseSpec:
-    """A ramp phase of an item, [start, end): its quantity and net terms."""
+    """One phase of a ramp: from `start` up to (not including) `end`, `quantity` at `pricing`
+    (the phase's net terms, the same shape as `Charge.pricing()`)."""
 
     start: dt.date
     end: dt.date
@@ -27,7 +29,7 @@ class PhaseSpec:
 
 @dataclass(frozen=True)
 class CreditSpec:
-    """A prepaid credit granted when the subscription is created."""
+    """A prepaid credit granted with the contract: money (no metric) or units of a metric."""
 
     amount: Decimal
     metric: BillableMetric | None = None
@@ -36,21 +38,100 @@ class CreditSpec:
 
 @dataclass(frozen=True)
 class ItemSpec:
-    """What the contract says about one charge: quantity and (optionally) a negotiated price."""
+    """What the contract says about one item: quantity and (optionally) negotiated net terms.
+
+    `charge` may be None only for a one-time fee, which then needs a `name` and a `pricing`.
+    `pricing` is the full net price terms (discounts included; it overrides the charge's terms
+    and `unit_price`); `list_pricing`, `discount_percent` and `discount_amount` (per unit, off the
+    unit price) are kept only to show the customer the list price beside the net one. `phases`
+    is a ramp over the whole term (fixed fees only); `one_time` bills the item once, on the first
+    invoice.
+    """
 
     charge: Charge | None
     quantity: Decimal
     unit_price: Decimal | None = None
     name: str = ""
+    _: KW_ONLY
     pricing: dict | None = None
     list_pricing: dict | None = None
     discount_percent: Decimal | None = None
     discount_amount: Decimal | None = None
-    phases: tuple = ()
+    phases: Sequence[PhaseSpec] = ()
     one_time: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.name or (self.charge.name if self.charge else "one-time fee")
+
+
+def _plain_data(value):
+    """A pricing dict as JSON: every number a decimal string, as `Charge.pricing()` writes it."""
+    if isinstance(value, dict):
+        return {str(k): _plain_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_data(v) for v in value]
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+# Every number of a pricing dict that is money (or a rate) and so can never be below zero.
+_PRICE_KEYS = (
+    "unit_price",
+    "package_price",
+    "package_size",
+    "free_units",
+    "rate",
+    "fixed_fee",
+    "free_events",
+    "min_per_event",
+    "max_per_event",
+    "min_amount",
+    "max_amount",
+)
+
+
+def _validated_pricing(pricing: dict, *, label: str, charge: Charge | None) -> dict:
+    """Refuse net terms the rating engine cannot read (or that charge less than nothing) with a
+    message naming the item; return them as plain JSON data."""
+    if not isinstance(pricing, dict):
+        raise ValidationError(f"The price terms of '{label}' must be a pricing dict.")
+    pricing = _plain_data(pricing)
+    try:
+        model = rating.pricing_model(pricing, strict=True)
+    except ValidationError as exc:
+        raise ValidationError(f"'{label}': {exc.message}") from exc
+    if charge is not None and model.name != charge.charge_model:
+        raise ValidationError(
+            f"'{label}' is a {charge.charge_model} charge: its price terms cannot be "
+            f"{model.name}; keep the charge's model."
+        )
+    for key in _PRICE_KEYS:
+        try:
+            value = rating.pricing_value(pricing, key, None)
+        except ArithmeticError as exc:
+            raise ValidationError(
+                f"The {key.replace('_', ' ')} of '{label}' is not a number: {pricing[key]!r}."
+            ) from exc
+        if value is not None and (not value.is_finite() or value < 0):
+            raise ValidationError(f"The {key.replace('_', ' ')} of '{label}' cannot be negative.")
+    if model.tiered:
+        problems = rating.tier_problems(pricing.get("tiers") or [])
+        if problems:
+            raise ValidationError(f"The tiers of '{label}': {' '.join(problems)}")
+    if not model.on_amounts:
+        try:  # the engine's own checks (package size, min above cap, …)
+            rating.rate(pricing, Decimal(0))
+        except (ValidationError, ArithmeticError) as exc:
+            message = getattr(exc, "message", str(exc))
+            raise ValidationError(f"The price terms of '{label}': {message}") from exc
+    return pricing
 
 
 def _snapshot_pricing(spec: ItemSpec) -> dict:
+    if spec.pricing is not None:
+        return _validated_pricing(spec.pricing, label=spec.label, charge=spec.charge)
     pricing = spec.charge.pricing()
     if spec.unit_price is not None:
         if spec.unit_price < 0:
@@ -64,6 +145,71 @@ def _snapshot_pricing(spec: ItemSpec) -> dict:
     return pricing
 
 
+def _snapshot_phases(spec: ItemSpec, periods: list[Period]) -> list[dict]:
+    """A ramp's phases as stored, after checking they cover the term exactly, in order, and
+    change only where a billing period starts (a period is billed at one price)."""
+    if not spec.phases:
+        return []
+    label = spec.label
+    if spec.one_time:
+        raise ValidationError(f"'{label}' is a one-time fee: it is billed once and has no ramp.")
+    if spec.charge is not None and spec.charge.is_usage:
+        raise ValidationError(
+            f"'{label}' is usage: a ramp is for fixed fees (platform fee, seats); give the "
+            "usage item its negotiated price instead."
+        )
+    start, end = periods[0].start, periods[-1].end
+    boundaries = {p.start for p in periods} | {end}
+    phases, cursor = [], start
+    for number, phase in enumerate(spec.phases, start=1):
+        if phase.end <= phase.start:
+            raise ValidationError(
+                f"Phase {number} of '{label}' ends on {phase.end}, not after its start "
+                f"{phase.start}."
+            )
+        if phase.start > cursor:
+            raise ValidationError(
+                f"Phase {number} of '{label}' starts on {phase.start} but "
+                + ("the term starts" if number == 1 else "the phase before ends")
+                + f" on {cursor}: the days in between would have no price."
+            )
+        if phase.start < cursor:
+            raise ValidationError(
+                f"Phase {number} of '{label}' starts on {phase.start}, before "
+                + ("the term starts" if number == 1 else "the phase before ends")
+                + f" ({cursor}): phases must follow each other without overlap."
+            )
+        for bound in (phase.start, phase.end):
+            if bound not in boundaries:
+                raise ValidationError(
+                    f"Phase {number} of '{label}' changes on {bound}, inside a billing period: "
+                    "a phase must start and end where a billing period does "
+                    f"({', '.join(sorted(str(b) for b in boundaries))})."
+                )
+        if phase.quantity < 0:
+            raise ValidationError(
+                f"The quantity of phase {number} of '{label}' cannot be negative."
+            )
+        pricing = _validated_pricing(
+            phase.pricing, label=f"{label}, phase {number}", charge=spec.charge
+        )
+        phases.append(
+            {
+                "start": phase.start.isoformat(),
+                "end": phase.end.isoformat(),
+                "quantity": str(phase.quantity),
+                "pricing": pricing,
+            }
+        )
+        cursor = phase.end
+    if cursor != end:
+        raise ValidationError(
+            f"The phases of '{label}' end on {cursor} but the term ends on {end}: the phases "
+            "must cover the whole term."
+        )
+    return phases
+
+
 @transaction.atomic
 def subscription_create(
     *,
@@ -72,7 +218,9 @@ def subscription_create(
     external_id: str,
     start_date: dt.date,
     term_months: int,
-    items: list[ItemSpec] | None = None,
+    items: Sequence[ItemSpec] | None = None,
+    billing_interval_months: int | None = None,
+    credits: Sequence[CreditSpec] = (),
 ) -> Subscription:
     """Create a subscription, snapshot its prices and quantities, and lay out its billing schedule.
 
@@ -80,19 +228,29 @@ def subscription_create(
     `items` defaults to the plan's charges in that currency in force on the start date, at
     catalog prices and default quantities. A plan's trial makes its first days free: the
     schedule stays anchored on the start date and billing begins when the trial ends.
+    `billing_interval_months` (default: the plan's) sets the length of the billing periods;
+    `credits` are prepaid credits granted on the start date.
     """
     external_id = external_id.strip()
     currency = _validate_terms(
-        customer=customer, plan=plan, external_id=external_id, term_months=term_months
+        customer=customer,
+        plan=plan,
+        external_id=external_id,
+        term_months=term_months,
+        billing_interval_months=billing_interval_months,
     )
+    interval = billing_interval_months or plan.billing_interval_months
     if items is None:
         items = [
             ItemSpec(charge=c, quantity=c.default_quantity)
             for c in charges_in_force(plan=plan, currency=currency, on=start_date)
         ]
     _validate_items(items, plan=plan, currency=currency)
-    periods = billing_periods(start_date, term_months, plan.billing_interval_months)
+    if interval != plan.billing_interval_months:
+        _validate_own_interval(items, plan=plan, interval=interval)
+    periods = billing_periods(start_date, term_months, interval)
     trial_end = _trial_end(plan, start_date, periods)
+    rows = [_item_row(spec, position, periods) for position, spec in enumerate(items)]
     subscription = _subscription_insert(
         external_id=external_id,
         customer=customer,
@@ -101,14 +259,24 @@ def subscription_create(
         start_date=start_date,
         trial_end_date=trial_end,
         term_months=term_months,
-        billing_interval_months=plan.billing_interval_months,
+        billing_interval_months=interval,
     )
-    created = _items_create(subscription, items)
+    for row in rows:
+        row.subscription = subscription
+    created = SubscriptionItem.objects.bulk_create(rows)
     _schedule_create(subscription, created, periods, trial_end)
+    _credits_grant(subscription, credits)
     return subscription
 
 
-def _validate_terms(*, customer: Customer, plan: Plan, external_id: str, term_months: int) -> str:
+def _validate_terms(
+    *,
+    customer: Customer,
+    plan: Plan,
+    external_id: str,
+    term_months: int,
+    billing_interval_months: int | None = None,
+) -> str:
     """Refuse a missing or taken external id, a plan not sold in the customer's currency and a
     term that is not whole billing intervals; return the currency billed."""
     if not external_id:
@@ -121,25 +289,116 @@ def _validate_terms(*, customer: Customer, plan: Plan, external_id: str, term_mo
             f"Plan '{plan.code}' is sold in {', '.join(plan.currencies)} but {customer} is billed "
             f"in {currency}: choose a plan in the customer's currency."
         )
-    interval = plan.billing_interval_months
+    if billing_interval_months is None:
+        interval, whose = plan.billing_interval_months, "the plan's billing interval"
+    else:
+        interval, whose = billing_interval_months, "the billing interval"
+        if not isinstance(interval, int) or isinstance(interval, bool) or interval <= 0:
+            raise ValidationError(
+                f"The billing interval must be a whole number of months above zero, not "
+                f"{billing_interval_months!r}."
+            )
     if term_months <= 0 or term_months % interval:
         raise ValidationError(
-            f"The term ({term_months} months) must be a positive multiple of the plan's billing "
-            f"interval ({interval} months)."
+            f"The term ({term_months} months) must be a positive multiple of {whose} "
+            f"({interval} months)."
         )
     return currency
 
 
-def _validate_items(items: list[ItemSpec], *, plan: Plan, currency: str) -> None:
+def _validate_items(items: Sequence[ItemSpec], *, plan: Plan, currency: str) -> None:
     for spec in items:
+        if spec.quantity < 0:
+            raise ValidationError(f"The quantity of '{spec.label}' cannot be negative.")
+        if spec.charge is None:
+            if not spec.one_time:
+                raise ValidationError(
+                    f"'{spec.label}' has no charge: only a one-time fee may be priced without "
+                    "one of the plan's charges."
+                )
+            if not spec.name or spec.pricing is None:
+                raise ValidationError(
+                    "A one-time fee without a charge needs a name and its price terms (pricing)."
+                )
+            continue
         if spec.charge.plan_id != plan.pk:
             raise ValidationError(f"Charge '{spec.charge}' does not belong to plan '{plan.code}'.")
         if spec.charge.currency != currency:
             raise ValidationError(
                 f"Charge '{spec.charge.name}' is priced in {spec.charge.currency}, not {currency}."
             )
-        if spec.quantity < 0:
-            raise ValidationError(f"The quantity of '{spec.charge.name}' cannot be negative.")
+        if spec.one_time and spec.charge.is_usage:
+            raise ValidationError(
+                f"'{spec.label}' is usage of {spec.charge.metric.code}: only a fixed fee can be "
+                "billed once."
+            )
+
+
+def _validate_own_interval(items: Sequence[ItemSpec], *, plan: Plan, interval: int) -> None:
+    """Price terms are per billing period. The catalog's are per the plan's interval, so a
+    contract billed at another interval must give every item its terms for that period: a
+    monthly price silently billed once a quarter would bill a third of the contract."""
+    for spec in items:
+        if spec.pricing is None:
+            raise ValidationError(
+                f"'{spec.label}' is billed every {interval} months but the plan's prices are per "
+                f"{plan.billing_interval_months} months: give its price terms for "
+                f"{interval} months (pricing)."
+            )
+
+
+def _item_row(spec: ItemSpec, position: int, periods: list[Period]) -> SubscriptionItem:
+    """One item, unsaved: its net terms, list terms and ramp snapshotted and checked."""
+    pricing = _snapshot_pricing(spec)
+    if spec.one_time and rating.pricing_model(pricing).on_amounts:
+        raise ValidationError(
+            f"'{spec.label}' is a one-time fee: price it by a flat fee or a unit price, not by "
+            "a percentage of event amounts."
+        )
+    for field, value in (("discount", spec.discount_percent), ("discount", spec.discount_amount)):
+        if value is not None and value < 0:
+            raise ValidationError(f"The {field} of '{spec.label}' cannot be negative.")
+    if spec.discount_percent is not None and spec.discount_percent > 100:
+        raise ValidationError(f"The discount of '{spec.label}' cannot be above 100%.")
+    charge = spec.charge
+    if spec.list_pricing is not None:
+        list_pricing = _plain_data(spec.list_pricing)
+    else:
+        list_pricing = charge.pricing() if charge is not None else None
+    timing = SubscriptionItem.Timing.ONE_TIME if spec.one_time else charge.billing_timing
+    return SubscriptionItem(
+        charge=charge,
+        name=spec.label,
+        metric=charge.metric if charge else None,
+        group_value=charge.group_value if charge else "",
+        prorated=bool(charge and charge.prorated and not spec.one_time),
+        billing_timing=timing,
+        quantity=spec.quantity,
+        unit_name=charge.unit_name if charge else "unit",
+        pricing=pricing,
+        list_pricing=list_pricing,
+        discount_percent=spec.discount_percent,
+        discount_amount=spec.discount_amount,
+        phases=_snapshot_phases(spec, periods),
+        position=position,
+    )
+
+
+def _credits_grant(subscription: Subscription, credits: Sequence[CreditSpec]) -> None:
+    """The contract's prepaid credits, granted on its start date (after its items exist: a unit
+    credit must be on a metric the subscription is billed for)."""
+    for credit in credits:
+        prepaid_credit_validate(
+            subscription=subscription, amount=credit.amount, metric=credit.metric
+        )
+        PrepaidCredit.objects.create(
+            subscription=subscription,
+            metric=credit.metric,
+            granted=credit.amount,
+            remaining=credit.amount,
+            granted_on=subscription.start_date,
+            note=credit.note,
+        )
 
 
 def _trial_end(plan: Plan, start_date: dt.date, periods: list[Period]) -> dt.date | None:
@@ -162,26 +421,6 @@ def _subscription_insert(*, external_id: str, **fields) -> Subscription:
         ) from exc
 
 
-def _items_create(subscription: Subscription, items: list[ItemSpec]) -> list[SubscriptionItem]:
-    """One item per spec, its price terms snapshotted from the charge."""
-    return SubscriptionItem.objects.bulk_create(
-        SubscriptionItem(
-            subscription=subscription,
-            charge=spec.charge,
-            name=spec.name or spec.charge.name,
-            metric=spec.charge.metric,
-            group_value=spec.charge.group_value,
-            prorated=spec.charge.prorated,
-            billing_timing=spec.charge.billing_timing,
-            quantity=spec.quantity,
-            unit_name=spec.charge.unit_name,
-            pricing=_snapshot_pricing(spec),
-            position=position,
-        )
-        for position, spec in enumerate(items)
-    )
-
-
 def _schedule_create(
     subscription: Subscription,
     items: list[SubscriptionItem],
@@ -189,7 +428,8 @@ def _schedule_create(
     trial_end: dt.date | None,
 ) -> None:
     """The billing periods, each billed from its start or the trial's end (a period wholly
-    inside the trial is skipped), with the fixed fees due in advance."""
+    inside the trial is skipped), with the fixed fees due in advance: the terms in force in the
+    period (a ramp's phase) and, in the first billed period, the one-time fees."""
     schedule = []
     for seq, period in enumerate(periods):
         billed_from = max(period.start, trial_end) if trial_end else period.start
@@ -217,6 +457,14 @@ class Fee:
     rating: rating.Rating
     fraction: Decimal  # share of the period billed (1 unless prorated after a trial)
     amount: Decimal  # rounded once
+    pricing: dict  # the terms rated: the item's, or its ramp phase's
+    quantity: Decimal  # the quantity rated
+
+
+def is_first_billed(subscription: Subscription, billed_from: dt.date) -> bool:
+    """Whether a period billed from `billed_from` is the subscription's first billed one (its
+    start, or the trial's end): where one-time fees are billed."""
+    return billed_from == (subscription.trial_end_date or subscription.start_date)
 
 
 def fixed_fees(
@@ -228,21 +476,39 @@ def fixed_fees(
 ) -> list[Fee]:
     """The fixed (non-metered) fees of one period with the given timing, each rounded once.
 
-    A prorated item billed from inside the period (after a trial) costs its share of the days.
+    Each item is rated with its terms in force at the period's start (a ramp changes only on a
+    period boundary). A prorated item billed from inside the period (after a trial) costs its
+    share of the days. One-time fees are fees in advance of the first billed period only, whole.
     """
     fees = []
+    one_time = timing == Charge.Timing.IN_ADVANCE and is_first_billed(subscription, billed_from)
     for item in items:
-        if item.is_usage or item.billing_timing != timing:
+        if item.is_usage:
             continue
-        rated = rating.rate(item.pricing, item.quantity)
+        if item.is_one_time:
+            if not one_time:
+                continue
+        elif item.billing_timing != timing:
+            continue
+        pricing, quantity = item.terms_on(period.start)
+        rated = rating.rate(pricing, quantity)
         fraction, amount = Decimal(1), rated.amount
-        if item.prorated and billed_from > period.start:
+        if item.prorated and not item.is_one_time and billed_from > period.start:
             used = Period(billed_from, period.end)
             fraction = proration_fraction(period, used)
             # amount × days_used / days: multiply first, so only the final rounding happens
             amount = rated.amount * used.days / period.days
         amount = round_money(amount, subscription.currency)
-        fees.append(Fee(item=item, rating=rated, fraction=fraction, amount=amount))
+        fees.append(
+            Fee(
+                item=item,
+                rating=rated,
+                fraction=fraction,
+                amount=amount,
+                pricing=pricing,
+                quantity=quantity,
+            )
+        )
     return fees
 
 
