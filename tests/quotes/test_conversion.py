@@ -36,7 +36,7 @@ def test_the_subscription_snapshots_the_negotiated_terms():
     items = {item.name: item for item in subscription.items.all()}
     assert list(items) == ["Platform fee", "Seats", "API calls", "Implementation"]
     seats = items["Seats"]
-    assert (seats.list_pricing["unit_price"], seats.discount_percent) == ("40", D("10"))
+    assert (D(seats.list_pricing["unit_price"]), seats.discount_percent) == (D("40"), D("10"))
     assert [
         (p["start"], p["end"], p["quantity"], p["pricing"]["unit_price"]) for p in seats.phases
     ] == [
@@ -146,7 +146,7 @@ def test_a_year_of_the_deal_bills_exactly_what_was_quoted():
         seats = figures["Seats"].net_first if number < 12 else figures["Seats"].net_last
         expected_fees = {"Platform fee": figures["Platform fee"].net_first, "Seats": seats}
         if number == 0:
-            expected_fees["Implementation"] = figures["Implementation"].committed
+            expected_fees["Implementation (one-time fee)"] = figures["Implementation"].committed
         assert fees == expected_fees, invoice.billing_date
         # In arrears: the month before's usage at the negotiated tiers, topped up to the
         # quote's minimum commitment

@@ -234,9 +234,7 @@ def test_a_quote_without_lines_cannot_be_accepted(db):
     with pytest.raises(ValidationError) as caught:
         quote_accept(quote=quote)
 
-    assert caught.value.message == (
-        f"Quote {quote.number} has no lines: add at least one."
-    )
+    assert caught.value.message == (f"Quote {quote.number} has no lines: add at least one.")
     assert_untouched(quote, Quote.Status.DRAFT, history)
 
 
