@@ -38,10 +38,10 @@ def test_the_subscription_snapshots_the_negotiated_terms():
     seats = items["Seats"]
     assert (D(seats.list_pricing["unit_price"]), seats.discount_percent) == (D("40"), D("10"))
     assert [
-        (p["start"], p["end"], p["quantity"], p["pricing"]["unit_price"]) for p in seats.phases
+        (p["start"], p["end"], D(p["quantity"]), p["pricing"]["unit_price"]) for p in seats.phases
     ] == [
-        ("2027-01-01", "2028-01-01", "100", "36"),
-        ("2028-01-01", "2029-01-01", "150", "34.2"),
+        ("2027-01-01", "2028-01-01", D("100"), "36"),
+        ("2028-01-01", "2029-01-01", D("150"), "34.2"),
     ]
     calls = items["API calls"].pricing
     assert (calls["model"], calls["min_amount"]) == ("graduated", "3000")
