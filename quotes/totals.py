@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from catalog import rating
-from core.money import exact_sum, round_money
+from core.money import exact_sum, plain, round_money
 from quotes import pricing
 from quotes.models import QuoteLine, QuoteLinePhase, QuoteLineTier
 
@@ -87,10 +87,10 @@ def tiers_as_pricing(tiers) -> list[dict]:
     for tier in tiers:
         rows.append(
             {
-                "from": str(lower),
-                "up_to": None if tier.up_to is None else str(tier.up_to),
-                "unit_price": str(tier.unit_price),
-                "flat_fee": str(tier.flat_fee),
+                "from": plain(lower),
+                "up_to": None if tier.up_to is None else plain(tier.up_to),
+                "unit_price": plain(tier.unit_price),
+                "flat_fee": plain(tier.flat_fee),
             }
         )
         lower = tier.up_to if tier.up_to is not None else lower
