@@ -79,14 +79,20 @@ def _next_number(series: str) -> str:
 @transaction.atomic
 def invoice_finalize(*, invoice: Invoice, issue_date: dt.date | None = None) -> Invoice:
     """Freeze a draft: number from the locked series, issue and due dates, customer snapshot."""
-    invoice = Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
+    invoice = (
+        Invoice.objects.select_for_update()
+        .select_related("customer", "subscription")
+        .get(pk=invoice.pk)
+    )
     if invoice.status != Invoice.Status.DRAFT:
         raise Conflict(f"Invoice {invoice} is {invoice.get_status_display().lower()}, not a draft.")
     customer = invoice.customer
     invoice.number = _next_number(INVOICE_SERIES)
     invoice.status = Invoice.Status.FINALIZED
     invoice.issue_date = issue_date or clock.today()
-    invoice.due_date = invoice.issue_date + dt.timedelta(days=customer.payment_terms_days)
+    terms = invoice.subscription.payment_terms_days if invoice.subscription else None
+    terms = customer.payment_terms_days if terms is None else terms
+    invoice.due_date = invoice.issue_date + dt.timedelta(days=terms)
     invoice.finalized_at = clock.now()
     invoice.customer_snapshot = {
         "name": customer.name,

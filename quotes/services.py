@@ -424,6 +424,7 @@ def quote_accept(*, quote: Quote, by=None, name: str = "", title: str = "") -> Q
         billing_interval_months=quote.interval,
         items=items,
         credits=credits,
+        payment_terms_days=quote.payment_terms_days,
     )
     quote.accepted_at = clock.now()
     quote.accepted_by_name = name.strip()

@@ -114,6 +114,7 @@ class SubscriptionAdmin(SimpleHistoryAdmin, ModelAdmin):
         "trial_end_date",
         "term_months",
         "billing_interval_months",
+        "payment_terms_days",
         "created_at",
     ]
     readonly_fields += ["status"]  # changes go through services (cancel/amend: later issues)

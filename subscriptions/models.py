@@ -32,6 +32,12 @@ class Subscription(models.Model):
     )
     term_months = models.PositiveSmallIntegerField()
     billing_interval_months = models.PositiveSmallIntegerField()
+    payment_terms_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Days its invoices are due after issue (the accepted quote's terms); empty: "
+        "the customer's payment terms.",
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()

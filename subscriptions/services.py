@@ -221,6 +221,7 @@ def subscription_create(
     items: Sequence[ItemSpec] | None = None,
     billing_interval_months: int | None = None,
     credits: Sequence[CreditSpec] = (),
+    payment_terms_days: int | None = None,
 ) -> Subscription:
     """Create a subscription, snapshot its prices and quantities, and lay out its billing schedule.
 
@@ -229,7 +230,8 @@ def subscription_create(
     catalog prices and default quantities. A plan's trial makes its first days free: the
     schedule stays anchored on the start date and billing begins when the trial ends.
     `billing_interval_months` (default: the plan's) sets the length of the billing periods;
-    `credits` are prepaid credits granted on the start date.
+    `credits` are prepaid credits granted on the start date; `payment_terms_days` (default:
+    the customer's) sets its invoices' due dates.
     """
     external_id = external_id.strip()
     currency = _validate_terms(
@@ -260,6 +262,7 @@ def subscription_create(
         trial_end_date=trial_end,
         term_months=term_months,
         billing_interval_months=interval,
+        payment_terms_days=payment_terms_days,
     )
     for row in rows:
         row.subscription = subscription

@@ -169,3 +169,24 @@ def test_a_year_of_the_deal_bills_exactly_what_was_quoted():
         if line.kind in ("fee", "one_time")
     )
     assert billed_fees == totals.first_year - 12 * D("3000") == D("64200.00")
+
+
+def test_billed_quarterly_the_schedule_has_eight_periods_of_three_months():
+    # Seats 3 × 3,600 = 10,800 a quarter in year 1, 3 × 5,130 = 15,390 in year 2; the platform
+    # fee 3 × 1,000; the implementation once: 3,000 + 10,800 + 9,000 = 22,800.00 first.
+    quote = accepted(northwind_deal(billing_interval_months=3))
+    subscription = quote.subscription
+    assert subscription.billing_interval_months == 3
+    advance = [p.advance_amount for p in subscription.billing_periods.order_by("sequence")]
+    assert advance == [D("22800")] + [D("13800")] * 3 + [D("18390")] * 4
+    calls = subscription.items.get(name="API calls").pricing
+    assert calls["min_amount"] == "9000"  # 3,000 a month, per quarter
+
+
+def test_the_quotes_payment_terms_set_the_invoices_due_dates():
+    quote = accepted(northwind_deal(payment_terms_days=45))  # the customer's are 30
+    assert quote.subscription.payment_terms_days == 45
+    with time_machine.travel("2027-01-01 01:00Z", tick=False):
+        billing_run()
+    invoice = Invoice.objects.get(subscription=quote.subscription)
+    assert (invoice.issue_date, invoice.due_date) == (dt.date(2027, 1, 1), dt.date(2027, 2, 15))
