@@ -16,6 +16,7 @@ from customers.models import Customer, PortalMembership
 from invoicing.models import Invoice, InvoiceLine
 from metering.models import Event
 from quotes.models import Quote
+from quotes.pricing import list_pricing
 from receivables.models import Payment, PaymentAllocation
 from revrec.models import RevenueSchedule, RevenueScheduleLine
 from subscriptions.models import PrepaidCredit, Subscription
@@ -59,6 +60,11 @@ def counts() -> dict:
     }
 
 
+def list_unit_price(line) -> Decimal:
+    """A quote line's list unit price (its charge's, in force on the quote's start date)."""
+    return Decimal(list_pricing(line)["unit_price"])
+
+
 @pytest.mark.django_db
 @time_machine.travel("2026-11-28 12:00Z", tick=False)
 def test_seed_demo_builds_the_company_once():
@@ -68,7 +74,15 @@ def test_seed_demo_builds_the_company_once():
     assert first["customers"] == 22 and first["eur_customers"] == 2
     assert first["charges"] == 17  # 3 plans × 4 prices, Growth's 4 in EUR, 1 later version
     assert first["subscriptions"] == 19 and first["prepaid_credits"] == 2
-    assert first["quotes"] == {"accepted": 19, "declined": 2, "expired": 2, "sent": 2, "draft": 3}
+    # with today's three deals: one in review (a rule applies), one sent, one draft
+    assert first["quotes"] == {
+        "accepted": 19,
+        "declined": 2,
+        "expired": 2,
+        "sent": 3,
+        "draft": 4,
+        "in_review": 1,
+    }
     assert first["invoices"] == {"paid": 55, "finalized": 21}
     assert first["invoice_numbers"] == [f"INV-{n:06d}" for n in range(1, 77)]
     assert first["eur_invoices"] == 8
@@ -145,7 +159,27 @@ def test_seed_demo_builds_the_company_once():
     draft = Quote.objects.get(subscription_external_id="sub_ravenwood_starter")
     assert draft.status == Quote.Status.DRAFT and draft.start_date == version.effective_from
     assert draft.lines.get(description="Platform fee").charge == version
-    assert draft.lines.get(description="Platform fee").unit_price == 119
+    assert draft.lines.get(description="Platform fee").unit_price is None  # the list price
+    assert list_unit_price(draft.lines.get(description="Platform fee")) == 119
+
+    # Today's deals: Orbitra's ramped expansion waits for finance (25 % off seats trips the 20 %
+    # line rule), Northwind's renewal was approved (no rule applies) and sent to its billing
+    # address, Greenfield's is a draft.
+    deals = {
+        q.subscription_external_id: q
+        for q in Quote.objects.filter(subscription_external_id__in=[
+            "sub_orbitra_enterprise_2y", "sub_northwind_growth_renewal", "sub_greenfield_growth"
+        ])
+    }  # fmt: skip
+    orbitra = deals["sub_orbitra_enterprise_2y"]
+    assert orbitra.status == Quote.Status.IN_REVIEW
+    assert orbitra.approval_reasons == [
+        "Line discount above 20 %: 'Seats' is discounted 25 %, above 20 %."
+    ]
+    renewal = deals["sub_northwind_growth_renewal"]
+    assert (renewal.status, renewal.sent_to) == (Quote.Status.SENT, "ap@northwind.example")
+    assert [s.to_status for s in renewal.status_changes.all()] == ["approved", "sent"]
+    assert deals["sub_greenfield_growth"].status == Quote.Status.DRAFT
 
     # Vectorforge's launch pack (2M tokens and 100.00 USD) is drawn down by its first invoices.
     credits = {c.metric_id and c.metric.code: c for c in PrepaidCredit.objects.all()}
