@@ -28,3 +28,9 @@ urlpatterns += [
     path("alerts/", views.alert_list, name="alerts"),
     path("alerts/<int:pk>/delete/", views.alert_delete, name="alert_delete"),
 ]
+
+urlpatterns += [
+    path("quotes/", views.quote_list, name="quotes"),
+    path("quotes/<int:pk>/", views.quote_detail, name="quote"),
+    path("quotes/<int:pk>/pdf/", views.quote_download, name="quote_pdf"),
+]

@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,6 +27,9 @@ from invoicing.selectors import upcoming_invoice
 from metering import alerts as usage_alerts
 from metering.models import UsageAlert
 from metering.selectors import current_period, daily_usage, previous_period, usage_for_period
+from quotes.documents import quote_document, quote_filename, quote_pdf
+from quotes.models import Quote
+from quotes.services import quote_accept
 from receivables.selectors import customer_balances, invoice_amount_due
 from subscriptions.models import Subscription, SubscriptionItem
 
@@ -303,3 +307,136 @@ def alert_delete(request, pk: int):
     else:
         messages.success(request, f"Alert “{alert}” deleted.")
     return redirect("portal:alerts")
+
+
+# --- quotes -------------------------------------------------------------------------------------
+
+
+def _visible_quotes(customer):
+    """The quotes the customer was sent (and the one they accepted): never a draft, a quote in
+    review or an approved one the rep has not sent yet."""
+    S = Quote.Status
+    sent_once = Q(status__in=[S.EXPIRED, S.DECLINED, S.SUPERSEDED], sent_at__isnull=False)
+    return (
+        Quote.objects.filter(customer=customer)
+        .filter(Q(status__in=[S.SENT, S.ACCEPTED]) | sent_once)
+        .select_related("customer", "plan", "owner", "subscription")
+    )
+
+
+@login_required
+def quote_list(request):
+    customer = _customer(request)
+    quotes = list(_visible_quotes(customer).order_by("-sent_at", "-id"))
+    today = clock.today()
+    for quote in quotes:
+        quote.open = quote.status == Quote.Status.SENT and quote.valid_until >= today
+    return render(request, "portal/quote_list.html", {"customer": customer, "quotes": quotes})
+
+
+class AcceptQuoteForm(forms.Form):
+    name = forms.CharField(
+        label="Full name",
+        max_length=200,
+        error_messages={"required": "Enter your full name."},
+    )
+    title = forms.CharField(
+        label="Title",
+        max_length=200,
+        error_messages={"required": "Enter your title (e.g. CFO, Head of Procurement)."},
+    )
+    accept = forms.BooleanField(
+        error_messages={"required": "Tick the box to accept the quote on behalf of your company."},
+    )
+
+    def __init__(self, *args, customer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["accept"].label = f"I accept this quote on behalf of {customer.name}"
+
+
+def _acceptance_problem(quote: Quote) -> str | None:
+    """Why the customer cannot accept the quote, said to the customer (None: they can)."""
+    owner = quote.owner.get_full_name() or quote.owner.email if quote.owner else ""
+    contact = f"contact {owner}" if owner else "contact your account manager"
+    if quote.status == Quote.Status.ACCEPTED:
+        when = quote.accepted_at
+        by = f" by {quote.accepted_by_name}" if quote.accepted_by_name else ""
+        on = f" on {when:%b} {when.day}, {when.year}" if when else ""
+        return f"This quote was already accepted{by}{on}: nothing more to do."
+    if quote.status == Quote.Status.SUPERSEDED:
+        return f"This quote was replaced by a new version: {contact} for the current one."
+    if quote.status == Quote.Status.DECLINED:
+        return f"This quote was declined: {contact} if you want a new one."
+    if quote.status == Quote.Status.EXPIRED or quote.valid_until < clock.today():
+        until = quote.valid_until
+        return (
+            f"This quote expired on {until:%b} {until.day}, {until.year} and can no longer be "
+            f"accepted: {contact} for a new one."
+        )
+    if quote.status != Quote.Status.SENT:
+        return f"This quote cannot be accepted at the moment: {contact}."
+    return None
+
+
+@login_required
+def quote_detail(request, pk: int):
+    customer = _customer(request)
+    quote = get_object_or_404(_visible_quotes(customer), pk=pk)
+    problem = _acceptance_problem(quote)
+    form = AcceptQuoteForm(customer=customer)
+    status = 200
+    if request.method == "POST":
+        form = AcceptQuoteForm(request.POST, customer=customer)
+        if problem:
+            messages.error(request, problem)
+            status = 409
+        elif form.is_valid():
+            try:
+                quote = quote_accept(
+                    quote=quote,
+                    by=request.user,
+                    name=form.cleaned_data["name"],
+                    title=form.cleaned_data["title"],
+                )
+            except DomainError as exc:
+                messages.error(request, _customer_message(quote, exc))
+                status = 409
+            else:
+                messages.success(
+                    request,
+                    f"Thank you: quote {quote.number} is accepted. Your subscription starts on "
+                    f"{quote.start_date:%b} {quote.start_date.day}, {quote.start_date.year}.",
+                )
+                return redirect("portal:quote", pk=quote.pk)
+        else:
+            status = 422
+    quote.refresh_from_db()
+    return render(
+        request,
+        "portal/quote_detail.html",
+        {
+            **quote_document(quote),
+            "customer": customer,
+            "form": form,
+            "problem": _acceptance_problem(quote),
+        },
+        status=status,
+    )
+
+
+def _customer_message(quote: Quote, exc: DomainError) -> str:
+    """The service's refusal, said to the customer: what happened and whom to ask."""
+    quote.refresh_from_db()
+    problem = _acceptance_problem(quote)
+    if problem:
+        return problem
+    return f"The quote could not be accepted: {exc.message} Nothing was changed."
+
+
+@login_required
+def quote_download(request, pk: int):
+    customer = _customer(request)
+    quote = get_object_or_404(_visible_quotes(customer), pk=pk)
+    response = HttpResponse(quote_pdf(quote), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{quote_filename(quote)}"'
+    return response

@@ -24,6 +24,7 @@ from core.formatting import format_money, format_price, format_quantity
 from core.forms import PlainDecimalField
 from customers.models import Customer
 from quotes import services
+from quotes.admin_documents import QuoteDocumentsMixin
 from quotes.models import Quote, QuoteLine
 from quotes.totals import quote_totals
 
@@ -192,7 +193,7 @@ def decline(modeladmin, request, queryset):
 
 
 @admin.register(Quote)
-class QuoteAdmin(SimpleHistoryAdmin, ModelAdmin):
+class QuoteAdmin(QuoteDocumentsMixin, SimpleHistoryAdmin, ModelAdmin):
     # Fits its card at 1366 px; the start date is on the quote page.
     list_display = ["number", "customer", "plan", "status", "valid_until", "total"]
     list_filter = [("status", ChoicesDropdownFilter), ("plan", RelatedDropdownFilter)]

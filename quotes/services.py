@@ -131,7 +131,7 @@ def _percent(value: Decimal) -> str:
 
 def _locked(quote: Quote) -> Quote:
     return (
-        Quote.objects.select_for_update()
+        Quote.objects.select_for_update(of=("self",))
         .select_related("customer", "plan", "subscription")
         .get(pk=quote.pk)
     )
