@@ -130,9 +130,12 @@ def _percent(value: Decimal) -> str:
 
 
 def _locked(quote: Quote) -> Quote:
+    """The quote, re-read under its row lock. Only the quote's row is locked (PostgreSQL locks
+    no nullable side of a join), and its subscription is read after the lock, not joined: a
+    join would come from the snapshot taken before a concurrent acceptance committed."""
     return (
         Quote.objects.select_for_update(of=("self",))
-        .select_related("customer", "plan", "subscription")
+        .select_related("customer", "plan")
         .get(pk=quote.pk)
     )
 
