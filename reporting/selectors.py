@@ -568,7 +568,7 @@ class SalesFigures:
     renewals_mine: bool  # True: only customers with a quote the user owns
 
 
-OPEN_QUOTES = [Quote.Status.DRAFT, Quote.Status.SENT]
+OPEN_QUOTES = sorted(Quote.OPEN)
 EXPIRY_DAYS = 7
 RENEWAL_DAYS = 90
 

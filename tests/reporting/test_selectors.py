@@ -320,10 +320,13 @@ def test_sales_figures(pipeline):
 
     assert {q.status: q.count for q in figures.quotes_by_status} == {
         "draft": 3,
+        "in_review": 0,
+        "approved": 0,
         "sent": 1,
         "accepted": 1,
         "declined": 1,
         "expired": 0,
+        "superseded": 0,
     }
     assert [(q.status, q.valid_until) for q in figures.expiring] == [
         ("draft", day("2026-03-25")),
