@@ -459,11 +459,12 @@ class DealSpec:
     title: str
     subscription: str
     outcome: str  # draft, in_review (submitted, a rule applies) or sent
-    start: int  # days from today
+    start: int  # days from today (a renewal: from the end of the customer's subscription)
     term_months: int
     lines: dict[str, dict]
     extras: tuple[tuple[str, str, str, str], ...] = ()
     notes: str = ""
+    renews: bool = False
 
 
 DEALS = [
@@ -504,6 +505,7 @@ DEALS = [
         },
         extras=(("credit", "Prepaid usage credits", "5000", "5"),),
         notes="Renewal of the Growth subscription; seats grow to 20 in the second year.",
+        renews=True,
     ),
     DealSpec(
         "greenfield",
@@ -1195,12 +1197,16 @@ class Command(BaseCommand):
             if Quote.objects.filter(subscription_external_id=deal.subscription).exists():
                 continue
             customer = Customer.objects.get(external_id=f"cust_{deal.customer}")
+            start = self.day(deal.start)
+            if deal.renews:
+                current = customer.subscriptions.order_by("-start_date").first()
+                start = current.end_date if current else start
             quote = Quote.objects.create(
                 customer=customer,
                 plan=plans[deal.plan],
                 title=deal.title,
                 owner=sales,
-                start_date=self.day(deal.start),
+                start_date=start,
                 term_months=deal.term_months,
                 valid_until=self.day(30),
                 notes=deal.notes,
