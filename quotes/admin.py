@@ -306,6 +306,12 @@ class QuoteAdmin(QuoteDocumentsMixin, SimpleHistoryAdmin, ModelAdmin):
 
     @admin.display(description="From → to, who, when, why")
     def history_table(self, obj):
+        # The admin reads a read-only field more than once: its HTML once per page
+        if not hasattr(obj, "_history_html"):
+            obj._history_html = self._history_html(obj)
+        return obj._history_html
+
+    def _history_html(self, obj):
         if not obj.pk:
             return "—"
         changes = list(obj.status_changes.select_related("by"))
@@ -358,10 +364,12 @@ class QuoteAdmin(QuoteDocumentsMixin, SimpleHistoryAdmin, ModelAdmin):
     def versions(self, obj):
         if not obj.pk:
             return "—"
+        if not hasattr(obj, "_newer"):
+            obj._newer = list(obj.revisions.all())
         links = []
         if obj.revision_of_id:
             links.append(("new version of", obj.revision_of_id, f"Q-{obj.revision_of_id:05d}"))
-        for newer in obj.revisions.all():
+        for newer in obj._newer:
             links.append(("replaced by", newer.pk, newer.number))
         if not links:
             return f"version {obj.version}"

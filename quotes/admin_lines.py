@@ -150,8 +150,8 @@ class QuoteLineInline(TabularInline):
         return self.fields
 
     def get_queryset(self, request):
-        # The read-only rows show the charge by name
-        return super().get_queryset(request).select_related("charge")
+        # The read-only rows show the charge as "plan: name"
+        return super().get_queryset(request).select_related("charge__plan")
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "charge":

@@ -87,13 +87,14 @@ def posted_lines(quote: Quote, formset) -> tuple[list[QuoteLine], list[str]]:
     posted, deleted, new, problems = {}, set(), [], []
     for number, form in enumerate(formset.forms, start=1):
         pk = form.instance.pk
-        if formset.can_delete and formset._should_delete_form(form):
+        valid = form.is_valid()
+        if formset.can_delete and form.data.get(form.add_prefix("DELETE")) in ("on", "true", "1"):
             if pk:
                 deleted.add(pk)
             continue
-        if not form.has_changed() and not pk:
+        if not pk and not form.has_changed():
             continue  # an empty extra row
-        if not form.is_valid():
+        if not valid:
             for field, errors in form.errors.items():
                 label = form.fields[field].label if field in form.fields else "Line"
                 problems += [f"Line {number} · {label}: {error}" for error in errors]
