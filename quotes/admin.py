@@ -244,8 +244,12 @@ class QuoteAdmin(QuoteDocumentsMixin, SimpleHistoryAdmin, ModelAdmin):
             "Terms",
             {
                 "fields": [
-                    ("start_date", "term_months", "billing_interval_months"),
-                    ("payment_terms_days", "valid_until", "subscription_external_id"),
+                    "start_date",
+                    "term_months",
+                    "billing_interval_months",
+                    "payment_terms_days",
+                    "valid_until",
+                    "subscription_external_id",
                     "notes",
                 ]
             },

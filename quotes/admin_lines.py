@@ -127,6 +127,13 @@ LINE_FIELDS = [
     "minimum_amount",
 ]
 FIGURES = ["list_price", "net_price", "tiers_and_ramp"]
+COLUMN_LABELS = {
+    "quantity": "Qty",
+    "discount_percent": "Disc. %",
+    "discount_amount": "Disc. amount",
+    "estimated_quantity": "Est. qty / month",
+    "minimum_amount": "Min. / month",
+}
 
 
 class QuoteLineInline(TabularInline):
@@ -159,15 +166,8 @@ class QuoteLineInline(TabularInline):
             # reverse on every row (a sales rep picks a charge; finance edits the catalog)
             return self.formfield_for_foreignkey(db_field, request, **kwargs)
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
-        if field is not None and db_field.name in (
-            "quantity",
-            "unit_price",
-            "discount_percent",
-            "discount_amount",
-            "estimated_quantity",
-            "minimum_amount",
-        ):
-            field.widget.attrs["size"] = 8
+        if field is not None and db_field.name in COLUMN_LABELS:
+            field.label = COLUMN_LABELS[db_field.name]  # short headers: the row fits 1366 px
         return field
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
