@@ -30,7 +30,7 @@ from quotes import services, validation
 from quotes.models import Quote, QuoteLine, QuoteLinePhase, QuoteLineTier
 from quotes.totals import tiers_as_pricing
 
-LINES_PER_PAGE = 50
+LINES_PER_PAGE = 25  # a page of editable rows renders in about 15 ms a row (bench/quote.py)
 
 
 def charge_choices(charges: list[Charge]) -> list[tuple[int, str]]:
@@ -141,8 +141,9 @@ class QuoteLineInline(TabularInline):
     formset = QuoteLineFormSet
     extra = 0
     hide_title = True  # the row header would repeat the line's charge and description
-    # A long quote's lines by pages (the page's number travels with a save): rendering 500
-    # editable rows takes about 2 s whatever the queries (bench/quote.py, docs/benchmarks.md)
+    # A long quote's lines by pages (the page's number travels with a save): each editable row
+    # (nine inputs and its figures) costs about 15 ms to render whatever the queries, so 25 rows
+    # keep a 500-line quote's page under a second (bench/quote.py, docs/benchmarks.md)
     per_page = LINES_PER_PAGE
     fields = LINE_FIELDS + FIGURES
     formfield_overrides = {models.DecimalField: {"form_class": PlainDecimalField}}
@@ -192,37 +193,46 @@ class QuoteLineInline(TabularInline):
     def _figures(self, line):
         return self.figures.get(line.pk) if line.pk else None
 
-    @admin.display(description="List / period")
-    def list_price(self, line):
-        figures = self._figures(line)
-        return format_money(figures.list_first, self.currency) if figures else "—"
+    # The admin reads each read-only cell several times: each row's cells are made once
+    def _cells(self, line) -> tuple[str, str, str]:
+        cells = getattr(line, "_cells", None)
+        if cells is None:
+            cells = line._cells = self._make_cells(line)
+        return cells
 
-    @admin.display(description="Net / period")
-    def net_price(self, line):
+    def _make_cells(self, line) -> tuple[str, str, str]:
         figures = self._figures(line)
         if not figures:
-            return "—"
+            return "—", "—", "save first" if not line.pk else "—"
+        listed = format_money(figures.list_first, self.currency)
         net = format_money(figures.net_first, self.currency)
         if figures.net_last != figures.net_first:
-            return f"{net} → {format_money(figures.net_last, self.currency)}"
-        return net
-
-    @admin.display(description="Tiers & ramp")
-    def tiers_and_ramp(self, line):
-        if not line.pk:
-            return "save first"
+            net = f"{net} → {format_money(figures.net_last, self.currency)}"
         extras = self.extras.get(line.pk)
         counts = []
         if extras and extras.tiers:
             counts.append(f"{len(extras.tiers)} tiers")
         if extras and extras.phases:
             counts.append(f"{len(extras.phases)} phases")
-        return format_html(
+        link = format_html(
             '<a href="{}" class="{}">{}</a>',
             reverse("admin:quotes_quoteline_change", args=[line.pk]),
             LINK_CLASSES,
             ", ".join(counts) or "Tiers & ramp",
         )
+        return listed, net, link
+
+    @admin.display(description="List / period")
+    def list_price(self, line):
+        return self._cells(line)[0]
+
+    @admin.display(description="Net / period")
+    def net_price(self, line):
+        return self._cells(line)[1]
+
+    @admin.display(description="Tiers & ramp")
+    def tiers_and_ramp(self, line):
+        return self._cells(line)[2]
 
     def _editable(self, obj):
         return obj is None or obj.editable

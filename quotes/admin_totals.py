@@ -13,6 +13,7 @@ from quotes.models import Quote, QuoteLine
 from quotes.totals import QuoteTotals, quote_totals
 
 ZERO = Decimal(0)
+PER_LINE_TABLE = 100  # lines listed in the panel's per-line table, at most
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,13 @@ def _percent(value: Decimal) -> str:
 def panel_context(quote: Quote, totals: QuoteTotals, problems: list[str] | None = None) -> dict:
     """What templates/admin/quotes/quote/totals.html shows."""
     cur = totals.currency
+    formatted: dict[Decimal, str] = {}
 
     def money(amount):
-        return format_money(amount, cur)
+        # Formatting is the panel's main cost on a long quote; lines repeat their amounts
+        if amount not in formatted:
+            formatted[amount] = format_money(amount, cur)
+        return formatted[amount]
 
     figures = [
         Figure("mrr_first", "MRR, month 1", money(totals.mrr_first), "recurring fees per month"),
@@ -57,6 +62,8 @@ def panel_context(quote: Quote, totals: QuoteTotals, problems: list[str] | None 
             "against list",
         ),
     ]
+    # A long quote's lines show their figures in their own columns, a page at a time
+    shown = totals.lines if len(totals.lines) <= PER_LINE_TABLE else []
     lines = [
         {
             "name": f.line.name,
@@ -68,7 +75,7 @@ def panel_context(quote: Quote, totals: QuoteTotals, problems: list[str] | None 
             "net_total": money(f.net_total),
             "discount": _percent(f.discount_percent) if f.discount_percent else "",
         }
-        for f in totals.lines
+        for f in shown
     ]
     return {
         "quote": quote,
@@ -77,6 +84,7 @@ def panel_context(quote: Quote, totals: QuoteTotals, problems: list[str] | None 
         "lines": lines,
         "problems": problems or [],
         "months": totals.months,
+        "lines_left_out": len(totals.lines) - len(shown),
     }
 
 

@@ -107,7 +107,7 @@ def test_a_bad_row_is_named_and_left_out_of_the_totals(sales_client):
 
     html = sales_client.post(f"/admin/quotes/quote/{quote.pk}/totals/", data).content.decode()
 
-    assert "Line 1 · Discount percent: Ensure this value is less than or equal to 100." in html
+    assert "Line 1 · Disc. %: Ensure this value is less than or equal to 100." in html
     assert figures(html)["mrr_first"] == "$3,000.00"  # the saved 500 + 100 × 25
 
 
