@@ -23,7 +23,7 @@ from catalog.selectors import charges_in_force
 from core import clock
 from core.admin import LINK_CLASSES
 from core.errors import DomainError
-from core.formatting import format_money, format_price
+from core.formatting import format_money, format_price, format_quantity
 from core.forms import PlainDecimalField
 from customers.models import Customer
 from quotes import services, validation
@@ -346,8 +346,8 @@ class QuoteLineAdmin(ModelAdmin):
         "kind",
         "charge_terms",
         "description",
-        "quantity",
-        "unit_price",
+        "quantity_shown",
+        "unit_price_shown",
         "discount_percent",
         "discount_amount",
         "estimated_quantity",
@@ -360,8 +360,8 @@ class QuoteLineAdmin(ModelAdmin):
             "Terms of the line (edited on the quote page)",
             {
                 "fields": [
-                    "quantity",
-                    "unit_price",
+                    "quantity_shown",
+                    "unit_price_shown",
                     "discount_percent",
                     "discount_amount",
                     "estimated_quantity",
@@ -399,6 +399,16 @@ class QuoteLineAdmin(ModelAdmin):
             line.quote.number,
             line.quote.get_status_display(),
         )
+
+    @admin.display(description="Quantity")
+    def quantity_shown(self, line):
+        return format_quantity(line.quantity)
+
+    @admin.display(description="Unit price")
+    def unit_price_shown(self, line):
+        if line.unit_price is None:
+            return "the catalog's"
+        return format_price(line.unit_price, line.quote.currency)
 
     @admin.display(description="Catalog terms")
     def charge_terms(self, line):
