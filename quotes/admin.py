@@ -267,18 +267,17 @@ class QuoteAdmin(QuoteDocumentsMixin, SimpleHistoryAdmin, ModelAdmin):
         return self.list_display
 
     def get_queryset(self, request):
+        queryset = super().get_queryset(request).select_related("customer", "plan")
+        match = request.resolver_match
+        if match is None or not match.url_name or not match.url_name.endswith("changelist"):
+            return queryset  # the quote's page reads its lines once, for its totals
         # The list's totals in a few queries for the page; to an attribute of its own, so that
         # `quote.lines` stays a fresh read for the services.
         lines = QuoteLine.objects.select_related("charge").prefetch_related(
             "charge__tiers", "tiers", "phases"
         )
         listed = Prefetch("lines", queryset=lines, to_attr="listed_lines")
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("customer", "plan")
-            .prefetch_related(listed)
-        )
+        return queryset.prefetch_related(listed)
 
     @admin.display(description="Status", ordering="status")
     def status_shown(self, obj):

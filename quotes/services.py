@@ -130,8 +130,10 @@ def _percent(value: Decimal) -> str:
 
 
 def _locked(quote: Quote) -> Quote:
+    # Only the quote's row is locked: PostgreSQL refuses FOR UPDATE on the nullable side of the
+    # outer join that the optional subscription needs.
     return (
-        Quote.objects.select_for_update()
+        Quote.objects.select_for_update(of=("self",))
         .select_related("customer", "plan", "subscription")
         .get(pk=quote.pk)
     )

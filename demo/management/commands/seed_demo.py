@@ -58,6 +58,7 @@ from quotes.services import (
     quote_decline,
     quote_mark_sent,
     quote_populate_lines,
+    quote_submit,
     quotes_expire_overdue,
 )
 from receivables.models import Payment
@@ -994,7 +995,8 @@ class Command(BaseCommand):
                 decided_on = None  # left alone: sent, draft, or expired by the daily job
             if quote.status == Quote.Status.DRAFT and min(sent_on, decided_on or sent_on) <= day:
                 with simulated_clock(self.moment(min(sent_on, decided_on or sent_on), 11)):
-                    quote = quote_mark_sent(quote=quote)
+                    # Sent once approved (the demo has no approval rule: approved at once)
+                    quote = quote_mark_sent(quote=quote_submit(quote=quote))
             if decided_on is None or decided_on > day or quote.status != Quote.Status.SENT:
                 continue
             with simulated_clock(self.moment(decided_on, 10)):
