@@ -8,7 +8,7 @@ from django.urls import reverse
 from invoicing.models import Invoice
 from invoicing.services import billing_run
 from quotes.models import Quote
-from quotes.services import quote_accept, quote_mark_sent, quote_populate_lines
+from quotes.services import quote_accept, quote_mark_sent, quote_populate_lines, quote_submit
 from receivables.services import payment_apply, payment_record
 from revrec.models import RevenueScheduleLine
 from revrec.services import revrec_sync
@@ -33,8 +33,8 @@ def test_quote_to_cash(db, api, client):
     seats.quantity, seats.unit_price = Decimal("12"), Decimal("22.50")  # negotiated
     seats.save()
 
-    # When the rep sends it and the customer accepts
-    quote_mark_sent(quote=quote)
+    # When the rep submits it (no approval rule: approved), sends it and the customer accepts
+    quote_mark_sent(quote=quote_submit(quote=quote))
     quote = quote_accept(quote=quote)
     subscription = quote.subscription
     assert subscription.external_id == "sub_acme"
