@@ -6,10 +6,14 @@ On DATABASE_URL's server (default postgres://root@127.0.0.1:5432/postgres) it cr
 database and migrates it, then makes a plan with four charges (platform fee and seats in advance,
 API calls at a unit price and tokens on 3 graduated tiers, in arrears), a customer, a sales user (in
 the Sales group) and two draft quotes: one with N lines and one with 5, the lines cycling over the
-plan's charges.
+plan's charges and kinds (every 10th line a one-time fee, every 25th prepaid credits, a
+percentage discount on every 3rd line, an amount discount on every 7th seats line, estimates and
+minimums on the usage lines, a ramp on every 20th seats line and negotiated tiers on every 8th
+tokens line).
 
 For each quote it measures, in this process, K times after one warm-up and keeping the median:
-- totals: `quotes.services.quote_recurring_total` (reads the lines, rates the fixed ones);
+- totals: `quotes.totals.quote_totals` (reads the lines, their tiers and phases, and rates every
+  line over the term: MRR, ARR, ACV, TCV, estimated usage, list and discount);
 - page: GET /admin/quotes/quote/<id>/change/ through Django's test Client, logged in as the sales
   user (DEBUG off), which must answer 200; its queries are counted on the last request.
 
@@ -42,7 +46,7 @@ def build(lines_counts: list[int]) -> tuple[object, list]:
     from catalog.models import BillableMetric, Charge, ChargeTier, Plan
     from core import clock
     from customers.models import Customer
-    from quotes.models import Quote, QuoteLine
+    from quotes.models import Quote, QuoteLine, QuoteLinePhase, QuoteLineTier
 
     calls = BillableMetric.objects.create(
         code="api_calls", name="API calls", aggregation=BillableMetric.Aggregation.COUNT
@@ -93,20 +97,55 @@ def build(lines_counts: list[int]) -> tuple[object, list]:
             valid_until=clock.today() + dt.timedelta(days=30),
             owner=rep,
         )
-        QuoteLine.objects.bulk_create(
-            QuoteLine(
-                quote=quote,
-                charge=charges[n % len(charges)],
-                description=f"{charges[n % len(charges)].name} {n}",
-                quantity=Decimal(n % 40 + 1),
-                unit_price=Decimal("24") if n % len(charges) == 1 else None,
-                position=n % 30000,
-            )
-            for n in range(count)
+        QuoteLine.objects.bulk_create(line(quote, charges, n) for n in range(count))
+        saved = list(quote.lines.select_related("charge").order_by("id"))
+        QuoteLineTier.objects.bulk_create(
+            QuoteLineTier(line=x, up_to=up_to, unit_price=Decimal(price), position=p)
+            for x in saved
+            if x.charge_id == charges[3].pk and x.position % 8 == 3
+            for p, (up_to, price) in enumerate([(2_000_000, "0.0000035"), (None, "0.0000025")])
+        )
+        QuoteLinePhase.objects.bulk_create(
+            QuoteLinePhase(line=x, start_month=first, end_month=last, quantity=Decimal(qty))
+            for x in saved
+            if x.charge_id == charges[1].pk and x.position % 20 == 1
+            for first, last, qty in [(1, 6, 10), (7, 12, 15)]
         )
         quotes.append(quote)
     log(f"fixtures: 1 plan with 4 charges, quotes of {', '.join(map(str, lines_counts))} lines")
     return rep, quotes
+
+
+def line(quote, charges, n: int):
+    """The n-th line of a benchmark quote: mixed kinds, discounts, estimates (see the module)."""
+    from quotes.models import QuoteLine
+
+    position = n % 30000
+    if n % 25 == 24:
+        return QuoteLine(
+            quote=quote, kind="credit", description=f"Credits {n}", unit_price=Decimal("100"),
+            position=position,
+        )  # fmt: skip
+    if n % 10 == 9:
+        return QuoteLine(
+            quote=quote, kind="one_time", description=f"Training {n}", quantity=Decimal(2),
+            unit_price=Decimal("750"), position=position,
+        )  # fmt: skip
+    charge = charges[n % len(charges)]
+    usage = charge.metric_id is not None
+    return QuoteLine(
+        quote=quote,
+        kind="usage" if usage else "recurring",
+        charge=charge,
+        description=f"{charge.name} {n}",
+        quantity=Decimal(0) if usage else Decimal(n % 40 + 1),
+        unit_price=Decimal("24") if n % len(charges) == 1 and n % 3 else None,
+        discount_percent=Decimal(n % 15) if n % 3 == 0 else None,
+        discount_amount=Decimal("1.5") if n % 7 == 1 and n % 3 and n % 4 == 1 else None,
+        estimated_quantity=Decimal(250_000 * (n % 9 + 1)) if usage else None,
+        minimum_amount=Decimal(100) if usage and n % 2 else None,
+        position=position,
+    )
 
 
 def measure(client, quote, repeat: int) -> tuple[float, float, int]:
@@ -114,12 +153,13 @@ def measure(client, quote, repeat: int) -> tuple[float, float, int]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from quotes.services import quote_recurring_total
+    from quotes.models import Quote
+    from quotes.totals import quote_totals
 
     totals = []
     for n in range(repeat + 1):
         started = time.perf_counter()
-        quote_recurring_total(quote=quote)
+        quote_totals(Quote.objects.select_related("customer", "plan").get(pk=quote.pk))
         if n:
             totals.append((time.perf_counter() - started) * 1000)
     pages, url = [], f"/admin/quotes/quote/{quote.pk}/change/"

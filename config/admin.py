@@ -6,6 +6,7 @@ repeated (the superuser, who passes every gate, sees each model once).
 """
 
 from django.urls import reverse_lazy
+from django.utils.text import format_lazy
 
 
 def _can(perm: str):
@@ -58,7 +59,18 @@ GROUPS = [
         "invoicing.change_invoice",
         [
             _item("Customers", "groups", "customers.customer"),
-            _item("Quotes", "request_quote", "quotes.quote"),  # finance reviews and approves
+            _item("Quotes", "request_quote", "quotes.quote"),
+            {
+                # The quotes waiting for finance's approval, with their count
+                "title": "Approval queue",
+                "icon": "approval",
+                "link": format_lazy(
+                    "{}?status__exact=in_review", reverse_lazy("admin:quotes_quote_changelist")
+                ),
+                "permission": _can("quotes.approve_quote"),
+                "badge": "quotes.admin.approval_queue_badge",
+            },
+            _item("Approval rules", "rule", "quotes.approvalrule"),
             _item("Invoices", "receipt_long", "invoicing.invoice"),
             _item("Billing schedule", "event_repeat", "subscriptions.subscription"),
             _item("Prepaid credits", "savings", "subscriptions.prepaidcredit"),

@@ -23,7 +23,8 @@ from core.roles import sync_roles
 from invoicing.selectors import upcoming_invoice
 from invoicing.services import billing_run
 from metering.services import events_ingest
-from quotes.services import quote_populate_lines, quote_recurring_total
+from quotes.services import quote_populate_lines
+from quotes.totals import quote_totals
 from reporting.selectors import recurring_revenue
 from tests.factories import (
     CustomerFactory,
@@ -143,8 +144,8 @@ def test_sales_sees_their_quote_in_the_quote_list(page):
     )
     quote_populate_lines(quote=quote)
     staff("sam", "Sales")
-    total = format_money(quote_recurring_total(quote=quote), "USD")
-    assert total == "$1,325.00"  # 1,200.00 platform fee + 5 seats × 25.00
+    total = format_money(quote_totals(quote).tcv, "USD")
+    assert total == "$3,975.00"  # 3 months × (1,200.00 platform fee + 5 seats × 25.00)
 
     # When the rep logs in and opens the quotes
     log_in(page, "/admin/login/", "sam")

@@ -28,6 +28,8 @@ from core.services import api_key_create
 from customers.models import Customer
 from invoicing.models import Invoice, NumberSeries
 from metering.models import AlertFiring, Event
+from quotes.models import ApprovalRule
+from quotes.services import quote_populate_lines
 from receivables.models import Payment
 from revrec.models import RevenueSchedule
 from subscriptions.models import PrepaidCredit
@@ -65,6 +67,8 @@ MODELS: dict[str, tuple[str, str, str, str]] = {
     "subscriptions.subscription": ("v", "vc", "", "vcd"),
     "subscriptions.prepaidcredit": ("", "va", "", "vacd"),
     "quotes.quote": ("vacd", "vc", "", "vacd"),  # delete: drafts only
+    "quotes.quoteline": ("vc", "v", "", "vc"),  # tiers & ramp; change: editable quotes only
+    "quotes.approvalrule": ("v", "vacd", "", "vacd"),
     "metering.event": ("", "v", "", "v"),
     "metering.usagealert": ("", "vac", "", "vacd"),
     "metering.alertfiring": ("", "v", "", "v"),
@@ -76,6 +80,8 @@ MODELS: dict[str, tuple[str, str, str, str]] = {
 
 # (model, action): the roles that may run it — keep in step with docs/operations.md
 ACTIONS: dict[tuple[str, str], set[str]] = {
+    ("quotes.quote", "submit_for_approval"): {"sales", "finance", "superuser"},
+    ("quotes.quote", "approve"): {"finance", "superuser"},
     ("quotes.quote", "mark_sent"): {"sales", "finance", "superuser"},
     ("quotes.quote", "accept"): {"sales", "finance", "superuser"},
     ("quotes.quote", "decline"): {"sales", "finance", "superuser"},
@@ -132,6 +138,8 @@ def world(db):
         subscription = subscribe(customer=customer, plan=plan)
         metric = subscription.items.exclude(metric=None).first().metric
         alert = UsageAlertFactory(subscription=subscription, metric=metric)
+        quote = QuoteFactory(customer=customer, plan=plan)
+        quote_populate_lines(quote=quote)
         now = dt.datetime(2026, 2, 14, 12, tzinfo=dt.UTC)
         records = {
             "auth.group": Group.objects.get(name="Sales"),
@@ -161,7 +169,13 @@ def world(db):
                 remaining=Decimal("100"),
                 granted_on=dt.date(2026, 2, 1),
             ),
-            "quotes.quote": QuoteFactory(customer=customer, plan=plan),
+            "quotes.quote": quote,
+            "quotes.quoteline": quote.lines.first(),
+            "quotes.approvalrule": ApprovalRule.objects.create(
+                name="Line discount above 5%",
+                kind=ApprovalRule.Kind.LINE_DISCOUNT_ABOVE,
+                threshold=Decimal("5"),
+            ),
             "metering.event": Event.objects.create(
                 customer=customer,
                 subscription=subscription,

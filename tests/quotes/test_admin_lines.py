@@ -17,15 +17,7 @@ from tests.factories import (
     TokensMetricFactory,
     hybrid_plan,
 )
-
-HEADER = {
-    "title": "Acme 2026",
-    "start_date": "2026-03-15",
-    "term_months": "12",
-    "valid_until": "2026-03-31",
-    "subscription_external_id": "sub_acme_2026",
-}
-
+from tests.quotes.helpers import HEADER, lines_data
 
 pytestmark = pytest.mark.usefixtures("admin_clock")
 
@@ -49,29 +41,6 @@ def tiered_plan():
     ChargeTier.objects.create(charge=tokens, from_units=1000, unit_price=Decimal("0.005"))
     ChargeFactory(plan=plan, name="Platform fee", currency="EUR", unit_price=Decimal("450"))
     return plan
-
-
-def lines_data(lines, *, extra=()):
-    """The inline's POST data for `lines` (saved) and `extra` (dicts of new lines' fields)."""
-    data = {
-        "lines-TOTAL_FORMS": str(len(lines) + len(extra)),
-        "lines-INITIAL_FORMS": str(len(lines)),
-        "lines-MIN_NUM_FORMS": "0",
-        "lines-MAX_NUM_FORMS": "1000",
-    }
-    for i, line in enumerate(lines):
-        data |= {
-            f"lines-{i}-id": line.pk,
-            f"lines-{i}-quote": line.quote_id,
-            f"lines-{i}-position": line.position,
-            f"lines-{i}-charge": line.charge_id,
-            f"lines-{i}-description": line.description,
-            f"lines-{i}-quantity": line.quantity,
-            f"lines-{i}-unit_price": "" if line.unit_price is None else line.unit_price,
-        }
-    for i, fields in enumerate(extra, start=len(lines)):
-        data |= {f"lines-{i}-{name}": value for name, value in fields.items()}
-    return data
 
 
 def draft_quote(plan):
@@ -103,11 +72,12 @@ def test_a_unit_price_on_a_tiered_line_is_refused_on_that_line(sales_client):
     assert errors[tokens] == {
         "unit_price": [
             "'Tokens' is priced by its Graduated tiers (each tier at its own price) terms, "
-            "not by a unit price: leave its price empty."
+            "not by a unit price: leave its price empty (negotiate its tiers or give a "
+            "percentage discount)."
         ]
     }
     assert [e for i, e in enumerate(errors) if i != tokens] == [{}] * (len(lines) - 1)
-    assert "not by a unit price: leave its price empty." in response.content.decode()
+    assert "not by a unit price: leave its price empty (negotiate" in response.content.decode()
     assert saved_lines(quote) == before
 
 
@@ -116,7 +86,7 @@ def test_a_unit_price_on_a_tiered_line_is_refused_on_the_add_page(sales_client):
     tokens = plan.charges.get(name="Tokens")
     data = {"customer": customer.pk, "plan": plan.pk, **HEADER}
     data |= lines_data(
-        [], extra=[{"position": "0", "charge": tokens.pk, "quantity": "0", "unit_price": "1"}]
+        [], extra=[{"kind": "usage", "charge": tokens.pk, "quantity": "0", "unit_price": "1"}]
     )
 
     response = sales_client.post("/admin/quotes/quote/add/", data)
@@ -133,7 +103,7 @@ def test_a_charge_in_another_currency_is_refused_on_the_line(sales_client):
     quote = draft_quote(plan)  # a USD customer
     before = saved_lines(quote)
     eur_fee = plan.charges.get(currency="EUR")
-    new_line = {"position": "9", "charge": eur_fee.pk, "quantity": "1", "unit_price": "450"}
+    new_line = {"kind": "recurring", "charge": eur_fee.pk, "quantity": "1", "unit_price": "450"}
     lines = list(quote.lines.order_by("position", "pk"))
 
     response = post_change(sales_client, quote, lines_data(lines, extra=[new_line]))
@@ -152,7 +122,7 @@ def test_a_charge_in_another_currency_is_refused_on_the_line(sales_client):
 def test_another_plans_charge_is_not_a_choice(sales_client):
     quote = draft_quote(tiered_plan())
     other = hybrid_plan().charges.get(name="Seats")  # USD, but another plan
-    new_line = {"position": "9", "charge": other.pk, "quantity": "1", "unit_price": ""}
+    new_line = {"kind": "recurring", "charge": other.pk, "quantity": "1", "unit_price": ""}
     lines = list(quote.lines.order_by("position", "pk"))
 
     response = post_change(sales_client, quote, lines_data(lines, extra=[new_line]))
