@@ -492,7 +492,7 @@ class QuoteAdmin(QuoteDocumentsMixin, SimpleHistoryAdmin, ModelAdmin):
             how = "submit" if editing else "link"
             url = reverse("admin:quotes_quote_workflow", args=[quote.pk, action])
             buttons.append({"action": action, "label": label, "how": how, "url": url})
-        return buttons
+        return buttons + self.document_buttons(request, quote)
 
     def response_change(self, request, obj):
         action = request.POST.get("_workflow")

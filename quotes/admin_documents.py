@@ -1,7 +1,7 @@
 """The quote admin's documents: the PDF download and the "Send to customer" page.
 
 `QuoteDocumentsMixin` goes first in QuoteAdmin's bases; it adds its URLs before the admin's own
-and gives `document_links(obj)`, the buttons the change page shows.
+and gives `document_buttons(request, quote)`, the buttons the change page shows.
 """
 
 from django import forms
@@ -11,19 +11,11 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 
 from core.errors import DomainError
 from quotes.documents import quote_filename, quote_pdf
 from quotes.models import Quote
 from quotes.sending import quote_send
-
-BUTTON = (
-    "inline-flex items-center gap-1 border rounded-default px-3 py-2 text-sm font-medium "
-    "whitespace-nowrap"
-)
-PRIMARY = f"{BUTTON} bg-primary-600 border-primary-600 text-white"
-SECONDARY = f"{BUTTON} border-base-200 text-primary-600 dark:border-base-700 dark:text-primary-500"
 
 
 class SendQuoteForm(forms.Form):
@@ -131,25 +123,28 @@ class QuoteDocumentsMixin:
         status = 422 if request.method == "POST" else 200
         return TemplateResponse(request, "admin/quotes/quote/send.html", context, status=status)
 
-    def document_links(self, obj) -> str:
-        """The change page's buttons: the PDF, and sending (while the quote can be sent)."""
-        if obj is None or not obj.pk:
-            return ""
-        pdf = reverse("admin:quotes_quote_pdf", args=[obj.pk])
-        links = format_html(
-            '<a href="{}" class="{}" target="_blank" rel="noopener">'
-            '<span class="material-symbols-outlined">picture_as_pdf</span>Quote PDF</a>',
-            pdf,
-            SECONDARY,
-        )
-        if obj.status in (Quote.Status.APPROVED, Quote.Status.SENT):
-            send = reverse("admin:quotes_quote_send", args=[obj.pk])
-            label = "Send again" if obj.status == Quote.Status.SENT else "Send to customer"
-            links += format_html(
-                ' <a href="{}" class="{}">'
-                '<span class="material-symbols-outlined">send</span>{}</a>',
-                send,
-                PRIMARY,
-                label,
+    def document_buttons(self, request, quote) -> list[dict]:
+        """The change page's buttons (links): the PDF, and sending by email while the quote is
+        approved or sent and the user may change it."""
+        buttons = [
+            {
+                "action": "pdf",
+                "label": "Quote PDF",
+                "how": "link",
+                "url": reverse("admin:quotes_quote_pdf", args=[quote.pk]),
+            }
+        ]
+        if quote.status in (Quote.Status.APPROVED, Quote.Status.SENT) and (
+            self.has_change_permission(request, quote)
+        ):
+            buttons.append(
+                {
+                    "action": "send",
+                    "label": "Send again"
+                    if quote.status == Quote.Status.SENT
+                    else "Send to customer",
+                    "how": "link",
+                    "url": reverse("admin:quotes_quote_send", args=[quote.pk]),
+                }
             )
-        return format_html('<div class="flex flex-wrap gap-2">{}</div>', links)
+        return buttons

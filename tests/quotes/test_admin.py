@@ -265,14 +265,6 @@ def test_an_approved_quote_edited_within_the_rules_stays_approved(sales_client):
     assert quote.status == Quote.Status.APPROVED
 
 
-# The conversion into a subscription is being finished in subscriptions/ (issue 19): until then
-# subscription_create does not take the quote's billing interval.
-conversion = pytest.mark.xfail(
-    raises=TypeError, reason="subscriptions.services.subscription_create: conversion unfinished"
-)
-
-
-@conversion
 def test_mark_sent_accept_and_its_subscription_once(sales_client):
     quote = Quote.objects.get(pk=quote_submit(quote=draft()).pk)
     sales_client.post(
@@ -352,7 +344,6 @@ def test_a_sent_quote_shows_its_lines_read_only_with_plain_prices(sales_client):
     assert 'name="lines-0-quantity"' not in page  # no editable line fields once sent
 
 
-@conversion
 def test_an_accepted_quote_links_its_subscription_and_cannot_be_deleted(sales_client):
     quote = draft()
     url, delete = (
