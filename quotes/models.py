@@ -43,6 +43,7 @@ class Quote(models.Model):
             Status.SUPERSEDED,
         },
         Status.APPROVED: {
+            Status.DRAFT,  # edited into a quote with a problem (services.quote_edited)
             Status.SENT,
             Status.ACCEPTED,
             Status.IN_REVIEW,

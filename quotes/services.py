@@ -195,11 +195,20 @@ def quote_submit(*, quote: Quote, by=None) -> Quote:
 @transaction.atomic
 def quote_edited(*, quote: Quote, by=None) -> Quote:
     """An approved quote was edited: it goes through the rules again (back to review when one
-    applies; it stays approved when none does)."""
+    applies; it stays approved when none does). An edit that leaves the quote with a problem (a
+    new term its ramp no longer covers, say) sends it back to draft, the problems as the reason:
+    it cannot be sent or accepted until fixed and submitted again."""
     quote = _locked(quote)
     if quote.status != Quote.Status.APPROVED:
         return quote
-    totals = _check(quote)
+    lines = _lines(quote)
+    problems = quote_problems(quote, lines)
+    if problems:
+        quote.approval_reasons = []
+        _move(quote, Quote.Status.DRAFT, by=by, reason="Edited: " + " ".join(problems))
+        quote.save(update_fields=["status", "approval_reasons"])
+        return quote
+    totals = quote_totals(quote, lines)
     reasons = approval_reasons(quote, totals)
     quote.approval_reasons = reasons
     if reasons:

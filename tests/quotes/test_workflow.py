@@ -224,3 +224,20 @@ def test_a_declined_quote_gets_one_new_version(rep):
     assert (declined.status, new.version) == (Quote.Status.DECLINED, 2)
     with pytest.raises(Conflict, match=f"already has a new version: Q-{new.pk:05d} v2"):
         quote_new_version(quote=declined, by=rep)
+
+
+def test_an_approved_quote_edited_into_a_problem_goes_back_to_draft(rep):
+    quote = quote_submit(quote=northwind_deal(), by=rep)  # approved
+    Quote.objects.filter(pk=quote.pk).update(term_months=36)  # the ramp covers 24 months
+
+    quote = quote_edited(quote=quote, by=rep)
+
+    assert quote.status == Quote.Status.DRAFT
+    assert moves(quote)[-1] == (
+        "approved",
+        "draft",
+        "rep",
+        "Edited: Line 2 (Seats): Months 25–36 of the 36-month term are in no phase.",
+    )
+    with pytest.raises(Conflict, match="submit it for approval first"):
+        quote_mark_sent(quote=quote, by=rep)
