@@ -126,7 +126,8 @@ LINE_FIELDS = [
     "estimated_quantity",
     "minimum_amount",
 ]
-FIGURES = ["list_price", "net_price", "tiers_and_ramp"]
+# The list price is the unit price's placeholder ("list $25.00") and the totals' per-line table
+FIGURES = ["net_price", "tiers_and_ramp"]
 COLUMN_LABELS = {
     "quantity": "Qty",
     "discount_percent": "Disc. %",
@@ -194,17 +195,16 @@ class QuoteLineInline(TabularInline):
         return self.figures.get(line.pk) if line.pk else None
 
     # The admin reads each read-only cell several times: each row's cells are made once
-    def _cells(self, line) -> tuple[str, str, str]:
+    def _cells(self, line) -> tuple[str, str]:
         cells = getattr(line, "_cells", None)
         if cells is None:
             cells = line._cells = self._make_cells(line)
         return cells
 
-    def _make_cells(self, line) -> tuple[str, str, str]:
+    def _make_cells(self, line) -> tuple[str, str]:
         figures = self._figures(line)
         if not figures:
-            return "—", "—", "save first" if not line.pk else "—"
-        listed = format_money(figures.list_first, self.currency)
+            return "—", "save first" if not line.pk else "—"
         net = format_money(figures.net_first, self.currency)
         if figures.net_last != figures.net_first:
             net = f"{net} → {format_money(figures.net_last, self.currency)}"
@@ -220,19 +220,15 @@ class QuoteLineInline(TabularInline):
             LINK_CLASSES,
             ", ".join(counts) or "Tiers & ramp",
         )
-        return listed, net, link
-
-    @admin.display(description="List / period")
-    def list_price(self, line):
-        return self._cells(line)[0]
+        return net, link
 
     @admin.display(description="Net / period")
     def net_price(self, line):
-        return self._cells(line)[1]
+        return self._cells(line)[0]
 
     @admin.display(description="Tiers & ramp")
     def tiers_and_ramp(self, line):
-        return self._cells(line)[2]
+        return self._cells(line)[1]
 
     def _editable(self, obj):
         return obj is None or obj.editable

@@ -16,8 +16,9 @@ from django.template.loader import render_to_string
 from weasyprint import HTML
 
 from catalog import rating
+from catalog.pricing_display import terms_in_words
 from core import clock
-from core.formatting import format_money, format_price, format_quantity, plural_unit
+from core.formatting import format_price
 from core.money import round_money
 from core.periods import add_months
 from quotes import pricing
@@ -30,68 +31,6 @@ PERIOD_WORDS = {1: "month", 3: "quarter", 6: "half-year", 12: "year"}
 
 def period_word(months: int) -> str:
     return PERIOD_WORDS.get(months, f"{months} months")
-
-
-def _dec(value) -> Decimal:
-    return Decimal(str(value)) if value not in (None, "") else ZERO
-
-
-def _units(quantity, unit: str) -> str:
-    return f"{format_quantity(quantity)} {plural_unit(unit, quantity)}"
-
-
-def terms_in_words(terms: dict, currency: str, *, unit: str = "unit", period: str = "month"):
-    """A line's price terms as sentences a customer reads, one a list item:
-
-    ["First 1,000,000 calls: $0.002 each", "Next 9,000,000 calls (1,000,001 – 10,000,000):
-    $0.0015 each", "Above 10,000,000 calls: $0.001 each"] for graduated tiers; volume tiers say
-    that every unit takes the price of the tier the period's total reaches.
-    """
-    model = rating.pricing_model(terms, strict=False)
-    words = []
-    if model.fixed_fee:
-        words.append(f"{format_price(_dec(terms.get('unit_price')), currency)} per {period}")
-    elif model.unit_price:
-        words.append(f"{format_price(_dec(terms.get('unit_price')), currency)} per {unit}")
-    if model.tiered:
-        tiers, lower = [], ZERO
-        for tier in terms.get("tiers") or []:
-            up_to = None if tier.get("up_to") in (None, "") else _dec(tier["up_to"])
-            tiers.append((lower, up_to, _dec(tier.get("unit_price")), _dec(tier.get("flat_fee"))))
-            lower = up_to if up_to is not None else lower
-        if rating.pricing_model(terms).name == "volume":
-            words.append(
-                f"Every {unit} of the {period} at the price of the tier its total reaches:"
-            )
-        else:
-            words.append(f"Each tier at its own price, per {period}:")
-        for number, (start, up_to, price, flat) in enumerate(tiers):
-            each = f"{format_price(price, currency)} per {unit}"
-            if flat:
-                each += f" + {format_money(flat, currency)} flat"
-            if up_to is None:
-                span = f"Above {_units(start, unit)}" if start else f"Every {unit}"
-            elif number == 0:
-                span = f"First {_units(up_to, unit)}"
-            else:
-                span = (
-                    f"Next {_units(up_to - start, unit)} "
-                    f"({format_quantity(start + 1)} – {format_quantity(up_to)})"
-                )
-            words.append(f"{span}: {each}")
-    if model.package:
-        words.append(
-            f"{format_price(_dec(terms.get('package_price')), currency)} per block of "
-            f"{_units(_dec(terms.get('package_size')), unit)} (a started block counts)"
-        )
-    if model.on_amounts:
-        text = f"{_dec(terms.get('rate')).normalize():f}% of each transaction"
-        if _dec(terms.get("fixed_fee")):
-            text += f" + {format_price(_dec(terms['fixed_fee']), currency)}"
-        words.append(text)
-    if model.free_units and _dec(terms.get("free_units")):
-        words.append(f"First {_units(_dec(terms['free_units']), unit)} free each {period}")
-    return words
 
 
 @dataclass
@@ -142,8 +81,8 @@ def _document_line(line, figures, extras, *, currency: str, period: str) -> Docu
         line=line,
         unit=unit,
         quantity=line.quantity,
-        list_price=_dec(list_terms.get("unit_price")) if model.unit_price else None,
-        net_price=_dec(net_terms.get("unit_price")) if model.unit_price else None,
+        list_price=rating.pricing_value(list_terms, "unit_price") if model.unit_price else None,
+        net_price=rating.pricing_value(net_terms, "unit_price") if model.unit_price else None,
         discount=_discount_text(line, currency, unit),
         amount=figures.net_first,
         amount_last=figures.net_last,
@@ -165,14 +104,16 @@ def _document_line(line, figures, extras, *, currency: str, period: str) -> Docu
         first = extras.phases[0]
         row.quantity = first.quantity
         if model.unit_price:
-            row.net_price = _dec(pricing.net_pricing(line, phase=first).get("unit_price"))
+            row.net_price = rating.pricing_value(
+                pricing.net_pricing(line, phase=first), "unit_price"
+            )
     for phase in extras.phases:
         terms = pricing.net_pricing(line, phase=phase)
         row.phases.append(
             PhaseRow(
                 months=f"{phase.start_month}–{phase.end_month}",
                 quantity=phase.quantity,
-                unit_price=_dec(terms.get("unit_price")) if model.unit_price else None,
+                unit_price=rating.pricing_value(terms, "unit_price") if model.unit_price else None,
                 amount=_rated(terms, phase.quantity, currency),
             )
         )

@@ -11,9 +11,9 @@ from catalog.models import Charge, ChargeTier
 from catalog.pricing_display import explanation_lines
 from invoicing.models import Invoice
 from invoicing.services import billing_run
-from metering.models import Event
 from subscriptions.services import ItemSpec, PhaseSpec, subscription_create
 from tests.factories import ChargeFactory, CustomerFactory, MetricFactory, PlanFactory, day
+from tests.invoicing.test_billing import calls, lines_of
 
 
 def bill(on: str) -> list[Invoice]:
@@ -21,27 +21,6 @@ def bill(on: str) -> list[Invoice]:
         result = billing_run()
     assert result.failed == {}
     return result.invoices
-
-
-def calls(subscription, count: int, on: str) -> None:
-    at = dt.datetime.combine(day(on), dt.time(12), tzinfo=dt.UTC)
-    Event.objects.bulk_create(
-        Event(
-            customer=subscription.customer,
-            subscription=subscription,
-            transaction_id=f"{subscription.external_id}-{on}-{n}",
-            code="api_calls",
-            timestamp=at,
-            received_at=at,
-        )
-        for n in range(count)
-    )
-
-
-def lines_of(invoice) -> list[tuple]:
-    return [
-        (line.kind, line.description, line.quantity, line.amount) for line in invoice.lines.all()
-    ]
 
 
 def standard(price: str) -> dict:

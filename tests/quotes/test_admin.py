@@ -79,7 +79,7 @@ def test_a_new_quote_gets_one_line_per_plan_charge_at_catalog_prices(sales_clien
     for name in ("kind", "charge", "discount_percent", "discount_amount", "estimated_quantity"):
         assert f'name="lines-0-{name}"' in html, name
     assert 'placeholder="list $25.00"' in html
-    for label in ("List / period", "Net / period", "Tiers &amp; ramp"):
+    for label in ("Net / period", "Tiers &amp; ramp"):
         assert label in html
     # Totals: fixed fees 500 + 5 × 25 = 625.00 a month; TCV 12 × 625 = 7,500.00
     assert re.search(r'data-figure="mrr_first">\$625.00<', html)
