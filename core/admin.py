@@ -19,7 +19,24 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 from unfold.widgets import UnfoldAdminSelectWidget, UnfoldAdminTextInputWidget
 
+from core.formatting import format_price, format_quantity
 from core.models import ApiKey
+
+
+def shown(field: str, description: str, *, currency=None):
+    """A read-only display of a decimal field as people read it: a quantity or percentage
+    (1,500; 25), or, with `currency` (the object's currency, from the object), a price
+    ($0.0018); empty shows "—". The admin would print the column's every decimal place
+    (25.000000)."""
+
+    @admin.display(description=description)
+    def display(model_admin, obj):
+        value = getattr(obj, field)
+        if value is None:
+            return "—"
+        return format_price(value, currency(obj)) if currency else format_quantity(value)
+
+    return display
 
 
 @admin.register(ApiKey)

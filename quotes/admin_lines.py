@@ -21,9 +21,9 @@ from catalog.models import Charge, Plan
 from catalog.pricing_display import pricing_summary
 from catalog.selectors import charges_in_force
 from core import clock
-from core.admin import LINK_CLASSES
+from core.admin import LINK_CLASSES, shown
 from core.errors import DomainError
-from core.formatting import format_money, format_price, format_quantity
+from core.formatting import format_money, format_price
 from core.forms import PlainDecimalField
 from customers.models import Customer
 from quotes import services, validation
@@ -137,6 +137,19 @@ COLUMN_LABELS = {
 }
 
 
+READ_ONLY = {
+    name: f"{name}_shown"
+    for name in (
+        "quantity",
+        "unit_price",
+        "discount_percent",
+        "discount_amount",
+        "estimated_quantity",
+        "minimum_amount",
+    )
+}
+
+
 class QuoteLineInline(TabularInline):
     model = QuoteLine
     formset = QuoteLineFormSet
@@ -153,10 +166,32 @@ class QuoteLineInline(TabularInline):
     extras: dict = {}
     currency = "USD"
 
+    def get_fields(self, request, obj=None):
+        if self._editable(obj):
+            return self.fields
+        return [READ_ONLY.get(name, name) for name in self.fields]
+
     def get_readonly_fields(self, request, obj=None):
         if self._editable(obj):
             return FIGURES
-        return self.fields
+        return self.get_fields(request, obj)
+
+    # A quote no longer editable shows its lines' numbers as people read them
+    quantity_shown = shown("quantity", "Qty")
+    discount_percent_shown = shown("discount_percent", "Disc. %")
+    discount_amount_shown = shown(
+        "discount_amount", "Disc. amount", currency=lambda line: line.quote.currency
+    )
+    estimated_quantity_shown = shown("estimated_quantity", "Est. qty / month")
+    minimum_amount_shown = shown(
+        "minimum_amount", "Min. / month", currency=lambda line: line.quote.currency
+    )
+
+    @admin.display(description="Unit price")
+    def unit_price_shown(self, line):
+        if line.unit_price is None:
+            return "catalog"
+        return format_price(line.unit_price, line.quote.currency)
 
     def get_queryset(self, request):
         # The read-only rows show the charge as "plan: name"
@@ -291,6 +326,14 @@ class _LineChild(TabularInline):
     def _editable(self, obj):
         return obj is not None and obj.quote.editable
 
+    def get_fields(self, request, obj=None):
+        if self._editable(obj):
+            return self.fields
+        return [f"{name}_shown" if name in self.decimals else name for name in self.fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if self._editable(obj) else self.get_fields(request, obj)
+
     def has_add_permission(self, request, obj=None):
         return self._editable(obj) and super().has_add_permission(request, obj)
 
@@ -305,6 +348,10 @@ class QuoteLineTierInline(_LineChild):
     model = QuoteLineTier
     formset = TierFormSet
     fields = ["up_to", "unit_price", "flat_fee"]
+    decimals = fields
+    up_to_shown = shown("up_to", "Up to")
+    unit_price_shown = shown("unit_price", "Unit price", currency=lambda t: t.line.quote.currency)
+    flat_fee_shown = shown("flat_fee", "Flat fee", currency=lambda t: t.line.quote.currency)
     verbose_name = "negotiated tier"
     verbose_name_plural = "Negotiated tiers (usage on a graduated or volume charge)"
 
@@ -313,6 +360,10 @@ class QuoteLinePhaseInline(_LineChild):
     model = QuoteLinePhase
     formset = PhaseFormSet
     fields = ["start_month", "end_month", "quantity", "unit_price", "discount_percent"]
+    decimals = ["quantity", "unit_price", "discount_percent"]
+    quantity_shown = shown("quantity", "Quantity")
+    unit_price_shown = shown("unit_price", "Unit price", currency=lambda p: p.line.quote.currency)
+    discount_percent_shown = shown("discount_percent", "Discount percent")
     verbose_name = "ramp phase"
     verbose_name_plural = "Ramp phases (a recurring fee by months of the term)"
 
@@ -344,10 +395,10 @@ class QuoteLineAdmin(ModelAdmin):
         "description",
         "quantity_shown",
         "unit_price_shown",
-        "discount_percent",
-        "discount_amount",
-        "estimated_quantity",
-        "minimum_amount",
+        "discount_percent_shown",
+        "discount_amount_shown",
+        "estimated_quantity_shown",
+        "minimum_amount_shown",
         "term",
     ]
     fieldsets = [
@@ -358,10 +409,10 @@ class QuoteLineAdmin(ModelAdmin):
                 "fields": [
                     "quantity_shown",
                     "unit_price_shown",
-                    "discount_percent",
-                    "discount_amount",
-                    "estimated_quantity",
-                    "minimum_amount",
+                    "discount_percent_shown",
+                    "discount_amount_shown",
+                    "estimated_quantity_shown",
+                    "minimum_amount_shown",
                 ]
             },
         ),
@@ -396,9 +447,15 @@ class QuoteLineAdmin(ModelAdmin):
             line.quote.get_status_display(),
         )
 
-    @admin.display(description="Quantity")
-    def quantity_shown(self, line):
-        return format_quantity(line.quantity)
+    quantity_shown = shown("quantity", "Quantity")
+    discount_percent_shown = shown("discount_percent", "Discount percent")
+    discount_amount_shown = shown(
+        "discount_amount", "Discount amount", currency=lambda line: line.quote.currency
+    )
+    estimated_quantity_shown = shown("estimated_quantity", "Estimated quantity per month")
+    minimum_amount_shown = shown(
+        "minimum_amount", "Minimum per month", currency=lambda line: line.quote.currency
+    )
 
     @admin.display(description="Unit price")
     def unit_price_shown(self, line):

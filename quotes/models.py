@@ -15,6 +15,7 @@ from simple_history.models import HistoricalRecords
 
 from catalog.models import Charge, Plan
 from core.fields import price_field, quantity_field
+from core.formatting import format_quantity
 from customers.models import Customer
 from subscriptions.models import Subscription
 
@@ -324,7 +325,7 @@ class QuoteLineTier(models.Model):
         ordering = ["line", "position", "id"]
 
     def __str__(self) -> str:
-        return f"up to {self.up_to}" if self.up_to is not None else "and above"
+        return f"up to {format_quantity(self.up_to)}" if self.up_to is not None else "and above"
 
 
 class QuoteLinePhase(models.Model):

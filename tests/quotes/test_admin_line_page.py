@@ -151,3 +151,28 @@ def test_a_line_of_a_quote_in_review_is_read_only_and_an_approved_ones_edit_goes
     assert quote.approval_reasons[0].startswith("Big deals: the annual contract value")
     page = sales_client.get(f"/admin/quotes/quoteline/{seats.pk}/change/").content.decode()
     assert 'name="phases-0-quantity"' not in page and 'name="_save"' not in page
+
+
+def test_a_quote_in_review_shows_its_numbers_as_people_read_them(sales_client):
+    """Read-only lines, tiers and phases: 100 seats, $0.0018, 10 %, not 100.000000 (the
+    column's every decimal place)."""
+    from tests.quotes.deal import northwind_deal
+    from tests.test_pages_show_money import problems
+
+    ApprovalRule.objects.create(name="Any discount", kind="line_discount_above", threshold=0)
+    quote = quote_submit(quote=northwind_deal())
+    assert quote.status == Quote.Status.IN_REVIEW
+    seats, calls = quote.lines.get(description="Seats"), quote.lines.get(description="API calls")
+    pages = {
+        url: sales_client.get(url).content.decode()
+        for url in (
+            f"/admin/quotes/quote/{quote.pk}/change/",
+            f"/admin/quotes/quoteline/{seats.pk}/change/",
+            f"/admin/quotes/quoteline/{calls.pk}/change/",
+        )
+    }
+    assert [p for url, html in pages.items() for p in problems(url, html)] == []
+    quote_page, seats_page, calls_page = pages.values()
+    assert "3,000,000" in quote_page and "$3,000.00" in quote_page  # estimate, minimum / month
+    assert ">100<" in seats_page.replace(" ", "") and "$38.00" in seats_page
+    assert "2,000,000" in calls_page and "$0.0009" in calls_page
