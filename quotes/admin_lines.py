@@ -485,6 +485,10 @@ class QuoteLineAdmin(ModelAdmin):
         for position, tier in enumerate(tiers):
             tier.position = position
         QuoteLineTier.objects.bulk_update(tiers, ["position"])
+        first = line.phases.order_by("start_month").first()
+        if first is not None and first.quantity != line.quantity:
+            # A ramped line's quantity is its first phase's (what month 1 bills)
+            QuoteLine.objects.filter(pk=line.pk).update(quantity=first.quantity)
         if line.quote.status == Quote.Status.APPROVED and any(f.has_changed() for f in formsets):
             quote_was_edited(request, line.quote)
 

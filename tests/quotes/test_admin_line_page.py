@@ -1,6 +1,8 @@
 """A line's own page ("Tiers & ramp"): negotiated tiers and ramp phases, checked as a whole when
 saved, with the message on the formset and nothing saved when refused."""
 
+from decimal import Decimal
+
 import pytest
 
 from quotes.models import ApprovalRule, Quote, QuoteLinePhase, QuoteLineTier
@@ -176,3 +178,24 @@ def test_a_quote_in_review_shows_its_numbers_as_people_read_them(sales_client):
     assert "3,000,000" in quote_page and "$3,000.00" in quote_page  # estimate, minimum / month
     assert ">100<" in seats_page.replace(" ", "") and "$38.00" in seats_page
     assert "2,000,000" in calls_page and "$0.0009" in calls_page
+
+
+def test_a_ramped_lines_quantity_is_its_first_phases(sales_client):
+    quote = worked_example()
+    seats = quote.lines.get(description="Seats")
+    seats.phases.all().delete()
+    seats.quantity = Decimal("7")
+    seats.save()
+    response = sales_client.post(
+        f"/admin/quotes/quoteline/{seats.pk}/change/",
+        page_data(
+            seats,
+            phases=[
+                {"start_month": "1", "end_month": "12", "quantity": "120"},
+                {"start_month": "13", "end_month": "24", "quantity": "150"},
+            ],
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    seats.refresh_from_db()
+    assert seats.quantity == Decimal("120")

@@ -1220,6 +1220,8 @@ class Command(BaseCommand):
                 for field_name in ("quantity", "discount_percent", "estimated_quantity"):
                     if field_name in terms:
                         setattr(line, field_name, Decimal(terms[field_name]))
+                if terms.get("ramp"):  # a ramped line's quantity is its first phase's
+                    line.quantity = Decimal(terms["ramp"][0][1])
                 line.full_clean()
                 line.save()
                 for months, quantity, price in terms.get("ramp", ()):
