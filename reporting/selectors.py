@@ -559,7 +559,7 @@ class Renewal:
 class SalesFigures:
     as_of: dt.date
     quotes_by_status: list[QuoteCount]
-    expiring: list[ExpiringQuote]  # draft or sent, valid until within the next 7 days
+    expiring: list[ExpiringQuote]  # open, valid until within the next 7 days
     expiring_until: dt.date
     signed_arr: PerCurrency  # 12 × MRR of subscriptions from quotes accepted this month
     signed_count: int
