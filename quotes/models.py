@@ -192,8 +192,30 @@ class Quote(models.Model):
                     f"The term ({self.term_months} months) must be a whole number of billing "
                     f"periods ({self.interval} months each)."
                 )
+            elif self.pk:
+                errors |= self._ramp_problems()
         if errors:
             raise ValidationError(errors)
+
+    def _ramp_problems(self) -> dict[str, str]:
+        """A new term or billing interval must still suit the lines' ramps (else the ramp
+        would be refused only at submission)."""
+        from quotes.validation import phase_problems
+
+        phases: dict[int, list] = {}
+        for phase in QuoteLinePhase.objects.filter(line__quote=self).select_related("line"):
+            phases.setdefault(phase.line_id, []).append(phase)
+        for line_phases in phases.values():
+            line = line_phases[0].line
+            problems = phase_problems(
+                line, line_phases, term_months=self.term_months, interval=self.interval
+            )
+            if problems:
+                return {
+                    "term_months": f"The ramp of '{line}' no longer fits: {problems[0]} Change "
+                    "its phases (Tiers & ramp) first, or keep the term and billing interval."
+                }
+        return {}
 
     @property
     def number(self) -> str:

@@ -241,3 +241,22 @@ def test_an_approved_quote_edited_into_a_problem_goes_back_to_draft(rep):
     )
     with pytest.raises(Conflict, match="submit it for approval first"):
         quote_mark_sent(quote=quote, by=rep)
+
+
+def test_a_term_the_ramp_no_longer_fits_is_refused_on_the_term():
+    from django.core.exceptions import ValidationError as FormError
+
+    quote = northwind_deal()
+    quote.term_months = 36
+    with pytest.raises(FormError) as refused:
+        quote.full_clean()
+    assert refused.value.message_dict == {
+        "term_months": [
+            "The ramp of 'Seats' no longer fits: Months 25–36 of the 36-month term are in no "
+            "phase. Change its phases (Tiers & ramp) first, or keep the term and billing interval."
+        ]
+    }
+    quote.term_months, quote.billing_interval_months = 24, 12  # phases start months 1 and 13
+    quote.full_clean()
+    quote.billing_interval_months = 6
+    quote.full_clean()  # months 1 and 13 start 6-month periods too
