@@ -153,7 +153,7 @@ def test_submit_with_a_discount_goes_to_review_with_the_reason(sales_client):
     assert "Draft → In review" in html
 
 
-def test_a_submit_refused_keeps_the_edits_and_says_why(sales_client):
+def test_a_term_the_ramp_does_not_cover_is_refused_on_the_term(sales_client):
     # Given seats ramped over the 12 months of the term
     quote = draft()
     seats = quote.lines.get(description="Seats")
@@ -163,10 +163,14 @@ def test_a_submit_refused_keeps_the_edits_and_says_why(sales_client):
 
     response = sales_client.post(f"/admin/quotes/quote/{quote.pk}/change/", data)
 
-    # Then the edit is saved, and the submission refused saying why
-    assert "Line 2 (Seats): Months 13–24 of the 24-month term are in no phase." in notes(response)
+    # Then the page refuses the term, saying why, and nothing is saved or submitted
+    assert response.status_code == 200
+    assert response.context_data["adminform"].form.errors["term_months"] == [
+        "The ramp of 'Seats' no longer fits: Months 13–24 of the 24-month term are in no "
+        "phase. Change its phases (Tiers & ramp) first, or keep the term and billing interval."
+    ]
     quote.refresh_from_db()
-    assert (quote.status, quote.term_months) == (Quote.Status.DRAFT, 24)
+    assert (quote.status, quote.term_months) == (Quote.Status.DRAFT, 12)
 
 
 def test_a_rep_cannot_approve_and_finance_approves_from_the_queue(sales_client, finance_client):
