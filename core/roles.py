@@ -11,6 +11,8 @@ permission (``change_customer_financials``).
 ALL = ("add", "change", "delete", "view")
 FINANCIALS = "change_customer_financials"  # customers.Customer.Meta.permissions
 APPROVE_QUOTE = "approve_quote"  # quotes.Quote.Meta.permissions
+ISSUE_CREDIT_NOTE = "issue_credit_note"  # invoicing.Invoice.Meta.permissions
+VOID_INVOICE = "void_invoice"  # invoicing.Invoice.Meta.permissions
 
 ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     "Sales": {
@@ -54,8 +56,10 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "metering.event": ("view",),
         "metering.usagealert": ("view", "add", "change"),
         "metering.alertfiring": ("view",),
-        "invoicing.invoice": ("view", "change", "delete"),
+        "invoicing.invoice": ("view", "change", "delete", ISSUE_CREDIT_NOTE, VOID_INVOICE),
         "invoicing.invoiceline": ("view",),
+        "invoicing.creditnote": ("view",),
+        "invoicing.creditnoteline": ("view",),
         "invoicing.numberseries": ("view",),
         "receivables.payment": ("add", "change", "view"),
         "receivables.paymentallocation": ("view",),

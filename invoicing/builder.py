@@ -351,7 +351,9 @@ def _billed(
             period_end=window.end,
             kind__in=_BILLED_KINDS,
             item__isnull=False,
-        ).values_list("item", "kind", "quantity", "amount")
+        )
+        .exclude(invoice__status=Invoice.Status.VOID)  # a void invoice billed nothing
+        .values_list("item", "kind", "quantity", "amount")
     )
     rows += [
         (line.item_id, line.kind, line.quantity, line.amount)

@@ -1,5 +1,6 @@
 import datetime as dt
 
+from django.conf import settings
 from django.db import models
 from djmoney.models.fields import CurrencyField
 from simple_history.models import HistoricalRecords
@@ -38,13 +39,33 @@ class Invoice(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    # The sum of its credit notes' totals, kept under the invoice's row lock by credit_note_issue;
+    # the database refuses more than the total (invoice_credited_within_total).
+    credited_amount = amount_field(default=0)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    void_reason = models.TextField(blank=True)
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["-billing_date", "-id"]
+        permissions = [
+            ("issue_credit_note", "Can issue a credit note on an invoice"),
+            ("void_invoice", "Can void an invoice"),
+        ]
         constraints = [
+            # A void invoice does not count: what it billed is billed again by a new invoice.
             models.UniqueConstraint(
-                fields=["subscription", "billing_date"], name="invoice_one_per_subscription_period"
+                fields=["subscription", "billing_date"],
+                condition=~models.Q(status="void"),
+                name="invoice_one_per_subscription_period",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(credited_amount__gte=0)
+                & models.Q(credited_amount__lte=models.F("total")),
+                name="invoice_credited_within_total",
             ),
             models.CheckConstraint(
                 condition=models.Q(status="draft") | models.Q(number__isnull=False),
@@ -119,3 +140,57 @@ class CreditUse(models.Model):
         else:
             drawn = format_money(self.amount, credit.subscription.currency)
         return f"{drawn} from {credit}"
+
+
+class CreditNote(models.Model):
+    """A correction of a finalized (or paid) invoice, issued with its own gapless number (CN-…).
+    Immutable once issued: a credit note is never edited, only issued."""
+
+    class Kind(models.TextChoices):
+        FULL = "full", "Full"
+        LINES = "lines", "By line"
+        AMOUNT = "amount", "Amount"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="credit_notes")
+    number = models.CharField(max_length=30, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    reason = models.TextField(blank=True)
+    currency = CurrencyField()
+    issue_date = models.DateField()
+    subtotal = amount_field()
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=4, default=0)
+    tax_amount = amount_field()
+    total = amount_field()
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-issue_date", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(total__gt=0), name="credit_note_total_gt_0")
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CreditNoteLine(models.Model):
+    """What one credit note gives back: an invoice line's amount (or part of it), or an amount
+    with the note's reason (no invoice line)."""
+
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="lines")
+    invoice_line = models.ForeignKey(
+        InvoiceLine, on_delete=models.PROTECT, null=True, blank=True, related_name="credits"
+    )
+    description = models.CharField(max_length=300)
+    amount = amount_field(help_text="Rounded to the currency's minor unit.")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["credit_note", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.description

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from weasyprint import HTML
 
-from invoicing.models import Invoice
+from invoicing.models import CreditNote, Invoice
 
 
 def invoice_html(invoice: Invoice) -> str:
@@ -21,3 +21,21 @@ def invoice_html(invoice: Invoice) -> str:
 
 def invoice_pdf(invoice: Invoice) -> bytes:
     return HTML(string=invoice_html(invoice)).write_pdf()
+
+
+def credit_note_html(note: CreditNote) -> str:
+    invoice = note.invoice
+    return render_to_string(
+        "invoicing/credit_note_pdf.html",
+        {
+            "note": note,
+            "invoice": invoice,
+            "lines": note.lines.all(),
+            "company": settings.BILLING_COMPANY,
+            "customer": invoice.customer_snapshot or {"name": invoice.customer.name},
+        },
+    )
+
+
+def credit_note_pdf(note: CreditNote) -> bytes:
+    return HTML(string=credit_note_html(note)).write_pdf()

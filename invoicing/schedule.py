@@ -64,9 +64,11 @@ def unbilled(
     subscription: Subscription, schedule: list[BillingDate], *, today: dt.date
 ) -> list[BillingDate]:
     """The dates of `schedule` on or before `today` that have no invoice yet: what a billing run
-    (or a shadow run) on `today` bills."""
+    (or a shadow run) on `today` bills. A date whose only invoice is void is unbilled."""
     done = set(
-        Invoice.objects.filter(subscription=subscription).values_list("billing_date", flat=True)
+        Invoice.objects.filter(subscription=subscription)
+        .exclude(status=Invoice.Status.VOID)
+        .values_list("billing_date", flat=True)
     )
     return [due for due in schedule if due.date <= today and due.date not in done]
 

@@ -21,8 +21,8 @@ from catalog.models import BillableMetric
 from core import clock
 from core.errors import DomainError
 from core.money import plain
-from invoicing.models import Invoice
-from invoicing.pdf import invoice_pdf
+from invoicing.models import CreditNote, Invoice
+from invoicing.pdf import credit_note_pdf, invoice_pdf
 from invoicing.selectors import upcoming_invoice
 from metering import alerts as usage_alerts
 from metering.models import UsageAlert
@@ -121,6 +121,7 @@ def invoice_detail(request, number: str):
             "invoice": invoice,
             "lines": invoice.lines.all(),
             "amount_due": invoice_amount_due(invoice),
+            "credit_notes": invoice.credit_notes.order_by("issue_date", "id"),
         },
     )
 
@@ -131,6 +132,17 @@ def invoice_download(request, number: str):
     invoice = get_object_or_404(_visible_invoices(customer), number=number)
     response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
+    return response
+
+
+@login_required
+def credit_note_download(request, number: str):
+    customer = _customer(request)
+    note = get_object_or_404(
+        CreditNote.objects.select_related("invoice"), customer=customer, number=number
+    )
+    response = HttpResponse(credit_note_pdf(note), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{note.number}.pdf"'
     return response
 
 

@@ -2,7 +2,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 
 from core import clock
 from core.money import exact_sum, round_money
@@ -18,7 +18,28 @@ def invoice_amount_paid(invoice: Invoice) -> Decimal:
 
 
 def invoice_amount_due(invoice: Invoice) -> Decimal:
-    return round_money(invoice.total - invoice_amount_paid(invoice), invoice.currency)
+    """What is left to pay: the total minus credit notes and payments, never below zero (a
+    credit beyond what was left to pay is the customer's credit: invoice_customer_credit). A void
+    invoice owes nothing."""
+    return owed(invoice.total, invoice.credited_amount, invoice_amount_paid(invoice), invoice)
+
+
+def invoice_customer_credit(invoice: Invoice) -> Decimal:
+    """What credit notes gave back beyond what was left to pay (a paid invoice credited): money
+    the customer has on account. Shown, not applied automatically."""
+    paid = invoice_amount_paid(invoice)
+    return round_money(
+        max(invoice.credited_amount + paid - invoice.total, Decimal(0)), invoice.currency
+    )
+
+
+def owed(total: Decimal, credited: Decimal, paid: Decimal, invoice=None, *, currency=None):
+    """total − credited − paid, at least zero (zero on a void invoice)."""
+    if invoice is not None:
+        if invoice.status == Invoice.Status.VOID:
+            return Decimal(0)
+        currency = invoice.currency
+    return round_money(max(total - credited - paid, Decimal(0)), str(currency))
 
 
 def payment_unapplied(payment: Payment) -> Decimal:
@@ -28,14 +49,17 @@ def payment_unapplied(payment: Payment) -> Decimal:
 
 @dataclass(frozen=True)
 class Balance:
-    """What a customer owes in one currency: the open (finalized) invoices' totals minus the
-    payments allocated to them; `overdue` is the part of it on invoices past their due date."""
+    """What a customer owes in one currency: the open (finalized) invoices' totals minus their
+    credit notes and the payments allocated to them; `overdue` is the part of it on invoices past
+    their due date; `credit` is what credit notes on paid invoices left on the customer's account
+    (shown, not applied automatically)."""
 
     currency: str
     due: Decimal
     overdue: Decimal
     open_invoices: int
     overdue_invoices: int
+    credit: Decimal = Decimal(0)
 
 
 def customer_balances(*, customer: Customer, as_of: dt.date | None = None) -> list[Balance]:
@@ -45,7 +69,11 @@ def customer_balances(*, customer: Customer, as_of: dt.date | None = None) -> li
     """
     as_of = as_of or clock.today()
     invoices = list(
-        Invoice.objects.filter(customer=customer, status=Invoice.Status.FINALIZED).prefetch_related(
+        Invoice.objects.filter(
+            customer=customer, status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID]
+        )
+        .filter(Q(status=Invoice.Status.FINALIZED) | Q(credited_amount__gt=0))
+        .prefetch_related(
             Prefetch("allocations", queryset=PaymentAllocation.objects.only("invoice_id", "amount"))
         )
     )
@@ -53,8 +81,14 @@ def customer_balances(*, customer: Customer, as_of: dt.date | None = None) -> li
     for invoice in invoices:
         currency = str(invoice.currency)
         paid = exact_sum(a.amount for a in invoice.allocations.all())
-        due = round_money(invoice.total - paid, currency)
-        row = figures.setdefault(currency, [Decimal(0), Decimal(0), 0, 0])
+        due = owed(invoice.total, invoice.credited_amount, paid, currency=currency)
+        credit = round_money(
+            max(invoice.credited_amount + paid - invoice.total, Decimal(0)), currency
+        )
+        row = figures.setdefault(currency, [Decimal(0), Decimal(0), 0, 0, Decimal(0)])
+        row[4] += credit
+        if invoice.status != Invoice.Status.FINALIZED or due <= 0:
+            continue  # fully credited: nothing open
         row[0] += due
         row[2] += 1
         if invoice.due_date < as_of:
@@ -62,8 +96,8 @@ def customer_balances(*, customer: Customer, as_of: dt.date | None = None) -> li
             row[3] += 1
     mine = str(customer.currency)
     return [
-        Balance(currency, due, overdue, count, late)
-        for currency, (due, overdue, count, late) in sorted(
+        Balance(currency, due, overdue, count, late, credit)
+        for currency, (due, overdue, count, late, credit) in sorted(
             figures.items(), key=lambda item: (item[0] != mine, item[0])
         )
     ]

@@ -349,13 +349,13 @@ class Receivables:
 
 
 def receivables(as_of: dt.date | None = None) -> Receivables:
-    """Open invoices (finalized, not paid): total minus the payments applied to them; overdue:
-    those whose due date is before `as_of`. Read as the ledger stands (payments included
+    """Open invoices (finalized, not paid): total minus credit notes and the payments applied;
+    overdue: those whose due date is before `as_of`. Read as the ledger stands (payments included
     whatever their date). Awaiting review: the draft invoices."""
     day = _today(as_of)
     open_invoices = list(
         Invoice.objects.filter(status=Invoice.Status.FINALIZED).values_list(
-            "pk", "currency", "total", "due_date"
+            "pk", "currency", "total", "credited_amount", "due_date"
         )
     )
     paid: dict[int, list[Decimal]] = defaultdict(list)
@@ -364,8 +364,8 @@ def receivables(as_of: dt.date | None = None) -> Receivables:
     ).values_list("invoice_id", "amount"):
         paid[invoice_id].append(amount)
     outstanding, overdue = [], []
-    for pk, currency, total, due_date in open_invoices:
-        due = round_money(total - exact_sum(paid.get(pk, [])), str(currency))
+    for pk, currency, total, credited, due_date in open_invoices:
+        due = round_money(total - credited - exact_sum(paid.get(pk, [])), str(currency))
         if due <= 0:
             continue
         outstanding.append((currency, due))

@@ -176,7 +176,8 @@ class BillingPeriod(models.Model):
 class PrepaidCredit(models.Model):
     """A prepaid balance that usage draws down before it is billed: money, or units of a metric.
 
-    `remaining` only decreases, by invoicing under a row lock; each use is recorded by invoicing.
+    `remaining` decreases by invoicing under a row lock (each use is recorded by invoicing), and
+    comes back only when the invoice that drew it is voided (prepaid_credit_give_back).
     """
 
     subscription = models.ForeignKey(

@@ -578,3 +578,18 @@ def prepaid_credit_draw(*, credit: PrepaidCredit, amount: Decimal) -> PrepaidCre
     locked.remaining -= amount
     locked.save(update_fields=["remaining"])
     return locked
+
+
+def prepaid_credit_give_back(*, credit: PrepaidCredit, amount: Decimal) -> PrepaidCredit:
+    """Put back `amount` a voided invoice drew from a prepaid credit (the reverse of
+    prepaid_credit_draw), under the credit's row lock; never above what was granted."""
+    if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
+        raise ValidationError(f"A give-back to a prepaid credit must be above zero, not {amount}.")
+    locked = PrepaidCredit.objects.select_for_update().get(pk=credit.pk)
+    if locked.remaining + amount > locked.granted:
+        raise ValidationError(
+            f"Prepaid credit {locked} cannot take back {amount}: more than was granted."
+        )
+    locked.remaining += amount
+    locked.save(update_fields=["remaining"])
+    return locked

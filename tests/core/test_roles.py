@@ -26,7 +26,7 @@ from django_celery_beat.models import (
 
 from core.services import api_key_create
 from customers.models import Customer
-from invoicing.models import Invoice, NumberSeries
+from invoicing.models import CreditNote, Invoice, NumberSeries
 from metering.models import AlertFiring, Event
 from quotes.models import ApprovalRule
 from quotes.services import quote_populate_lines
@@ -73,6 +73,7 @@ MODELS: dict[str, tuple[str, str, str, str]] = {
     "metering.usagealert": ("", "vac", "", "vacd"),
     "metering.alertfiring": ("", "v", "", "v"),
     "invoicing.invoice": ("v", "vcd", "", "vcd"),  # delete: drafts only
+    "invoicing.creditnote": ("", "v", "", "v"),  # issued from the invoice page
     "invoicing.numberseries": ("", "v", "", "v"),
     "receivables.payment": ("", "vac", "", "vacd"),
     "revrec.revenueschedule": ("", "v", "", "vcd"),
@@ -217,6 +218,17 @@ def world(db):
     for role in ("sales", "finance", "operator"):
         users[role] = UserFactory(username=role, is_staff=True)
         users[role].groups.add(Group.objects.get(name=role.capitalize()))
+    records["invoicing.creditnote"] = CreditNote.objects.create(
+        invoice=records["invoicing.invoice"],
+        customer=customer,
+        number="CN-TEST",
+        kind=CreditNote.Kind.AMOUNT,
+        currency="USD",
+        issue_date=dt.date(2026, 2, 14),
+        subtotal=Decimal("1"),
+        tax_amount=Decimal("0"),
+        total=Decimal("1"),
+    )
     # Now, not in the past: an expired attempt is cleaned up at the next login.
     records["axes.accessattempt"] = AccessAttempt.objects.create(
         user_agent="ua",
