@@ -276,7 +276,7 @@ class InvoiceAdmin(SimpleHistoryAdmin, ModelAdmin):
             "original": invoice,
             "invoice": invoice,
             "form": form,
-            "submit": submit,
+            "submit_label": submit,  # not "submit": the button component has its own
         }
         return TemplateResponse(request, "admin/invoicing/correction_form.html", context)
 

@@ -64,3 +64,11 @@ def test_sales_may_not_issue_credit_notes(client, db):
     answer = client.get(reverse("admin:invoicing_invoice_credit_note", args=[invoice.pk]))
 
     assert answer.status_code == 403
+
+
+def test_the_pages_buttons_say_what_they_do(client, db):
+    invoice = finance_and_invoice(client)
+    credit = client.get(reverse("admin:invoicing_invoice_credit_note", args=[invoice.pk]))
+    void = client.get(reverse("admin:invoicing_invoice_void", args=[invoice.pk]))
+    assert ">Issuethecreditnote<" in "".join(credit.content.decode().split())
+    assert ">Voidtheinvoice<" in "".join(void.content.decode().split())
