@@ -1,5 +1,7 @@
 """The quote page's POST data, as the admin's change form sends it."""
 
+from quotes.admin_lines import LINE_FIELDS
+
 HEADER = {
     "title": "Acme 2026",
     "start_date": "2026-03-15",
@@ -7,17 +9,6 @@ HEADER = {
     "valid_until": "2026-03-31",
     "subscription_external_id": "sub_acme_2026",
 }
-LINE_FIELDS = (
-    "kind",
-    "charge",
-    "description",
-    "quantity",
-    "unit_price",
-    "discount_percent",
-    "discount_amount",
-    "estimated_quantity",
-    "minimum_amount",
-)
 
 
 def _value(value):
