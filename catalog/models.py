@@ -173,6 +173,21 @@ class Plan(models.Model):
         default=0, help_text="Days at the start of a subscription that are not billed."
     )
     active = models.BooleanField(default=True, help_text="Only active plans can be quoted.")
+    renewal_uplift_percent = models.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        help_text="Price increase at renewal, in percent (a customer's own uplift overrides it).",
+    )
+    renewal_uplift_on = models.CharField(
+        max_length=10,
+        choices=[("net", "Net price (the discount is kept)"), ("list", "List price")],
+        default="net",
+        help_text="Net: the renewal raises the negotiated price. List: it raises the list price "
+        "and keeps the discount percentage off it.",
+    )
     history = HistoricalRecords()
 
     class Meta:

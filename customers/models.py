@@ -65,6 +65,14 @@ class Customer(models.Model):
         validators=[validate_timezone],
         help_text="IANA zone name, e.g. Europe/Paris: dates on the portal are shown in it.",
     )
+    renewal_uplift_percent = models.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+        help_text="Price increase at renewal, in percent; empty: the plan's.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 

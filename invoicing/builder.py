@@ -43,7 +43,7 @@ from core.money import exact_sum, plain, round_money, round_quantity
 from core.periods import Period
 from invoicing.models import Invoice, InvoiceLine
 from metering import selectors as usage_selectors
-from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription
+from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription, SubscriptionChange
 from subscriptions.services import fixed_fees
 
 ZERO = Decimal(0)
@@ -189,14 +189,15 @@ def discount_step(item, pricing: dict, currency: str) -> dict | None:
     }
 
 
+def _days(window: Period) -> str:
+    last = window.end - dt.timedelta(days=1)
+    return f"{window.start:%b %-d} – {last:%b %-d}"
+
+
 def _fee_lines(subscription, period: BillingPeriod, timing: str) -> list[InvoiceLine]:
-    window = Period(period.billed_from, period.end_date)
+    priced = Period(period.start_date, period.priced_end)
     fees = fixed_fees(
-        subscription,
-        subscription.items.all(),
-        Period(period.start_date, period.end_date),
-        period.billed_from,
-        timing,
+        subscription, subscription.items.all(), priced, period.billed_from, timing, period.end_date
     )
     lines = []
     for fee in fees:
@@ -205,10 +206,11 @@ def _fee_lines(subscription, period: BillingPeriod, timing: str) -> list[Invoice
         if fee.item.is_one_time:
             description += " (one-time fee)"
         if fee.fraction != 1:
-            days = (window.end - window.start).days
-            total_days = (period.end_date - period.start_date).days
+            days, total_days = fee.window.days, priced.days
             description += f" (prorated {days}/{total_days} days)"
-            explanation.append({"description": f"prorated × {days}/{total_days} days"})
+            explanation.append(
+                {"description": f"prorated × {days}/{total_days} days ({_days(fee.window)})"}
+            )
         discount = discount_step(fee.item, fee.pricing, subscription.currency)
         if discount:
             explanation.insert(0, discount)
@@ -217,7 +219,7 @@ def _fee_lines(subscription, period: BillingPeriod, timing: str) -> list[Invoice
                 InvoiceLine.Kind.FEE,
                 fee.item,
                 description,
-                window,
+                fee.window,
                 fee.quantity,
                 fee.amount,
                 explanation,
@@ -225,6 +227,113 @@ def _fee_lines(subscription, period: BillingPeriod, timing: str) -> list[Invoice
             )
         )
     return lines
+
+
+def _billed_with(change, wanted) -> bool:
+    """Whether a version's proration belongs on this invoice: the change's own invoice
+    (`wanted`), or, without one, the next invoice (every change not invoiced at once)."""
+    if change is None or change.kind == change.Kind.CANCELLATION:
+        return False  # a cancellation's unused time is credited by a credit note
+    return change.pk == wanted.pk if wanted is not None else not change.invoice_now
+
+
+def proration_lines(subscription, period: BillingPeriod, change=None) -> list[InvoiceLine]:
+    """What changes inside a period billed in advance cost, by days, the way Stripe prorates:
+
+    - a version that ends inside the period was billed for the whole period: its unused time is
+      credited at its price, amount × unused days / days in the period;
+    - a version that starts inside the period was not billed for it: its remaining time (to its
+      end, or the period's) is charged at its price, amount × days / days in the period;
+    - a one-time fee added inside the period is charged whole.
+
+    Each line is rounded once. With `change`, only that change's lines (its own invoice);
+    otherwise the lines of every change not invoiced at once (the invoice closing the period).
+    """
+    priced = Period(period.start_date, period.priced_end)
+    billed_from, end = period.billed_from, period.end_date
+    currency = subscription.currency
+    lines = []
+    items = subscription.items.select_related("change", "ended_by").order_by("position", "id")
+    for item in items:
+        if item.is_usage or item.billing_timing == Charge.Timing.IN_ARREARS:
+            continue
+        starts = item.starts_on is not None and billed_from < item.starts_on < end
+        if item.is_one_time:
+            if starts and _billed_with(item.change, change):
+                pricing, quantity = item.terms_on(item.starts_on)
+                rated = rating.rate(pricing, quantity)
+                window = Period(item.starts_on, priced.end)
+                lines.append(
+                    _line(
+                        InvoiceLine.Kind.PRORATION,
+                        item,
+                        f"{item.name} (one-time fee, {item.change.description})",
+                        window,
+                        quantity,
+                        round_money(rated.amount, currency),
+                        rated.explanation(),
+                        _unit_price(pricing),
+                    )
+                )
+            continue
+        ends = item.ends_on is not None and billed_from < item.ends_on < end
+        if ends and item.in_force(billed_from) and _billed_with(item.ended_by, change):
+            lines.append(
+                _proration_line(
+                    item,
+                    billed_from,
+                    Period(item.ends_on, priced.end),
+                    priced,
+                    currency,
+                    credit=True,
+                )
+            )
+        if starts and _billed_with(item.change, change):
+            until = min(item.ends_on or priced.end, priced.end)
+            lines.append(
+                _proration_line(
+                    item,
+                    item.starts_on,
+                    Period(item.starts_on, until),
+                    priced,
+                    currency,
+                    credit=False,
+                )
+            )
+    return lines
+
+
+def _proration_line(item, terms_day, window: Period, priced: Period, currency, *, credit):
+    pricing, quantity = item.terms_on(terms_day)
+    rated = rating.rate(pricing, quantity)
+    amount = round_money(rated.amount * window.days / priced.days, currency)
+    change = item.ended_by if credit else item.change
+    what = "Unused time" if credit else "Remaining time"
+    unit = f"{plain(quantity, grouping=True)} × " if quantity != 1 else ""
+    explanation = [
+        {
+            "description": f"{change.get_kind_display()} from {window.start:%b %-d, %Y}: "
+            f"{change.description}"
+        }
+    ]
+    explanation += rated.explanation()
+    explanation.append(
+        {
+            "description": f"× {window.days}/{priced.days} days ({_days(window)})"
+            + (", credited" if credit else ""),
+            "subtotal": str(-amount if credit else amount),
+        }
+    )
+    return _line(
+        InvoiceLine.Kind.PRORATION,
+        item,
+        f"{what} on {unit}{item.name} from {window.start:%b %-d}",
+        window,
+        quantity,
+        -amount if credit else amount,
+        explanation,
+        _unit_price(pricing),
+    )
 
 
 def _true_up_explanation(pricing: dict, charge: UsageCharge, prepaid: bool) -> list[dict]:
@@ -245,18 +354,18 @@ def _usage_lines(
 ) -> tuple[list[InvoiceLine], list[CreditDraw]]:
     """Usage of the period: unit credits first reduce the quantity, a shortfall under a minimum
     commitment becomes its own true-up line (rounded together with the usage, see above)."""
-    window = Period(period.billed_from, period.end_date)
     currency = subscription.currency
     lines, draws = [], []
     for usage in usage_selectors.usage_for_period(
-        subscription=subscription, period=window, live=live
+        subscription=subscription, period=Period(period.billed_from, period.end_date), live=live
     ):
         item, quantity = usage.item, round_quantity(usage.quantity)
+        pricing, window = usage.pricing, usage.window
         used: list[tuple[int, Decimal]] = []
-        if rating.is_rated_on_amounts(item.pricing):  # rated from event amounts, no unit credits
+        if rating.is_rated_on_amounts(pricing):  # rated from event amounts, no unit credits
             charge = charge_of(usage.rating, currency)
         else:
-            free = rating.pricing_value(item.pricing, "free_units")
+            free = rating.pricing_value(pricing, "free_units")
             billable = max(quantity - free, ZERO)  # free units are never paid by credit
             for index, credit in enumerate(balances.credits):
                 if credit.metric_id == item.metric_id and billable > 0:
@@ -265,7 +374,7 @@ def _usage_lines(
                         billable -= take
                         used.append((index, take))
             prepaid = exact_sum(take for _, take in used)
-            charge = rate_usage(item.pricing, quantity, prepaid, currency)
+            charge = rate_usage(pricing, quantity, prepaid, currency)
         rated = charge.rating
         line = _line(
             InvoiceLine.Kind.USAGE,
@@ -275,7 +384,7 @@ def _usage_lines(
             quantity,
             charge.usage_amount,
             rated.explanation()[:-1] if rated.true_up else rated.explanation(),
-            _unit_price(item.pricing),
+            _unit_price(pricing),
         )
         if used:
             taken = exact_sum(take for _, take in used)
@@ -287,7 +396,7 @@ def _usage_lines(
                 },
             )
             draws += [CreditDraw(balances.credits[index], take, line) for index, take in used]
-        discount = discount_step(item, item.pricing, currency)
+        discount = discount_step(item, pricing, currency)
         if discount:
             line.explanation.insert(0, discount)
         lines.append(line)
@@ -300,7 +409,7 @@ def _usage_lines(
                     window,
                     ZERO,
                     charge.true_up_amount,
-                    _true_up_explanation(item.pricing, charge, bool(used)),
+                    _true_up_explanation(pricing, charge, bool(used)),
                 )
             )
     return lines, draws
@@ -383,24 +492,21 @@ def _late_usage_lines(
     currency = subscription.currency
     lines = []
     for period in billed_periods:
-        window = Period(period.billed_from, period.end_date)
-        billed = _billed(subscription, window, unsaved)
         for usage in usage_selectors.usage_for_period(
-            subscription=subscription, period=window, live=live
+            subscription=subscription, period=Period(period.billed_from, period.end_date), live=live
         ):
-            item = usage.item
+            item, pricing, window = usage.item, usage.pricing, usage.window
+            billed = _billed(subscription, window, unsaved)
             billed_quantity, billed_amount = billed.get(item.pk, (ZERO, ZERO))
             quantity = round_quantity(usage.quantity)
             if quantity == billed_quantity:
                 continue
-            if rating.is_rated_on_amounts(item.pricing):
+            if rating.is_rated_on_amounts(pricing):
                 rated, now = usage.rating, usage.amount
             else:  # re-rate what was billed, so tiers and minimums apply to the whole period
-                rated = rating.rate(item.pricing, quantity)
+                rated = rating.rate(pricing, quantity)
                 now = round_money(rated.amount, currency)
-                billed_amount = round_money(
-                    rating.rate(item.pricing, billed_quantity).amount, currency
-                )
+                billed_amount = round_money(rating.rate(pricing, billed_quantity).amount, currency)
             if now == billed_amount:
                 continue  # worth nothing more (free units, under the minimum, or no change)
             last_day = window.end - dt.timedelta(days=1)
@@ -428,13 +534,21 @@ def build_invoice_lines(
     billed_periods: Sequence[BillingPeriod] = (),
     billed_lines: Sequence[InvoiceLine] = (),
     live: bool = False,
+    change: SubscriptionChange | None = None,
 ) -> BuiltLines:
     """The lines of one billing date (see the module docstring), unsaved, and the prepaid
     credit they draw from `credits` (whose `remaining` is the balance to draw from; the objects
     are not changed). `billed_periods` are earlier periods, already invoiced, that late usage may
     still reach; `billed_lines` are unsaved lines of earlier dates that count as invoiced too.
     `live` reads usage from the rollups kept at ingestion (metering's fast read, equal to the
-    events' read: tested) rather than from the events; the billing run reads the events."""
+    events' read: tested) rather than from the events; the billing run reads the events.
+    With `change` (a contract change invoiced at once), the lines are its proration in the
+    period `arrears` it falls in, and nothing else."""
+    if change is not None:
+        lines = proration_lines(subscription, arrears, change)
+        for position, line in enumerate(lines):
+            line.position = position
+        return BuiltLines(lines=lines, draws=[])
     balances = _Balances(credits)
     lines: list[InvoiceLine] = _late_usage_lines(subscription, billed_periods, billed_lines, live)
     draws: list[CreditDraw] = []
@@ -443,6 +557,7 @@ def build_invoice_lines(
         window = Period(arrears.billed_from, arrears.end_date)
         paid, money_draws = _money_credit_lines(subscription, usage, balances, window)
         lines += usage + paid + _fee_lines(subscription, arrears, Charge.Timing.IN_ARREARS)
+        lines += proration_lines(subscription, arrears)
         draws += unit_draws + money_draws
     if advance is not None:
         lines += _fee_lines(subscription, advance, Charge.Timing.IN_ADVANCE)
@@ -483,6 +598,7 @@ def build_invoice(
     billed_periods: Sequence[BillingPeriod] = (),
     billed_lines: Sequence[InvoiceLine] = (),
     live: bool = False,
+    change: SubscriptionChange | None = None,
 ) -> BuiltInvoice | None:
     """The whole invoice of one billing date, header and totals included, unsaved; None when the
     date has no lines. What the billing run saves, the upcoming invoice shows and a shadow run
@@ -495,6 +611,7 @@ def build_invoice(
         billed_periods=billed_periods,
         billed_lines=billed_lines,
         live=live,
+        change=change,
     )
     if not built.lines:
         return None
@@ -504,6 +621,7 @@ def build_invoice(
         customer=subscription.customer,
         subscription=subscription,
         billing_date=billing_date,
+        change=change,
         currency=currency,
         subtotal=totals.subtotal,
         tax_rate=totals.tax_rate,

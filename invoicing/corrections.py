@@ -25,7 +25,7 @@ from core.errors import Conflict, ValidationError
 from core.formatting import format_money
 from core.money import exact_sum, round_money
 from invoicing.models import CreditNote, CreditNoteLine, CreditUse, Invoice, InvoiceLine
-from invoicing.services import _next_number
+from invoicing.numbering import next_number
 from subscriptions.services import prepaid_credit_give_back
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def credit_note_issue(
         note = CreditNote.objects.create(
             invoice=invoice,
             customer=invoice.customer,
-            number=_next_number(CREDIT_NOTE_SERIES),
+            number=next_number(CREDIT_NOTE_SERIES),
             kind=kind,
             reason=reason,
             currency=currency,

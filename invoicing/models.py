@@ -8,7 +8,12 @@ from simple_history.models import HistoricalRecords
 from core.fields import amount_field, price_field, quantity_field
 from core.formatting import format_money, format_quantity
 from customers.models import Customer
-from subscriptions.models import PrepaidCredit, Subscription, SubscriptionItem
+from subscriptions.models import (
+    PrepaidCredit,
+    Subscription,
+    SubscriptionChange,
+    SubscriptionItem,
+)
 
 
 class Invoice(models.Model):
@@ -26,6 +31,14 @@ class Invoice(models.Model):
         Subscription, on_delete=models.PROTECT, related_name="invoices"
     )
     billing_date = models.DateField(help_text="The period boundary this invoice bills.")
+    change = models.ForeignKey(
+        SubscriptionChange,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="An invoice of its own for a contract change invoiced at once (its proration).",
+    )
     currency = CurrencyField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
     number = models.CharField(max_length=30, unique=True, null=True, blank=True)
@@ -59,8 +72,13 @@ class Invoice(models.Model):
             # A void invoice does not count: what it billed is billed again by a new invoice.
             models.UniqueConstraint(
                 fields=["subscription", "billing_date"],
-                condition=~models.Q(status="void"),
+                condition=~models.Q(status="void") & models.Q(change__isnull=True),
                 name="invoice_one_per_subscription_period",
+            ),
+            models.UniqueConstraint(
+                fields=["change"],
+                condition=~models.Q(status="void") & models.Q(change__isnull=False),
+                name="invoice_one_per_change",
             ),
             models.CheckConstraint(
                 condition=models.Q(credited_amount__gte=0)
@@ -84,6 +102,7 @@ class InvoiceLine(models.Model):
         TRUE_UP = "true_up", "Minimum commitment true-up"
         CREDIT = "credit", "Prepaid credit"
         ADJUSTMENT = "adjustment", "Late usage adjustment"
+        PRORATION = "proration", "Proration of a contract change"
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -153,6 +172,14 @@ class CreditNote(models.Model):
 
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="credit_notes")
+    change = models.ForeignKey(
+        SubscriptionChange,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The cancellation whose unused time (or refunded credit) it gives back.",
+    )
     number = models.CharField(max_length=30, unique=True)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     reason = models.TextField(blank=True)

@@ -10,9 +10,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import Q
 
 from invoicing.models import Invoice
-from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription
+from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription, SubscriptionChange
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def unbilled(
     """The dates of `schedule` on or before `today` that have no invoice yet: what a billing run
     (or a shadow run) on `today` bills. A date whose only invoice is void is unbilled."""
     done = set(
-        Invoice.objects.filter(subscription=subscription)
+        Invoice.objects.filter(subscription=subscription, change__isnull=True)
         .exclude(status=Invoice.Status.VOID)
         .values_list("billing_date", flat=True)
     )
@@ -94,8 +95,41 @@ def open_credits(subscription: Subscription, *, lock: bool = False) -> list[Prep
     return list(credits.order_by("granted_on", "id"))
 
 
+# Billed: live subscriptions, and cancelled ones until their final invoices are out.
+BILLED_STATUSES = (Subscription.Status.ACTIVE, Subscription.Status.CANCELED)
+# How long after its end a cancelled subscription is still looked at (late usage, the sweep).
+SETTLING = dt.timedelta(days=62)
+
+
 def due_subscriptions(today: dt.date):
-    """What a billing run on `today` looks at: every active subscription that has started."""
+    """What a billing run on `today` looks at: every active subscription that has started, and
+    every cancelled one whose last billing dates (usage up to its end, late usage) may be due."""
+    cancelled_since = today - lateness() - SETTLING
     return Subscription.objects.filter(
-        status=Subscription.Status.ACTIVE, start_date__lte=today
+        Q(status=Subscription.Status.ACTIVE)
+        | Q(status=Subscription.Status.CANCELED, canceled_on__gte=cancelled_since),
+        start_date__lte=today,
     ).order_by("pk")
+
+
+def changes_to_invoice(
+    subscription: Subscription, *, today: dt.date
+) -> list[tuple[SubscriptionChange, BillingPeriod]]:
+    """The changes to invoice at once that have no invoice yet, each with the period its
+    proration falls in (a change on a period's first day prorates nothing: no invoice)."""
+    invoiced = Invoice.objects.filter(subscription=subscription, change__isnull=False).exclude(
+        status=Invoice.Status.VOID
+    )
+    changes = subscription.changes.filter(invoice_now=True, at__date__lte=today).exclude(
+        pk__in=invoiced.values("change")
+    )
+    due = []
+    for change in changes.order_by("at", "id"):
+        period = BillingPeriod.objects.filter(
+            subscription=subscription,
+            billed_from__lt=change.effective_date,
+            end_date__gt=change.effective_date,
+        ).first()
+        if period is not None:
+            due.append((change, period))
+    return due

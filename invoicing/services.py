@@ -17,9 +17,18 @@ from core import clock
 from core.errors import Conflict
 from core.formatting import format_money
 from invoicing.builder import build_invoice
-from invoicing.models import CreditUse, Invoice, NumberSeries
-from invoicing.schedule import billing_schedule, due_subscriptions, open_credits, unbilled
-from subscriptions.models import Subscription
+from invoicing.cancellations import cancellation_settle
+from invoicing.models import CreditUse, Invoice
+from invoicing.numbering import next_number
+from invoicing.schedule import (
+    BILLED_STATUSES,
+    billing_schedule,
+    changes_to_invoice,
+    due_subscriptions,
+    open_credits,
+    unbilled,
+)
+from subscriptions.models import Subscription, SubscriptionChange
 from subscriptions.services import prepaid_credit_draw, subscription_end
 
 logger = logging.getLogger(__name__)
@@ -35,7 +44,13 @@ class BillingRunResult:
 
 
 def invoice_create(
-    *, subscription: Subscription, billing_date: dt.date, advance, arrears, billed_periods=()
+    *,
+    subscription: Subscription,
+    billing_date: dt.date,
+    advance,
+    arrears,
+    billed_periods=(),
+    change: SubscriptionChange | None = None,
 ) -> Invoice | None:
     """A draft invoice for one billing date, or None if it has no lines or was already invoiced.
 
@@ -49,6 +64,7 @@ def invoice_create(
         arrears=arrears,
         credits=open_credits(subscription, lock=True),
         billed_periods=billed_periods,
+        change=change,
     )
     if built is None:
         return None  # nothing billed on this date (usage-only plan at its start)
@@ -67,15 +83,6 @@ def invoice_create(
     return invoice
 
 
-def _next_number(series: str) -> str:
-    counter, _ = NumberSeries.objects.get_or_create(name=series)
-    counter = NumberSeries.objects.select_for_update().get(pk=counter.pk)
-    number = f"{series}-{counter.next_value:06d}"
-    counter.next_value += 1
-    counter.save(update_fields=["next_value"])
-    return number
-
-
 @transaction.atomic
 def invoice_finalize(*, invoice: Invoice, issue_date: dt.date | None = None) -> Invoice:
     """Freeze a draft: number from the locked series, issue and due dates, customer snapshot."""
@@ -87,7 +94,7 @@ def invoice_finalize(*, invoice: Invoice, issue_date: dt.date | None = None) -> 
     if invoice.status != Invoice.Status.DRAFT:
         raise Conflict(f"Invoice {invoice} is {invoice.get_status_display().lower()}, not a draft.")
     customer = invoice.customer
-    invoice.number = _next_number(INVOICE_SERIES)
+    invoice.number = next_number(INVOICE_SERIES)
     invoice.status = Invoice.Status.FINALIZED
     invoice.issue_date = issue_date or clock.today()
     terms = invoice.subscription.payment_terms_days if invoice.subscription else None
@@ -144,9 +151,19 @@ def subscription_bill(*, subscription: Subscription, today: dt.date) -> list[Inv
     made = []
     with transaction.atomic():
         subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
-        if subscription.status != Subscription.Status.ACTIVE:
+        if subscription.status not in BILLED_STATUSES:
             return made
         schedule = billing_schedule(subscription)
+        for change, period in changes_to_invoice(subscription, today=today):
+            invoice = invoice_create(
+                subscription=subscription,
+                billing_date=change.at.date(),
+                advance=None,
+                arrears=period,
+                change=change,
+            )
+            if invoice is not None:
+                made.append(invoice_finalize(invoice=invoice, issue_date=today))
         for due in unbilled(subscription, schedule, today=today):
             invoice = invoice_create(
                 subscription=subscription,
@@ -157,7 +174,9 @@ def subscription_bill(*, subscription: Subscription, today: dt.date) -> list[Inv
             )
             if invoice is not None:
                 made.append(invoice_finalize(invoice=invoice, issue_date=today))
-        if schedule and schedule[-1].date <= today:
+        if subscription.canceled_on is not None:
+            cancellation_settle(subscription=subscription, today=today)
+        elif schedule and schedule[-1].date <= today:
             subscription_end(subscription=subscription)
     return made
 

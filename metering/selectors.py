@@ -32,6 +32,8 @@ class ItemUsage:
     events_count: int
     rating: rating.Rating
     amount: Decimal  # rounded to the currency's minor unit
+    window: Period  # the days rated: the period, or the part of it this version was in force
+    pricing: dict  # the terms rated (a cut version's minimum commitment prorated)
 
 
 # --- SQL building blocks ----------------------------------------------------------------------
@@ -321,29 +323,35 @@ def usage_for_period(
     On a metric grouped by a property, an item with a group value prices that value's events and
     an item without one prices every value that no sibling item on the metric prices.
     """
-    items = list(subscription.items.filter(metric__isnull=False).select_related("metric"))
+    items = [
+        item
+        for item in subscription.items.filter(metric__isnull=False).select_related("metric")
+        if item.window_in(period.start, period.end)
+    ]
     priced_groups: dict[int, list[str]] = {}
     for item in items:
         if item.group_value:
             priced_groups.setdefault(item.metric_id, []).append(item.group_value)
     usage = []
     for item in items:
+        window = Period(*item.window_in(period.start, period.end))
+        pricing = version_pricing(item.pricing, window, period)
         scope = {
             "subscription": subscription,
             "metric": item.metric,
-            "period": period,
+            "period": window,
             "group_value": item.group_value or None,
             "exclude_groups": () if item.group_value else priced_groups.get(item.metric_id, ()),
         }
-        if rating.is_rated_on_amounts(item.pricing):
+        if rating.is_rated_on_amounts(pricing):
             amounts = event_amounts(**scope)
-            rated = rating.rate_events(item.pricing, amounts)
+            rated = rating.rate_events(pricing, amounts)
             quantity, count = sum(amounts, Decimal(0)), len(amounts)
         else:
             # The live read takes count/sum/max from the rollups; billing reads the events.
             rolled = rollup_quantity(**scope) if live else None
             quantity, count = rolled or metric_quantity(**scope)
-            rated = rating.rate(item.pricing, quantity)
+            rated = rating.rate(pricing, quantity)
         usage.append(
             ItemUsage(
                 item=item,
@@ -351,9 +359,23 @@ def usage_for_period(
                 events_count=count,
                 rating=rated,
                 amount=round_money(rated.amount, subscription.currency),
+                window=window,
+                pricing=pricing,
             )
         )
     return usage
+
+
+def version_pricing(pricing: dict, window: Period, period: Period) -> dict:
+    """The terms a version of a usage item rates its days with. A version in force for part of
+    the period (a change mid-period) rates the usage of its own days on its own: tiers count from
+    its first unit, and its minimum commitment is prorated by its days (so two versions never
+    owe two whole minimums)."""
+    minimum = pricing.get("min_amount")
+    if window == period or minimum in (None, "", "0"):
+        return pricing
+    share = Decimal(str(minimum)) * window.days / period.days
+    return {**pricing, "min_amount": str(share.quantize(Decimal("1e-12")))}
 
 
 def current_period(*, subscription: Subscription) -> Period | None:

@@ -69,12 +69,18 @@ class Quote(models.Model):
     # Still open: the daily job expires these once their validity has passed.
     OPEN = {Status.DRAFT, Status.IN_REVIEW, Status.APPROVED, Status.SENT}
 
+    class Kind(models.TextChoices):
+        NEW = "new", "New business"
+        AMENDMENT = "amendment", "Amendment"
+        RENEWAL = "renewal", "Renewal"
+
     class Interval(models.IntegerChoices):
         MONTH = 1, "Monthly"
         QUARTER = 3, "Quarterly"
         HALF_YEAR = 6, "Every 6 months"
         YEAR = 12, "Annually"
 
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.NEW)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="quotes")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="quotes")
     title = models.CharField(max_length=200, blank=True)
@@ -115,6 +121,33 @@ class Quote(models.Model):
     subscription = models.OneToOneField(
         Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="quote"
     )
+    contract = models.ForeignKey(
+        Subscription,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="change_quotes",
+        help_text="Amendment or renewal: the subscription it changes.",
+    )
+    effective_date = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Amendment: the day the new terms take effect (the term's end does not move).",
+    )
+    base_revision = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The subscription's revision the amendment was drafted on: if the contract "
+        "changed since, acceptance is refused.",
+    )
+    invoice_now = models.BooleanField(
+        default=False,
+        help_text="Amendment: invoice the proration at once instead of on the next invoice.",
+    )
+    auto_renew = models.BooleanField(
+        default=False,
+        help_text="At the term's end, renew automatically (with the uplift) if nobody acts.",
+    )
     approval_reasons = models.JSONField(
         default=list, blank=True, help_text="Why the quote needs finance's approval."
     )
@@ -140,7 +173,9 @@ class Quote(models.Model):
         permissions = [("approve_quote", "Can approve or reject quotes that need approval")]
         constraints = [
             models.CheckConstraint(
-                condition=~models.Q(status="accepted") | models.Q(subscription__isnull=False),
+                condition=~models.Q(status="accepted")
+                | models.Q(subscription__isnull=False)
+                | models.Q(contract__isnull=False),
                 name="quote_accepted_has_subscription",
             )
         ]

@@ -1,6 +1,7 @@
 import datetime as dt
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from djmoney.models.fields import CurrencyField
 from simple_history.models import HistoricalRecords
@@ -19,6 +20,14 @@ class Subscription(models.Model):
         ACTIVE = "active", "Active"
         ENDED = "ended", "Ended"
         CANCELED = "canceled", "Canceled"
+
+    class Renewal(models.TextChoices):
+        RENEW = "renew", "Renew automatically (with the uplift)"
+        END = "end", "End at the term's end"
+
+    class UnusedCredit(models.TextChoices):
+        FORFEIT = "forfeit", "Forfeited"
+        REFUND = "refund", "Refunded (credited back)"
 
     external_id = models.CharField(
         max_length=100, unique=True, help_text="Id your systems send usage events with."
@@ -39,11 +48,39 @@ class Subscription(models.Model):
         "the customer's payment terms.",
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    revision = models.PositiveIntegerField(
+        default=0,
+        help_text="Raised by every change of the contract: a change drafted on an older "
+        "revision (a concurrent amendment) is refused.",
+    )
+    renewal = models.CharField(
+        max_length=10,
+        choices=Renewal.choices,
+        default=Renewal.END,
+        help_text="What happens at the term's end when nobody accepted the renewal quote.",
+    )
+    unused_credit_on_cancel = models.CharField(
+        max_length=10,
+        choices=UnusedCredit.choices,
+        default=UnusedCredit.FORFEIT,
+        help_text="What a cancellation does with prepaid credit not used yet.",
+    )
+    canceled_on = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Canceled: the service ends on this date (not included); the term ends here.",
+    )
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    canceled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    cancel_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["-start_date", "external_id"]
+        permissions = [("change_contract", "Can amend, renew or cancel a subscription")]
 
     def __str__(self) -> str:
         # The customer first: the admin capitalises a title's first letter (capfirst), which must
@@ -51,8 +88,46 @@ class Subscription(models.Model):
         return f"{self.customer} — {self.external_id}"
 
     @property
-    def end_date(self):
+    def term_end_date(self) -> dt.date:
+        """The end of the term as signed (and renewed), a cancellation aside."""
         return add_months(self.start_date, self.term_months)
+
+    @property
+    def end_date(self) -> dt.date:
+        """The day the service ends (not included): the term's end, or an earlier cancellation."""
+        return self.canceled_on or self.term_end_date
+
+
+class SubscriptionChange(models.Model):
+    """One change of a contract in force: what, from when, by whom, why. Items a change adds
+    point to it (`SubscriptionItem.change`), items it ends too (`ended_by`)."""
+
+    class Kind(models.TextChoices):
+        AMENDMENT = "amendment", "Amendment"
+        QUANTITY = "quantity", "Quantity change"
+        RENEWAL = "renewal", "Renewal"
+        CANCELLATION = "cancellation", "Cancellation"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="changes")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    effective_date = models.DateField()
+    description = models.TextField(help_text="What changed, in words.")
+    invoice_now = models.BooleanField(
+        default=False,
+        help_text="Bill its proration on an invoice of its own at once, not on the next invoice.",
+    )
+    source = models.CharField(max_length=100, blank=True, help_text="The quote, API or admin.")
+    reason = models.TextField(blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["subscription", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} from {self.effective_date}: {self.description}"
 
 
 class SubscriptionItem(models.Model):
@@ -113,10 +188,41 @@ class SubscriptionItem(models.Model):
         "covering the term in order; empty: `pricing` and `quantity` for the whole term.",
     )
     position = models.PositiveSmallIntegerField(default=0)
+    starts_on = models.DateField(
+        null=True, blank=True, help_text="In force from this date; empty: from the start."
+    )
+    ends_on = models.DateField(
+        null=True,
+        blank=True,
+        help_text="In force until this date (not included); empty: to the end of the term.",
+    )
+    change = models.ForeignKey(
+        SubscriptionChange,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="added_items",
+        help_text="The change that put this version in force (empty: the original contract).",
+    )
+    ended_by = models.ForeignKey(
+        SubscriptionChange,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="ended_items",
+    )
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["subscription", "position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(starts_on__isnull=True)
+                | models.Q(ends_on__isnull=True)
+                | models.Q(ends_on__gt=models.F("starts_on")),
+                name="subscription_item_ends_after_start",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -128,6 +234,18 @@ class SubscriptionItem(models.Model):
     @property
     def is_one_time(self) -> bool:
         return self.billing_timing == self.Timing.ONE_TIME
+
+    def in_force(self, day: dt.date) -> bool:
+        """Whether this version of the item is in force on `day` (versions are half-open)."""
+        return (self.starts_on is None or self.starts_on <= day) and (
+            self.ends_on is None or day < self.ends_on
+        )
+
+    def window_in(self, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date] | None:
+        """The part of [start, end) this version is in force, or None."""
+        lo = max(start, self.starts_on) if self.starts_on else start
+        hi = min(end, self.ends_on) if self.ends_on else end
+        return (lo, hi) if lo < hi else None
 
     def terms_on(self, day: dt.date) -> tuple[dict, Decimal]:
         """(pricing, quantity) in force on `day`: the ramp phase containing it, else the item's
@@ -151,6 +269,11 @@ class BillingPeriod(models.Model):
         help_text="Start of what is billed: the period start, or the end of a trial within it."
     )
     advance_amount = amount_field()
+    priced_end_date = models.DateField(
+        null=True,
+        blank=True,
+        help_text="A period cut short by a cancellation: the end its fees were priced on.",
+    )
 
     class Meta:
         ordering = ["subscription", "sequence"]
@@ -171,6 +294,12 @@ class BillingPeriod(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscription.external_id} #{self.sequence + 1}: {self.start_date}"
+
+    @property
+    def priced_end(self) -> dt.date:
+        """The end its fees are priced on (proration denominators): its own end, unless a
+        cancellation cut it short."""
+        return self.priced_end_date or self.end_date
 
 
 class PrepaidCredit(models.Model):

@@ -458,10 +458,11 @@ def _schedule_create(
 class Fee:
     item: SubscriptionItem
     rating: rating.Rating
-    fraction: Decimal  # share of the period billed (1 unless prorated after a trial)
+    fraction: Decimal  # share of the period billed (1 unless prorated)
     amount: Decimal  # rounded once
     pricing: dict  # the terms rated: the item's, or its ramp phase's
     quantity: Decimal  # the quantity rated
+    window: Period  # the days billed
 
 
 def is_first_billed(subscription: Subscription, billed_from: dt.date) -> bool:
@@ -470,37 +471,63 @@ def is_first_billed(subscription: Subscription, billed_from: dt.date) -> bool:
     return billed_from == (subscription.trial_end_date or subscription.start_date)
 
 
+def _billed_once_here(subscription, item, billed_from: dt.date) -> bool:
+    """A one-time fee of the contract is billed in advance of the first billed period; one
+    added by a change, in advance of the period starting on its date (inside a period, with
+    the change's proration)."""
+    if item.starts_on is None:
+        return is_first_billed(subscription, billed_from)
+    return item.starts_on == billed_from
+
+
 def fixed_fees(
     subscription: Subscription,
     items,
     period: Period,
     billed_from: dt.date,
     timing: str = Charge.Timing.IN_ADVANCE,
+    billed_to: dt.date | None = None,
 ) -> list[Fee]:
     """The fixed (non-metered) fees of one period with the given timing, each rounded once.
 
-    Each item is rated with its terms in force at the period's start (a ramp changes only on a
-    period boundary). A prorated item billed from inside the period (after a trial) costs its
-    share of the days. One-time fees are fees in advance of the first billed period only, whole.
+    `period` is the period as priced (a cancellation may bill it only up to `billed_to`).
+    In advance, the versions in force on `billed_from` are billed for the period; a prorated
+    item billed from inside it (after a trial) costs its share of the days. In arrears, each
+    version is billed for the days it was in force, prorated when a change or a cancellation
+    cut them. Each version is rated with its terms in force at the start of what it bills (a
+    ramp changes only on a period boundary). One-time fees are whole, in advance, once.
     """
     fees = []
-    one_time = timing == Charge.Timing.IN_ADVANCE and is_first_billed(subscription, billed_from)
+    billed_to = billed_to or period.end
     for item in items:
         if item.is_usage:
             continue
         if item.is_one_time:
-            if not one_time:
+            if timing != Charge.Timing.IN_ADVANCE or not _billed_once_here(
+                subscription, item, billed_from
+            ):
                 continue
+            window = Period(billed_from, period.end)
         elif item.billing_timing != timing:
             continue
-        pricing, quantity = item.terms_on(period.start)
+        elif timing == Charge.Timing.IN_ADVANCE:
+            if not item.in_force(billed_from):
+                continue
+            window = Period(billed_from, period.end)
+        else:
+            overlap = item.window_in(billed_from, billed_to)
+            if overlap is None:
+                continue
+            window = Period(*overlap)
+        pricing, quantity = item.terms_on(window.start)
         rated = rating.rate(pricing, quantity)
         fraction, amount = Decimal(1), rated.amount
-        if item.prorated and not item.is_one_time and billed_from > period.start:
-            used = Period(billed_from, period.end)
-            fraction = proration_fraction(period, used)
+        after_trial = window == Period(billed_from, period.end) and billed_from > period.start
+        cut = window != Period(period.start, period.end)
+        if not item.is_one_time and cut and (item.prorated or not after_trial):
+            fraction = proration_fraction(period, window)
             # amount × days_used / days: multiply first, so only the final rounding happens
-            amount = rated.amount * used.days / period.days
+            amount = rated.amount * window.days / period.days
         amount = round_money(amount, subscription.currency)
         fees.append(
             Fee(
@@ -510,6 +537,7 @@ def fixed_fees(
                 amount=amount,
                 pricing=pricing,
                 quantity=quantity,
+                window=window,
             )
         )
     return fees
