@@ -352,12 +352,20 @@ def subscription_renew(
     reason: str = "",
     renewal: str | None = None,
     expected_revision: int | None = None,
+    today: dt.date | None = None,
 ) -> SubscriptionChange:
     """Extend the subscription by a new term starting the day the current one ends, at the
     terms of `items` (phases dated in the new term): the versions in force at the end stop
     there, the new ones start there, and the schedule gets the new term's periods, with no gap
     and no overlap."""
+    today = today or clock.today()
     subscription = _lock(subscription, expected_revision)
+    start = subscription.term_end_date
+    if today >= start:
+        raise Conflict(
+            f"The term of {subscription.external_id} ended on {start}: its last period is "
+            "invoiced, so a renewal now would leave a gap. Quote a new subscription instead."
+        )
     interval = subscription.billing_interval_months
     if not isinstance(term_months, int) or term_months <= 0 or term_months % interval:
         raise ValidationError(
@@ -365,7 +373,6 @@ def subscription_renew(
             f"billing interval ({interval} months)."
         )
     _validate_items(items, plan=subscription.plan, currency=str(subscription.currency))
-    start = subscription.term_end_date
     periods = billing_periods(start, term_months, interval)
     rows = [_item_row(spec, position, periods) for position, spec in enumerate(items)]
     last = BillingPeriod.objects.filter(subscription=subscription).order_by("-sequence").first()
