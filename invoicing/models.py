@@ -80,9 +80,12 @@ class Invoice(models.Model):
                 condition=~models.Q(status="void") & models.Q(change__isnull=False),
                 name="invoice_one_per_change",
             ),
+            # A credit note never credits more than the invoice's total. (A contract change
+            # that credits more than it charges makes an invoice below zero: nothing to credit,
+            # the customer's balance is in their favour.)
             models.CheckConstraint(
-                condition=models.Q(credited_amount__gte=0)
-                & models.Q(credited_amount__lte=models.F("total")),
+                condition=models.Q(credited_amount=0)
+                | models.Q(credited_amount__gt=0, credited_amount__lte=models.F("total")),
                 name="invoice_credited_within_total",
             ),
             models.CheckConstraint(

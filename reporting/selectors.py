@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 
+from django.db.models import Q
+
 from catalog import rating
 from catalog.models import BillableMetric, Charge
 from core import clock
@@ -42,7 +44,10 @@ PerCurrency = dict[str, Decimal]
 PRECISION = 60
 
 ISSUED = [Invoice.Status.FINALIZED, Invoice.Status.PAID]
-COUNTED = [Subscription.Status.ACTIVE, Subscription.Status.ENDED]
+# Counted up to their end: the term's, or a cancellation's (then they churn).
+COUNTED_Q = Q(status__in=[Subscription.Status.ACTIVE, Subscription.Status.ENDED]) | Q(
+    status=Subscription.Status.CANCELED, canceled_on__isnull=False
+)
 
 
 def _today(as_of: dt.date | None) -> dt.date:
@@ -81,7 +86,8 @@ class SubscriptionMrr:
 
 def subscription_mrr(subscription: Subscription, items=None, on: dt.date | None = None) -> Decimal:
     """The subscription's recurring fixed fees for one billing period ÷ the interval in months
-    (exact), at the terms in force on `on` (default today; a ramp's phase), clamped to the term.
+    (exact), at the terms in force on `on` (default today; the version in force and its ramp
+    phase), clamped to the term.
     One-time fees are not recurring revenue."""
     items = subscription.items.all() if items is None else items
     day = on or clock.today()
@@ -91,15 +97,16 @@ def subscription_mrr(subscription: Subscription, items=None, on: dt.date | None 
         per_period = exact_sum(
             rating.rate(*item.terms_on(day)).amount
             for item in items
-            if not item.is_usage and not item.is_one_time
+            if not item.is_usage and not item.is_one_time and item.in_force(day)
         )
         return per_period / subscription.billing_interval_months
 
 
 def mrr_snapshot(day: dt.date) -> dict[int, SubscriptionMrr]:
-    """Every subscription counted on `day` (start ≤ day < end, active or ended), with its MRR."""
+    """Every subscription counted on `day` (start ≤ day < end: active, ended or cancelled),
+    with its MRR."""
     subscriptions = (
-        Subscription.objects.filter(status__in=COUNTED, start_date__lte=day)
+        Subscription.objects.filter(COUNTED_Q, start_date__lte=day)
         .prefetch_related("items")
         .order_by("pk")
     )
@@ -508,15 +515,17 @@ def forecast(as_of: dt.date | None = None, months: int = FORECAST_MONTHS) -> For
                     arrears = fixed_fees(
                         subscription,
                         items,
-                        Period(period.start_date, period.end_date),
+                        Period(period.start_date, period.priced_end),
                         period.billed_from,
                         timing=Charge.Timing.IN_ARREARS,
+                        billed_to=period.end_date,
                     )
                     _add(fixed[n], currency, exact_sum(fee.amount for fee in arrears))
             days = _active_days(subscription, month)
             if days and any(item.is_usage for item in items):
-                if window_usage is None:
-                    window_usage = _window_usage(subscription, items, window)
+                if window_usage is None:  # the usage items in force now carry the trend
+                    current = [i for i in items if i.ends_on is None or i.ends_on > day]
+                    window_usage = _window_usage(subscription, current, window)
                 _add(usage[n], currency, _usage_forecast(subscription, window_usage, window, days))
     result = []
     for n, month in enumerate(calendar):

@@ -141,22 +141,24 @@ def _check_date(subscription: Subscription, effective_date: dt.date, today: dt.d
 
 
 def _describe(removed, added) -> str:
-    """What changed, in words: "Seats: 12 → 20", "+ Analytics add-on", "− Support"."""
-    parts = []
-    added_by_charge = {spec.charge.pk: spec for spec in added if spec.charge is not None}
+    """What changed, in words: "Seats: 12 → 20 seats", "+ Analytics add-on", "− Support"."""
+    parts, unmatched = [], list(added)
     for item in removed:
-        spec = added_by_charge.pop(item.charge_id, None) if item.charge_id else None
+        spec = next(
+            (s for s in unmatched if s.charge is not None and s.charge.pk == item.charge_id), None
+        )
         if spec is None:
             parts.append(f"− {item.name}")
-        elif spec.quantity != item.quantity:
+            continue
+        unmatched = [s for s in unmatched if s is not spec]
+        if spec.quantity != item.quantity:
             parts.append(
                 f"{item.name}: {format_quantity(item.quantity)} → {format_quantity(spec.quantity)}"
                 f" {item.unit_name}s"
             )
         else:
             parts.append(f"{item.name}: new terms")
-    kept = set(added_by_charge.values())
-    parts += [f"+ {spec.label}" for spec in added if spec.charge is None or spec in kept]
+    parts += [f"+ {spec.label}" for spec in unmatched]
     return "; ".join(parts) or "no change"
 
 
