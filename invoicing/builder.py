@@ -20,6 +20,12 @@ One billing date holds, in this order:
    Each fee is rated with the terms in force at its period's start (a ramp's phase:
    `SubscriptionItem.terms_on`); the first billed period's fees in advance include the contract's
    one-time fees, which no later date bills.
+5. Proration of contract changes inside the period that ended (`proration_lines`): the unused
+   time of a version billed in advance credited, the remaining time of a version that started
+   inside it charged, by days; a change invoiced at once gets an invoice of its own instead.
+
+Every item is a version in force over [starts_on, ends_on): fees in advance bill the versions in
+force on the period's billed start, fees in arrears and usage each version for its own days.
 
 A line whose item has a list price other than its net price starts its explanation with a step
 that says so ("list price $40.00 per seat, 10% discount: $36.00", see `discount_step`).
