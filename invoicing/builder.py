@@ -20,7 +20,8 @@ One billing date holds, in this order:
    Each fee is rated with the terms in force at its period's start (a ramp's phase:
    `SubscriptionItem.terms_on`); the first billed period's fees in advance include the contract's
    one-time fees, which no later date bills.
-5. Proration of contract changes inside the period that ended (`proration_lines`): the unused
+5. Proration of contract changes inside the period that ended (`proration_lines`, placed between
+   the fees in arrears and the fees in advance of step 4): the unused
    time of a version billed in advance credited, the remaining time of a version that started
    inside it charged, by days; a change invoiced at once gets an invoice of its own instead.
 
