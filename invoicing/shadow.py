@@ -23,7 +23,14 @@ from decimal import Decimal, InvalidOperation
 from core.errors import ValidationError
 from core.money import plain, round_money
 from invoicing.builder import BuiltInvoice, build_invoice
-from invoicing.schedule import billing_schedule, due_subscriptions, open_credits, unbilled
+from invoicing.schedule import (
+    BILLED_STATUSES,
+    billing_schedule,
+    changes_to_invoice,
+    due_subscriptions,
+    open_credits,
+    unbilled,
+)
 from subscriptions.models import PrepaidCredit, Subscription
 
 logger = logging.getLogger(__name__)
@@ -72,10 +79,20 @@ def _ledger_copy(credit: PrepaidCredit) -> PrepaidCredit:
 
 def subscription_shadow_bill(*, subscription: Subscription, today: dt.date) -> list[BuiltInvoice]:
     """What invoicing.services.subscription_bill would make on `today`, built and not saved."""
-    if subscription.status != Subscription.Status.ACTIVE:
+    if subscription.status not in BILLED_STATUSES:
         return []
     credits = [_ledger_copy(credit) for credit in open_credits(subscription)]
     made: list[BuiltInvoice] = []
+    for change, period in changes_to_invoice(subscription, today=today):
+        built = build_invoice(
+            subscription=subscription,
+            billing_date=change.at.date(),
+            advance=None,
+            arrears=period,
+            change=change,
+        )
+        if built is not None:
+            made.append(built)
     for due in unbilled(subscription, billing_schedule(subscription), today=today):
         built = build_invoice(
             subscription=subscription,

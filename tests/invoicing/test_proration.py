@@ -408,3 +408,18 @@ def test_proration_of_any_seat_change_bills_each_day_at_the_quantity_in_force(
         assert abs(billed - exact) <= D("0.01")
         assert all(line.amount == line.amount.quantize(D("0.01")) for line in lines)
         transaction.set_rollback(True)
+
+
+def test_shadow_billing_reports_the_change_invoiced_at_once_before_the_run_makes_it(db):
+    from invoicing.shadow import shadow_billing
+
+    subscription = subscribe(basic_plan())
+    bill("2026-03-01")
+    with time_machine.travel("2026-03-16 09:00Z", tick=False):
+        seats_to(subscription, "20", "2026-03-16", today="2026-03-16", invoice_now=True)
+
+    shadow = shadow_billing(as_of=day("2026-03-16"))
+    (own,) = bill("2026-03-16")
+
+    assert [b.invoice.total for b in shadow.invoices] == [own.total] == [D("123.87")]
+    assert [line.amount for line in shadow.invoices[0].lines] == [D("-185.81"), D("309.68")]
