@@ -86,7 +86,15 @@ def test_seed_demo_builds_the_company_once():
     assert first["invoices"] == {"paid": 55, "finalized": 21}
     assert first["invoice_numbers"] == [f"INV-{n:06d}" for n in range(1, 77)]
     assert first["eur_invoices"] == 8
-    assert first["lines"] == {"fee": 152, "usage": 114, "true_up": 12, "credit": 3}
+    # (Meridian, cancelled 25 days ago, is not billed its next month's fees; Kestrel's seat
+    # change is prorated on its next invoice.)
+    assert first["lines"] == {
+        "fee": 150,
+        "usage": 114,
+        "true_up": 12,
+        "credit": 3,
+        "proration": 2,
+    }
     assert first["events"] > 0 and first["payments"] == first["allocations"] == 57
     assert first["schedules"] == 19 and first["recognized"] > 0
     assert first["users"] == ["admin", "customer", "finance", "operator", "sales"]
@@ -106,6 +114,17 @@ def test_seed_demo_builds_the_company_once():
     assert northwind.items.get(name="Seats").quantity == 12
     atlas = Subscription.objects.get(external_id="sub_atlas_enterprise")
     assert Decimal(atlas.items.get(name="Platform fee").pricing["unit_price"]) == 2000
+
+    # Contract changes: Kestrel's seats 20 → 28 in the middle of a month, Meridian cancelled.
+    kestrel = Subscription.objects.get(external_id="sub_kestrel_growth")
+    (change,) = kestrel.changes.all()
+    assert change.description == "Seats: 20 → 28 seats" and change.by.username == "finance"
+    unused, remaining = InvoiceLine.objects.filter(kind="proration").order_by("amount")
+    assert unused.amount < 0 < remaining.amount
+    assert unused.invoice == remaining.invoice and unused.invoice.subscription == kestrel
+    meridian = Subscription.objects.get(external_id="sub_meridian_growth")
+    assert meridian.status == Subscription.Status.CANCELED
+    assert meridian.canceled_on == meridian.changes.get().effective_date
 
     # Invoices are issued on their billing dates, so aging is realistic.
     issued = Invoice.objects.exclude(status=Invoice.Status.DRAFT)

@@ -66,6 +66,7 @@ from receivables.selectors import invoice_amount_due
 from receivables.services import payment_apply, payment_record
 from revrec.models import RevenueScheduleLine
 from revrec.services import revrec_sync
+from subscriptions.changes import items_in_force, subscription_cancel, subscription_set_quantity
 from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription
 from subscriptions.services import prepaid_credit_grant
 
@@ -645,6 +646,15 @@ QUOTES = [
 ]
 
 
+# Contract changes during the replay: (subscription, days from today, change). A seat change
+# in the middle of a month (prorated on the next invoice) and a cancellation (a credit note for
+# the unused time, a final invoice for the usage up to its date).
+CONTRACT_CHANGES = [
+    ("sub_kestrel_growth", -40, ("seats", "28", "Hired a second support team")),
+    ("sub_meridian_growth", -25, ("cancel", "", "Budget cut: moving the team to a cheaper tool")),
+]
+
+
 # ----------------------------------------------------------------------------------------------
 # Time
 # ----------------------------------------------------------------------------------------------
@@ -1101,11 +1111,12 @@ class Command(BaseCommand):
         for day in days(first_day, self.today):
             self.quote_events(day)
             self.grant_credits(day, credited)
+            self.change_contracts(day)
             billing_days = self.billing_days()
             subscriptions = list(
-                Subscription.objects.filter(
-                    external_id__in=specs, start_date__lt=day
-                ).select_related("plan")
+                Subscription.objects.filter(external_id__in=specs, start_date__lt=day)
+                .exclude(canceled_on__lt=day)
+                .select_related("plan")
             )
             # Yesterday's usage arrives just after midnight, before the billing run.
             yesterday = day - dt.timedelta(days=1)
@@ -1127,6 +1138,31 @@ class Command(BaseCommand):
             with simulated_clock(self.moment(day, 2)):
                 revrec_sync(today=day)
             self.collect_payments(day, behaviour)
+
+    def change_contracts(self, day: dt.date) -> None:
+        """CONTRACT_CHANGES due on `day`, by finance, in the morning (once: a subscription that
+        already changed is left as it is)."""
+        finance = get_user_model().objects.get(username="finance")
+        for external_id, offset, (kind, value, reason) in CONTRACT_CHANGES:
+            sub = Subscription.objects.filter(external_id=external_id).first()
+            if self.day(offset) != day or sub is None or sub.changes.exists():
+                continue
+            with simulated_clock(self.moment(day, 0, 30)):
+                if kind == "seats":
+                    seats = next(i for i in items_in_force(sub, day) if i.name == "Seats")
+                    subscription_set_quantity(
+                        subscription=sub,
+                        item=seats,
+                        quantity=Decimal(value),
+                        effective_date=day,
+                        by=finance,
+                        source="admin",
+                        reason=reason,
+                    )
+                else:
+                    subscription_cancel(subscription=sub, reason=reason, by=finance, source="admin")
+            self.created["contract changes"] += 1
+            self.log(f"{day}: {kind} {external_id}")
 
     def grant_credits(self, day: dt.date, specs: dict[str, QuoteSpec]) -> None:
         """Prepaid credits bought with the contract, granted on the subscription's start day
