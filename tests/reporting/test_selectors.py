@@ -344,3 +344,32 @@ def test_renewals_for_everyone_without_an_owner(pipeline):
     figures = selectors.sales_figures()
 
     assert [r.external_id for r in figures.renewals] == ["theirs-renewing", "mine-renewing"]
+
+
+def test_a_seat_change_is_expansion_and_a_cancellation_is_churn_on_their_dates(db):
+    from subscriptions.changes import subscription_cancel, subscription_set_quantity
+    from tests.invoicing.test_proration import basic_plan, item, subscribe
+
+    growing = subscribe(basic_plan(), external_id="sub_growing")
+    leaving = subscribe(basic_plan(), external_id="sub_leaving")
+    subscription_set_quantity(
+        subscription=growing,
+        item=item(growing, "Seats", "2026-03-16"),
+        quantity=Decimal("20"),
+        effective_date=day("2026-03-16"),
+        today=day("2026-03-10"),
+    )
+    subscription_cancel(
+        subscription=leaving,
+        reason="Budget cut",
+        effective_date=day("2026-03-12"),
+        today=day("2026-03-10"),
+    )
+
+    before, after = (selectors.mrr_movements(day(d)) for d in ("2026-03-11", "2026-03-20"))
+
+    # Mar 11: both at 500 + 12 × 30 = 860. Mar 20: 8 more seats (+240), Leaving gone (−860).
+    assert before.start == before.end == {"USD": Decimal("1720")}
+    assert after.expansion == {"USD": Decimal("240")}
+    assert after.churn == {"USD": Decimal("860")} and after.churn_count == 1
+    assert after.end == {"USD": Decimal("1100")}
