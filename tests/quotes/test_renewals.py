@@ -350,3 +350,82 @@ def test_a_renewal_of_a_term_that_ended_is_refused(db):
     subscription = seats_quote()
     with at("2026-08-01"), pytest.raises(Conflict, match="ended on 2026-08-01"):
         renewal_quote_create(subscription=subscription)
+
+
+# --- the admin and the PDF ---------------------------------------------------------------------
+
+
+def staff(client, username: str, group: str):
+    from django.contrib.auth.models import Group
+
+    from tests.factories import UserFactory
+
+    user = UserFactory(username=username, is_staff=True)
+    user.groups.add(Group.objects.get(name=group))
+    client.force_login(user)
+    return client
+
+
+def test_renew_now_drafts_the_renewal_quote_then_opens_it(db, client):
+    from django.urls import reverse
+
+    subscription = seats_quote(discount_percent=D(10))
+    rep = staff(client, "rep", "Sales")
+    page = reverse("admin:subscriptions_subscription_change", args=[subscription.pk])
+    renew = reverse("admin:quotes_quote_renew", args=[subscription.pk])
+
+    with at("2026-06-15"):
+        html = rep.get(page).content.decode()
+        assert "Renew now (open the renewal quote)" in html
+        # The button opens the quotes admin's page, which says what it will draft
+        button = rep.get(renew)
+        assert "Draft the renewal quote" in button.content.decode()
+        assert "Renewal with a 5% uplift on net prices." in button.content.decode()
+        drafted = rep.post(renew)
+        again = rep.get(renew)
+
+    quote = Quote.objects.get(contract=subscription, kind="renewal")
+    change = reverse("admin:quotes_quote_change", args=[quote.pk])
+    assert (drafted.status_code, drafted["Location"]) == (302, change)
+    assert (again.status_code, again["Location"]) == (302, change)  # opened, not drafted twice
+    assert quote.owner.username == "rep"  # the original quote had no owner: who drafted it
+    assert line_terms(quote) == [("Seats", D(20), D("42.00"), D(10), None)]
+
+
+def test_finance_sets_the_renewal_and_unused_credit_rule_on_the_subscription(db, client):
+    from django.urls import reverse
+
+    subscription = seats_quote(discount_percent=D(10))
+    finance = staff(client, "fiona", "Finance")
+    page = reverse("admin:subscriptions_subscription_change", args=[subscription.pk])
+
+    shown = finance.get(page)
+    data = {"renewal": "renew", "unused_credit_on_cancel": "refund"}
+    for inline in shown.context["inline_admin_formsets"]:  # the read-only tabs' management
+        management = inline.formset.management_form
+        data |= {management.add_prefix(k): v for k, v in management.initial.items()}
+    response = finance.post(page, data)
+
+    assert response.status_code == 302
+    subscription.refresh_from_db()
+    assert (subscription.renewal, subscription.unused_credit_on_cancel) == ("renew", "refund")
+    assert subscription.revision == 0 and subscription.status == "active"
+
+
+def test_the_plan_page_shows_the_renewal_uplift(db, admin_client):
+    from django.urls import reverse
+
+    plan = PlanFactory(renewal_uplift_percent=D(5))
+    html = admin_client.get(reverse("admin:catalog_plan_change", args=[plan.pk])).content.decode()
+    assert 'name="renewal_uplift_percent"' in html and 'name="renewal_uplift_on"' in html
+
+
+def test_the_pdf_titles_a_renewal_with_the_subscription_and_the_new_term(db):
+    from quotes.documents import quote_html
+
+    subscription = seats_quote(discount_percent=D(10))
+    with at("2026-06-15"):
+        quote = renewal_quote_create(subscription=subscription)
+        html = quote_html(quote)
+
+    assert "Renewal of subscription sub_acme, Aug 1, 2026 – Jan 31, 2027" in html
