@@ -126,10 +126,19 @@ class SubscriptionAdmin(SimpleHistoryAdmin, ModelAdmin):
     inlines = [SubscriptionItemInline, BillingPeriodInline]
     actions_detail = ["detail_renew"]
 
-    @action(description="Renew now (open the renewal quote)", icon="autorenew")
+    @action(
+        description="Renew now (open the renewal quote)", icon="autorenew", permissions=["renew"]
+    )
     def detail_renew(self, request, object_id):
         # The quotes admin drafts or opens it (subscriptions does not import quotes).
         return redirect(reverse("admin:quotes_quote_renew", args=[object_id]))
+
+    def has_renew_permission(self, request, object_id=None):
+        """Who makes quotes, on a live subscription."""
+        if not request.user.has_perm("quotes.add_quote"):
+            return False
+        live = Subscription.objects.filter(status=Subscription.Status.ACTIVE, canceled_on=None)
+        return object_id is None or live.filter(pk=object_id).exists()
 
     def has_add_permission(self, request):
         return False

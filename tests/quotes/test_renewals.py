@@ -429,3 +429,65 @@ def test_the_pdf_titles_a_renewal_with_the_subscription_and_the_new_term(db):
         html = quote_html(quote)
 
     assert "Renewal of subscription sub_acme, Aug 1, 2026 – Jan 31, 2027" in html
+
+
+def test_approval_rules_do_not_block_an_automatic_renewal(db):
+    from quotes.models import ApprovalRule
+
+    subscription = seats_quote(discount_percent=D(10))  # accepted before the rule
+    ApprovalRule.objects.create(
+        name="Line discount above 5%", kind="line_discount_above", threshold=D(5)
+    )
+    subscription.renewal = Subscription.Renewal.RENEW
+    subscription.save()
+
+    with at("2026-07-31"):
+        result = renewals_run()
+
+    quote = Quote.objects.get(contract=subscription, kind="renewal")
+    assert (result.renewed, quote.status) == (["sub_acme"], "accepted")
+    assert [c.reason for c in quote.status_changes.all()][-2:] == [
+        "Renewed automatically at the term's end (no approval needed).",
+        "Renewed automatically at the term's end",
+    ]
+
+
+def test_a_renewal_drafted_before_an_amendment_is_refused_by_hand_and_replaced_automatically(db):
+    from subscriptions.changes import ItemChange, item_spec_of, subscription_change
+
+    subscription = seats_quote(discount_percent=D(10))
+    with at("2026-06-02"):
+        drafted = renewal_quote_create(subscription=subscription)
+        seats = subscription.items.get()
+        subscription_change(
+            subscription=subscription,
+            effective_date=day("2026-07-01"),
+            changes=[ItemChange(seats, item_spec_of(seats, quantity=D(25)))],
+            description="Seats: 20 → 25",
+        )
+        with pytest.raises(Conflict, match="changed since this was drafted"):
+            quote_accept(quote=drafted)
+
+    subscription.refresh_from_db()
+    subscription.renewal = Subscription.Renewal.RENEW
+    subscription.save()
+    with at("2026-07-31"):
+        result = renewals_run()
+
+    drafted.refresh_from_db()
+    fresh = Quote.objects.get(contract=subscription, kind="renewal", status="accepted")
+    assert (drafted.status, result.renewed) == ("declined", ["sub_acme"])
+    assert line_terms(fresh) == [("Seats", D(25), D("42.00"), D(10), None)]  # 25 seats renewed
+
+
+def test_the_renew_now_button_is_for_those_who_make_quotes(db, client):
+    from django.urls import reverse
+
+    subscription = seats_quote()
+    finance = staff(client, "fiona", "Finance")
+    page = reverse("admin:subscriptions_subscription_change", args=[subscription.pk])
+
+    assert "Renew now" not in finance.get(page).content.decode()
+    assert (
+        finance.get(reverse("admin:quotes_quote_renew", args=[subscription.pk])).status_code == 403
+    )
