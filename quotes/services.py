@@ -438,6 +438,11 @@ def quote_accept(
                 f"A renewal renews recurring fees and usage only: remove {', '.join(once)} "
                 "(quote a one-time fee or prepaid credits as an amendment)."
             )
+        if quote.start_date != quote.contract.term_end_date:
+            raise ValidationError(
+                f"A renewal starts the day the term ends, {quote.contract.term_end_date}, not "
+                f"{quote.start_date}: set the quote's start date back."
+            )
         subscription_renew(
             subscription=quote.contract,
             term_months=quote.term_months,

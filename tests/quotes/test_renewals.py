@@ -7,7 +7,7 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from core.errors import Conflict
+from core.errors import Conflict, ValidationError
 from invoicing.models import Invoice
 from invoicing.services import billing_run
 from quotes.models import Quote, QuoteLine
@@ -37,7 +37,7 @@ def northwind(uplift=None, on="net", customer_uplift=None) -> Subscription:
 
 
 def seats_quote(
-    *, discount_percent=None, discount_amount=None, uplift="5", on="net", name="acme"
+    *, discount_percent=None, discount_amount=None, uplift="5", on="net", name="acme", every=None
 ) -> Subscription:
     """Acme: 20 seats, list 40.00, monthly, 6 months from 2026-02-01, accepted (sub_acme)."""
     plan = PlanFactory(renewal_uplift_percent=D(uplift), renewal_uplift_on=on)
@@ -49,6 +49,7 @@ def seats_quote(
         term_months=6,
         valid_until=day("2026-01-31"),
         subscription_external_id=f"sub_{name}",
+        billing_interval_months=every,
     )
     QuoteLine.objects.create(
         quote=quote,
@@ -491,3 +492,36 @@ def test_the_renew_now_button_is_for_those_who_make_quotes(db, client):
     assert (
         finance.get(reverse("admin:quotes_quote_renew", args=[subscription.pk])).status_code == 403
     )
+
+
+def test_a_contract_billed_quarterly_renews_at_the_monthly_price_raised(db):
+    # Given 20 seats at 36.00 a month (10 % off 40.00), billed quarterly: 108.00 a seat a period
+    subscription = seats_quote(discount_percent=D(10), every=3)
+    assert subscription.items.get().pricing["unit_price"] in ("108", "108.000000000000")
+
+    with at("2026-06-15"):
+        quote = renewal_quote_create(subscription=subscription)
+        quote_accept(quote=quote)
+
+    # The line states the monthly list price, 40.00 × 1.05 = 42.00; billed quarterly the net is
+    # 3 × 37.80 = 113.40 a seat, 20 × 113.40 = 2,268.00 a quarter
+    assert (quote.billing_interval_months, quote.term_months) == (3, 6)
+    assert line_terms(quote) == [("Seats", D(20), D("42.00"), D(10), None)]
+    new = subscription.items.get(starts_on=day("2026-08-01"))
+    assert new.pricing == {"model": "standard", "unit_price": "113.4"}
+    assert [p.advance_amount for p in subscription.billing_periods.order_by("sequence")] == [
+        D("2160.00"),
+        D("2160.00"),
+        D("2268.00"),
+        D("2268.00"),
+    ]
+
+
+def test_a_renewal_quote_moved_off_the_terms_end_is_refused(db):
+    subscription = seats_quote()
+    with at("2026-06-15"):
+        quote = renewal_quote_create(subscription=subscription)
+        quote.start_date = day("2026-09-01")
+        quote.save()
+        with pytest.raises(ValidationError, match="starts the day the term ends, 2026-08-01"):
+            quote_accept(quote=quote)
