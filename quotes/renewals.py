@@ -208,7 +208,8 @@ class _Reader:
         tiers = tiers_as_pricing(restated.tiers)
         if _plain(pricing.net_pricing(line, tiers=tiers)) != _plain(item.pricing):
             return False
-        for phase, stored in zip(restated.phases, item.phases or [], strict=False):
+        stored_phases = (item.phases or [])[-len(restated.phases) :] if restated.phases else []
+        for phase, stored in zip(restated.phases, stored_phases, strict=True):
             as_phase = pricing.Phase(
                 phase.start_month, phase.end_month, phase.quantity, phase.unit_price
             )
