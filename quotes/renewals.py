@@ -366,31 +366,7 @@ def renewals_run(*, today: dt.date | None = None) -> RenewalRunResult:
         if not today < end <= horizon:
             continue
         try:
-            quote = renewal_quote_of(subscription)
-            if (
-                quote is None
-                and not Quote.objects.filter(
-                    contract=subscription, kind=Quote.Kind.RENEWAL, start_date=end
-                ).exists()
-            ):
-                quote = renewal_quote_create(subscription=subscription, today=today)
-                result.created.append(quote.number)
-            last_day = today >= end - dt.timedelta(days=1)
-            if last_day and subscription.renewal == Subscription.Renewal.RENEW:
-                if quote is None:  # every quote of this term was declined or expired: make one
-                    quote = renewal_quote_create(subscription=subscription, today=today)
-                    result.created.append(quote.number)
-                if quote.status != Quote.Status.ACCEPTED:
-                    if quote.base_revision != subscription.revision:  # amended since drafted
-                        quote_decline(
-                            quote=quote,
-                            reason="The contract changed since this renewal was drafted: "
-                            "replaced by a renewal of the contract in force.",
-                        )
-                        quote = renewal_quote_create(subscription=subscription, today=today)
-                        result.created.append(quote.number)
-                    renewal_accept_automatically(quote=quote)
-                    result.renewed.append(subscription.external_id)
+            _renew_one(subscription, today, result)
         except Exception as exc:  # one subscription must not stop everyone else's renewal
             logger.exception("renewal of %s failed", subscription.external_id)
             result.failed[subscription.external_id] = getattr(exc, "message", None) or repr(exc)
@@ -402,3 +378,49 @@ def renewals_run(*, today: dt.date | None = None) -> RenewalRunResult:
         len(result.failed),
     )
     return result
+
+
+def _draft(subscription: Subscription, today: dt.date, result: RenewalRunResult) -> Quote:
+    """Draft the renewal quote; a run at the same time that drafted it first is no failure."""
+    try:
+        quote = renewal_quote_create(subscription=subscription, today=today)
+    except Conflict:
+        quote = renewal_quote_of(subscription)
+        if quote is None:
+            raise
+        return quote
+    result.created.append(quote.number)
+    return quote
+
+
+def _renew_one(subscription: Subscription, today: dt.date, result: RenewalRunResult) -> None:
+    end = subscription.term_end_date
+    quote = renewal_quote_of(subscription)
+    if (
+        quote is None
+        and not Quote.objects.filter(
+            contract=subscription, kind=Quote.Kind.RENEWAL, start_date=end
+        ).exists()
+    ):
+        quote = _draft(subscription, today, result)
+    if today < end - dt.timedelta(days=1) or subscription.renewal != Subscription.Renewal.RENEW:
+        return  # not the last day yet, or left to end (billing ends it)
+    if quote is None:  # every quote of this term was declined or expired: a fresh one
+        quote = _draft(subscription, today, result)
+    if quote.status == Quote.Status.ACCEPTED:
+        return
+    if quote.base_revision != subscription.revision:  # the contract changed since it was drafted
+        quote_decline(
+            quote=quote,
+            reason="The contract changed since this renewal was drafted: replaced by a renewal "
+            "of the contract in force.",
+        )
+        quote = _draft(subscription, today, result)
+    try:
+        renewal_accept_automatically(quote=quote)
+    except Conflict:
+        quote.refresh_from_db()
+        if quote.status == Quote.Status.ACCEPTED:  # a run at the same time renewed it
+            return
+        raise
+    result.renewed.append(subscription.external_id)

@@ -525,3 +525,40 @@ def test_a_renewal_quote_moved_off_the_terms_end_is_refused(db):
         quote.save()
         with pytest.raises(ValidationError, match="starts the day the term ends, 2026-08-01"):
             quote_accept(quote=quote)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_draft_one_quote_and_renew_once():
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks (SELECT … FOR UPDATE) are tested on PostgreSQL")
+    subscription = seats_quote(discount_percent=D(10))
+    subscription.renewal = Subscription.Renewal.RENEW
+    subscription.save()
+    barrier = threading.Barrier(2)
+    results = []
+
+    def run() -> None:
+        try:
+            barrier.wait(timeout=10)
+            results.append(renewals_run())
+        finally:
+            connection.close()
+
+    with at("2026-07-31"):
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+    assert [r.failed for r in results] == [{}, {}]
+    assert sorted(len(r.created) for r in results) == [0, 1]
+    assert sorted(r.renewed for r in results) == [[], ["sub_acme"]]
+    subscription.refresh_from_db()
+    assert subscription.term_months == 12
+    assert subscription.changes.count() == 1
+    assert Quote.objects.filter(contract=subscription, kind="renewal").count() == 1
