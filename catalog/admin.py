@@ -310,6 +310,8 @@ class PlanAdmin(SimpleHistoryAdmin, ModelAdmin):
         "additional_currencies",
         "billing_interval_months",
         "trial_days",
+        "renewal_uplift_percent",
+        "renewal_uplift_on",
         "active",
     ]
 

@@ -157,6 +157,8 @@ DEFAULT_FROM_EMAIL = os.environ.get(
 # Usage events: how late an event may arrive (its timestamp may be this many days old; later
 # ones are refused, so a period's usage is final after it), and the largest request body.
 EVENT_LATENESS_DAYS = int(os.environ.get("EVENT_LATENESS_DAYS", "35"))
+# A renewal quote is drafted this many days before a subscription's term ends (quotes.renewals).
+RENEWAL_NOTICE_DAYS = int(os.environ.get("RENEWAL_NOTICE_DAYS", "60"))
 # What usage alerts on the bill compare with their threshold: the upcoming invoice's subtotal,
 # before tax. Wired here because metering (the alerts) must not import invoicing (DESIGN.md).
 USAGE_ALERTS_BILL_ESTIMATE = "invoicing.selectors.estimated_bill"

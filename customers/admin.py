@@ -9,6 +9,7 @@ from customers.models import Customer, PortalMembership, timezone_choices
 # changes these. A customer added by someone else gets the fields' defaults (and no billing
 # email) until Finance fills them in.
 FINANCIAL_FIELDS = ["currency", "tax_rate", "payment_terms_days", "billing_email", "timezone"]
+FINANCIAL_FIELDS += ["renewal_uplift_percent"]  # the price increase at renewal (quotes.renewals)
 
 
 class PortalMembershipInline(TabularInline):

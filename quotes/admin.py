@@ -33,6 +33,7 @@ from quotes.admin_lines import (  # noqa: F401 (QuoteLineAdmin registers itself)
     charge_choices,
     quote_was_edited,
 )
+from quotes.admin_renewals import QuoteRenewalsMixin
 from quotes.admin_totals import panel_context, posted_lines
 from quotes.models import ApprovalRule, Quote, QuoteLine
 from quotes.totals import LineExtras, phases_of, quote_totals, read_extras, tiers_as_pricing
@@ -215,7 +216,7 @@ APPROVAL_QUEUE = "status__exact=in_review"
 
 
 @admin.register(Quote)
-class QuoteAdmin(QuoteDocumentsMixin, SimpleHistoryAdmin, ModelAdmin):
+class QuoteAdmin(QuoteRenewalsMixin, QuoteDocumentsMixin, SimpleHistoryAdmin, ModelAdmin):
     # Fits its card at 1366 px; the start date is on the quote page.
     list_display = ["number", "customer", "plan", "status_shown", "owner", "valid_until", "total"]
     list_filter = [

@@ -153,6 +153,7 @@ def quote_document(quote: Quote) -> dict:
         "totals": totals,
         "discount_percent": totals.discount_percent.quantize(Decimal("0.1")),
         "end_date": _end_date(quote),
+        "renewal_heading": _renewal_heading(quote),
         "today": clock.today(),
         "owner_name": _person(quote.owner),
         "owner_email": quote.owner.email if quote.owner else "",
@@ -161,6 +162,16 @@ def quote_document(quote: Quote) -> dict:
 
 def _end_date(quote: Quote):
     return add_months(quote.start_date, quote.term_months) - dt.timedelta(days=1)
+
+
+def _renewal_heading(quote: Quote) -> str:
+    """A renewal's title: "Renewal of subscription sub_acme, Aug 1, 2026 – Jan 31, 2027"."""
+    if quote.kind != Quote.Kind.RENEWAL or quote.contract_id is None:
+        return ""
+    return (
+        f"Renewal of subscription {quote.contract.external_id}, "
+        f"{quote.start_date:%b %-d, %Y} – {_end_date(quote):%b %-d, %Y}"
+    )
 
 
 def _person(user) -> str:

@@ -19,6 +19,7 @@ from quotes.models import (
     QuoteStatusChange,
 )
 from quotes.totals import NO_EXTRAS, LineExtras, QuoteTotals, quote_totals, read_extras
+from subscriptions.changes import subscription_renew
 from subscriptions.services import CreditSpec, ItemSpec, PhaseSpec, subscription_create
 
 ZERO = Decimal(0)
@@ -392,16 +393,20 @@ def item_specs(quote: Quote, lines: list[QuoteLine], extras: dict[int, LineExtra
 
 
 @transaction.atomic
-def quote_accept(*, quote: Quote, by=None, name: str = "", title: str = "") -> Quote:
+def quote_accept(
+    *, quote: Quote, by=None, name: str = "", title: str = "", reason: str = ""
+) -> Quote:
     """Accept the quote and create its subscription — in one transaction, exactly once.
 
     An approved or sent quote is accepted; a draft only when no approval rule applies (it is
-    approved on the way, and that move is recorded too)."""
+    approved on the way, and that move is recorded too). A renewal quote extends its contract
+    by a new term instead (quotes.renewals)."""
     quote = _locked(quote)
     if quote.status == Quote.Status.ACCEPTED:
+        made = "renewed" if quote.kind == Quote.Kind.RENEWAL else "created"
         raise Conflict(
-            f"Quote {quote.number} was already accepted: it created subscription "
-            f"{quote.subscription.external_id}."
+            f"Quote {quote.number} was already accepted: it {made} subscription "
+            f"{(quote.subscription or quote.contract).external_id}."
         )
     if quote.status == Quote.Status.IN_REVIEW:
         raise Conflict(
@@ -425,19 +430,42 @@ def quote_accept(*, quote: Quote, by=None, name: str = "", title: str = "") -> Q
         raise ValidationError(" ".join(problems), details=problems)
     items, credits = item_specs(quote, lines, extras)
     signed = f" by {name.strip()}" + (f", {title.strip()}" if title.strip() else "") if name else ""
-    _move(quote, Quote.Status.ACCEPTED, by=by, reason=f"Accepted{signed}.")
-    quote.subscription = subscription_create(
-        customer=quote.customer,
-        plan=quote.plan,
-        external_id=quote.subscription_external_id
-        or f"sub_{quote.customer.external_id}_{quote.pk}",
-        start_date=quote.start_date,
-        term_months=quote.term_months,
-        billing_interval_months=quote.interval,
-        items=items,
-        credits=credits,
-        payment_terms_days=quote.payment_terms_days,
-    )
+    _move(quote, Quote.Status.ACCEPTED, by=by, reason=reason or f"Accepted{signed}.")
+    if quote.kind == Quote.Kind.RENEWAL:
+        once = [line.name for line in lines if pricing.is_once(line)]
+        if once:
+            raise ValidationError(
+                f"A renewal renews recurring fees and usage only: remove {', '.join(once)} "
+                "(quote a one-time fee or prepaid credits as an amendment)."
+            )
+        if quote.start_date != quote.contract.term_end_date:
+            raise ValidationError(
+                f"A renewal starts the day the term ends, {quote.contract.term_end_date}, not "
+                f"{quote.start_date}: set the quote's start date back."
+            )
+        subscription_renew(
+            subscription=quote.contract,
+            term_months=quote.term_months,
+            items=items,
+            expected_revision=quote.base_revision,
+            by=by,
+            source=quote.number,
+            reason=reason,
+            renewal="renew" if quote.auto_renew else "end",
+        )
+    else:
+        quote.subscription = subscription_create(
+            customer=quote.customer,
+            plan=quote.plan,
+            external_id=quote.subscription_external_id
+            or f"sub_{quote.customer.external_id}_{quote.pk}",
+            start_date=quote.start_date,
+            term_months=quote.term_months,
+            billing_interval_months=quote.interval,
+            items=items,
+            credits=credits,
+            payment_terms_days=quote.payment_terms_days,
+        )
     quote.accepted_at = clock.now()
     quote.accepted_by_name = name.strip()
     quote.accepted_by_title = title.strip()

@@ -3,10 +3,13 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
+from unfold.decorators import action
 
 from catalog import rating
 from catalog.pricing_display import pricing_summary, pricing_table_html
@@ -117,8 +120,25 @@ class SubscriptionAdmin(SimpleHistoryAdmin, ModelAdmin):
         "payment_terms_days",
         "created_at",
     ]
-    readonly_fields += ["status"]  # changes go through services (cancel/amend: later issues)
+    readonly_fields += ["status", "revision", "canceled_on", "canceled_at", "canceled_by"]
+    readonly_fields += ["cancel_reason"]  # changes go through services (subscriptions.changes)
+    # Finance edits `renewal` (renew automatically or end) and `unused_credit_on_cancel`.
     inlines = [SubscriptionItemInline, BillingPeriodInline]
+    actions_detail = ["detail_renew"]
+
+    @action(
+        description="Renew now (open the renewal quote)", icon="autorenew", permissions=["renew"]
+    )
+    def detail_renew(self, request, object_id):
+        # The quotes admin drafts or opens it (subscriptions does not import quotes).
+        return redirect(reverse("admin:quotes_quote_renew", args=[object_id]))
+
+    def has_renew_permission(self, request, object_id=None):
+        """Who makes quotes, on a live subscription."""
+        if not request.user.has_perm("quotes.add_quote"):
+            return False
+        live = Subscription.objects.filter(status=Subscription.Status.ACTIVE, canceled_on=None)
+        return object_id is None or live.filter(pk=object_id).exists()
 
     def has_add_permission(self, request):
         return False
