@@ -6,6 +6,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from core.api import not_found
 from invoicing.admin_views import shadow_billing_view
 from invoicing.api import CurrentUsageView, UpcomingInvoiceView
+from invoicing.contract_api import (
+    SubscriptionCancelView,
+    SubscriptionItemQuantityView,
+    SubscriptionItemsView,
+)
 from metering.api import EventBatchView, EventView
 
 # The header and title are django-unfold's (settings.UNFOLD), which overrides the site's own.
@@ -23,6 +28,21 @@ api_v1 = [
         "customers/<str:external_customer_id>/upcoming_invoice",
         UpcomingInvoiceView.as_view(),
         name="upcoming-invoice",
+    ),
+    path(
+        "subscriptions/<str:external_id>/items",
+        SubscriptionItemsView.as_view(),
+        name="subscription-items",
+    ),
+    path(
+        "subscriptions/<str:external_id>/items/<int:item_id>/quantity",
+        SubscriptionItemQuantityView.as_view(),
+        name="subscription-item-quantity",
+    ),
+    path(
+        "subscriptions/<str:external_id>/cancel",
+        SubscriptionCancelView.as_view(),
+        name="subscription-cancel",
     ),
 ]
 
