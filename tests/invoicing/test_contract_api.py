@@ -278,3 +278,36 @@ def test_the_schema_documents_the_contract_endpoints(client, db):
     assert set(cancel["responses"]) == {"200", "400", "401", "404", "409", "415", "422", "429"}
     assert quantity["security"] == [{"BearerAuth": []}]
     assert day("2026-01-16")  # the examples' date, as in the docs
+
+
+def test_the_schema_request_examples_are_accepted(client, api, db):
+    schema = client.get("/api/schema/?format=json").json()
+
+    def example(path: str) -> dict:
+        content = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        (value,) = [e["value"] for e in content["examples"].values()]
+        return value
+
+    subscription = seats_subscription()
+    Subscription.objects.filter(pk=subscription.pk).update(external_id="sub_acme_1")
+    bill("2026-01-01")
+    with at("2026-01-10"):
+        seats = api.post(
+            f"/api/v1/subscriptions/sub_acme_1/items/{seats_id(subscription)}/quantity",
+            example("/api/v1/subscriptions/{external_id}/items/{item_id}/quantity"),
+            format="json",
+        )
+        cancel = api.post(
+            "/api/v1/subscriptions/sub_acme_1/cancel",
+            example("/api/v1/subscriptions/{external_id}/cancel"),
+            format="json",
+        )
+
+    assert (seats.status_code, cancel.status_code) == (201, 200), (seats.json(), cancel.json())
+
+
+def test_a_post_to_an_unknown_contract_path_is_a_json_404(api, db):
+    response = api.post("/api/v1/subscriptions/sub_acme/items/1.5/quantity", {}, format="json")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
