@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.api import not_found
+from invoicing.admin_contract import cancel_view, quantity_view
 from invoicing.admin_views import shadow_billing_view
 from invoicing.api import CurrentUsageView, UpcomingInvoiceView
 from invoicing.contract_api import (
@@ -53,6 +54,16 @@ urlpatterns = [
         "admin/invoicing/shadow-billing/",
         admin.site.admin_view(shadow_billing_view),
         name="invoicing-shadow-billing",
+    ),
+    path(
+        "admin/subscriptions/subscription/<int:pk>/change-quantity/",
+        admin.site.admin_view(quantity_view),
+        name="subscriptions-change-quantity",
+    ),
+    path(
+        "admin/subscriptions/subscription/<int:pk>/cancel/",
+        admin.site.admin_view(cancel_view),
+        name="subscriptions-cancel",
     ),
     path("admin/", admin.site.urls),
     path("portal/", include("portal.urls")),
