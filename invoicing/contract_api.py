@@ -7,6 +7,7 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth.models import AnonymousUser
+from django.db.models import F
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -224,7 +225,9 @@ class SubscriptionItemsView(APIView):
     def get(self, request, external_id: str):
         subscription = _subscription(external_id)
         today = clock.today()
-        items = subscription.items.select_related("charge").order_by("position", "starts_on", "id")
+        items = subscription.items.select_related("charge").order_by(
+            "position", F("starts_on").asc(nulls_first=True), "id"
+        )
         return Response(
             {
                 "external_subscription_id": subscription.external_id,

@@ -2,15 +2,17 @@
 cancellation date, the prepaid credits forfeited or refunded, and nothing settled twice."""
 
 import datetime as dt
+import threading
 from decimal import Decimal
 
 import pytest
 import time_machine
 from django.contrib.auth import get_user_model
+from django.db import connection
 
 from catalog.models import Charge
 from core.errors import Conflict
-from invoicing.models import CreditNote, Invoice
+from invoicing.models import CreditNote, Invoice, NumberSeries
 from invoicing.services import billing_run, subscription_bill
 from subscriptions.changes import items_in_force, subscription_cancel, subscription_set_quantity
 from subscriptions.models import PrepaidCredit, Subscription, SubscriptionChange
@@ -314,3 +316,110 @@ def test_a_cancelled_subscription_refuses_changes_and_a_second_cancellation(db):
     with pytest.raises(Conflict, match="only a live subscription"):
         subscription_cancel(subscription=subscription, reason="again", today=day("2026-01-11"))
     assert subscription.changes.count() == 1
+
+
+def _at_once(*jobs) -> list[str]:
+    """Run the jobs in threads started together (each on its own connection)."""
+    barrier = threading.Barrier(len(jobs))
+    outcomes: list[str] = []
+
+    def run(job) -> None:
+        try:
+            # Connect before any thread travels in time: a connection's timeout read across a
+            # travel's end would jump by months
+            connection.ensure_connection()
+            barrier.wait(timeout=10)
+            outcomes.append(job())
+        except Exception as exc:
+            outcomes.append(getattr(exc, "message", None) or repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_billings_at_once_settle_a_cancellation_once():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks (SELECT … FOR UPDATE) are tested on PostgreSQL")
+    subscription = seats_subscription()
+    bill("2026-01-01")
+    with time_machine.travel("2026-01-10 10:00Z", tick=False):
+        subscription_cancel(
+            subscription=subscription,
+            reason="Budget",
+            effective_date=day("2026-01-16"),
+            today=day("2026-01-10"),
+        )
+
+    def settle() -> str:
+        mine = Subscription.objects.get(pk=subscription.pk)
+        with time_machine.travel("2026-01-16 01:00Z", tick=False):
+            return str(len(subscription_bill(subscription=mine, today=day("2026-01-16"))))
+
+    outcomes = _at_once(settle, settle)
+
+    # One final invoice, one credit note, no gap in either series
+    assert sorted(outcomes) == ["0", "1"]
+    assert [n for n, *_ in notes()] == ["CN-000001"]
+    assert list(Invoice.objects.order_by("number").values_list("number", flat=True)) == [
+        "INV-000001",
+        "INV-000002",
+    ]
+    assert NumberSeries.objects.get(name="CN").next_value == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_seat_change_and_a_cancellation_at_once_one_after_the_other():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks (SELECT … FOR UPDATE) are tested on PostgreSQL")
+    subscription = seats_subscription()
+    bill("2026-01-01")
+    seats = subscription.items.get(name="Seats")
+
+    def change() -> str:
+        with time_machine.travel("2026-01-10 10:00Z", tick=False):
+            subscription_set_quantity(
+                subscription=Subscription.objects.get(pk=subscription.pk),
+                item=seats,
+                quantity=Decimal("20"),
+                effective_date=day("2026-01-12"),
+                expected_revision=0,
+                today=day("2026-01-10"),
+            )
+        return "changed"
+
+    def cancelled() -> str:
+        with time_machine.travel("2026-01-10 10:00Z", tick=False):
+            subscription_cancel(
+                subscription=Subscription.objects.get(pk=subscription.pk),
+                reason="Budget",
+                effective_date=day("2026-01-16"),
+                today=day("2026-01-10"),
+            )
+        return "cancelled"
+
+    outcomes = _at_once(change, cancelled)
+
+    # Either the change came first (then the cancellation ends its new version too), or the
+    # cancellation did (then the change is refused): never half of each
+    subscription.refresh_from_db()
+    assert subscription.status == Subscription.Status.CANCELED
+    if "changed" in outcomes:
+        assert sorted(outcomes) == ["cancelled", "changed"]
+        assert subscription.revision == 2
+        seats_versions = subscription.items.filter(name="Seats").order_by("id")
+        assert list(seats_versions.values_list("ends_on", "quantity")) == [
+            (day("2026-01-12"), Decimal("12")),
+            (day("2026-01-16"), Decimal("20")),
+        ]
+    else:
+        # The cancellation raised the revision the change was drafted on (0): refused
+        (refused,) = [o for o in outcomes if o != "cancelled"]
+        assert refused.startswith("Subscription sub_acme changed since this was drafted")
+        assert subscription.revision == 1
