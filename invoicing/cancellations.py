@@ -8,13 +8,14 @@ SubscriptionChange, kept on its credit notes as `CreditNote.change`) and does no
 time.
 
 1. Unused prepaid time, at once. For each finalized or paid invoice of the subscription, each
-   positive fee line (not a one-time fee) or proration line whose service window [start, end)
-   reaches past the cancellation date D is credited
-   amount × days(max(start, D), end) / days(start, end), rounded once per line and capped by
-   what is left uncredited on the line (and on the invoice): one credit note per invoice, by
-   line, "Cancelled from D: unused time of <period>". Drafts are not settled: the billing run
-   finalizes every invoice in the transaction that builds it, so none is left by the time this
-   runs.
+   fee line (not a one-time fee) or proration line whose service window [start, end) reaches
+   past the cancellation date D billed amount × days(max(start, D), end) / days(start, end) for
+   the time after D, rounded once per line. An invoice gives back the net of its lines (a
+   proration's credit of a version an earlier change ended counts against it: nothing is
+   credited twice), on its positive lines, each capped by what is left uncredited on the line
+   and on the invoice: one credit note per invoice, by line, "Cancelled from D: unused time of
+   <period>". Drafts are not settled: the billing run finalizes every invoice in the transaction
+   that builds it, so none is left by the time this runs.
 2. Prepaid credits, once every billing date up to D is invoiced (the final invoice bills the
    usage up to D, drawing on the credits first). "forfeit": each credit is closed. "refund": a
    money credit's balance is credited back by amount ("Unused prepaid credit refunded") on the
@@ -73,48 +74,68 @@ def _within(subtotal_left: Decimal, invoice: Invoice) -> Decimal:
 
 
 def unused_time(line: InvoiceLine, day: dt.date) -> Decimal:
-    """What of a line's service window from `day` on was paid and will not be used, rounded."""
+    """What of a line's service window from `day` on it billed, signed (a proration's credit of
+    unused time is negative), rounded once: amount × days after `day` / days of the window."""
     start, end = line.period_start, line.period_end
     total_days = (end - start).days
-    if line.amount <= 0 or end <= day or total_days <= 0:
+    if end <= day or total_days <= 0:
         return Decimal(0)
     unused_days = (end - max(start, day)).days
-    credit = round_money(line.amount * unused_days / total_days, str(line.invoice.currency))
-    return min(credit, max(line_uncredited(line), Decimal(0)))
+    return round_money(line.amount * unused_days / total_days, str(line.invoice.currency))
 
 
-def _credit_unused_time(subscription: Subscription, cancellation: SubscriptionChange) -> None:
-    day = cancellation.effective_date
-    settled = set(
-        CreditNote.objects.filter(change=cancellation, kind=CreditNote.Kind.LINES).values_list(
-            "invoice_id", flat=True
-        )
-    )
-    for invoice in _invoices(subscription).exclude(pk__in=settled):
-        wanted: dict[int, Decimal] = {}
-        windows = []
+def unused_by_invoice(
+    subscription: Subscription, day: dt.date
+) -> list[tuple[Invoice, Decimal, list[tuple[InvoiceLine, Decimal]]]]:
+    """Per invoice: the net of what it billed for the time from `day` on, and its lines that
+    billed some of it. The net counts a proration's credit (a version ended by an earlier change
+    was already credited its unused time), so nothing is credited twice; a negative net (a
+    downgrade invoiced at once) lowers what the later, then the earlier invoices give back."""
+    rows = []
+    for invoice in _invoices(subscription):
+        net, lines = Decimal(0), []
         for line in invoice.lines.select_related("item", "invoice").filter(
             kind__in=[InvoiceLine.Kind.FEE, InvoiceLine.Kind.PRORATION], period_end__gt=day
         ):
             if line.item is not None and line.item.is_one_time:
                 continue
-            credit = unused_time(line, day)
-            if credit > 0:
-                wanted[line.pk] = credit
-                windows.append((line.period_start, line.period_end))
+            part = unused_time(line, day)
+            net += part
+            if part > 0:
+                lines.append((line, part))
+        if lines or net:
+            rows.append([invoice, net, lines])
+    deficit = -sum((net for _, net, _ in rows if net < 0), Decimal(0))
+    for row in reversed(rows):
+        if deficit <= 0:
+            break
+        if row[1] > 0:
+            taken = min(row[1], deficit)
+            row[1] -= taken
+            deficit -= taken
+    return [(invoice, net, lines) for invoice, net, lines in rows if net > 0]
+
+
+def _credit_unused_time(subscription: Subscription, cancellation: SubscriptionChange) -> None:
+    """All at once (one transaction, under the subscription's lock): once a cancellation has a
+    credit note by line, its unused time is settled."""
+    day = cancellation.effective_date
+    if CreditNote.objects.filter(change=cancellation, kind=CreditNote.Kind.LINES).exists():
+        return
+    for invoice, net, lines in unused_by_invoice(subscription, day):
+        invoice.refresh_from_db()
+        left = min(net, _within(invoice.total - invoice.credited_amount, invoice))
+        wanted: dict[int, Decimal] = {}
+        for line, part in lines:
+            amount = min(part, max(line_uncredited(line), Decimal(0)), left)
+            if amount > 0:
+                wanted[line.pk] = amount
+                left -= amount
         if not wanted:
             continue
-        room = _within(invoice.total - invoice.credited_amount, invoice)
-        for pk in reversed(list(wanted)):  # an invoice credited before: trim the last lines
-            over = sum(wanted.values()) - room
-            if over <= 0:
-                break
-            wanted[pk] = max(wanted[pk] - over, Decimal(0))
-        wanted = {pk: amount for pk, amount in wanted.items() if amount > 0}
-        if not wanted:
-            continue
-        start = min(start for start, _ in windows)
-        end = max(end for _, end in windows)
+        credited = [line for line, _ in lines if line.pk in wanted]
+        start = min(line.period_start for line in credited)
+        end = max(line.period_end for line in credited)
         credit_note_issue(
             invoice=invoice,
             lines=wanted,

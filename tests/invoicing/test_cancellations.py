@@ -423,3 +423,65 @@ def test_a_seat_change_and_a_cancellation_at_once_one_after_the_other():
         (refused,) = [o for o in outcomes if o != "cancelled"]
         assert refused.startswith("Subscription sub_acme changed since this was drafted")
         assert subscription.revision == 1
+
+
+def _seats_change(subscription, *, invoice_now: bool) -> None:
+    seats = subscription.items.get(name="Seats")
+    with time_machine.travel("2026-01-10 09:00Z", tick=False):
+        subscription_set_quantity(
+            subscription=subscription,
+            item=seats,
+            quantity=Decimal("20"),
+            effective_date=day("2026-01-12"),
+            invoice_now=invoice_now,
+            today=day("2026-01-10"),
+        )
+        subscription_bill(subscription=subscription, today=day("2026-01-10"))
+
+
+def test_a_seat_change_invoiced_at_once_then_a_cancellation_credits_each_day_once(db):
+    # Given Jan 1: 860.00; Jan 10: 12 → 20 seats from Jan 12, invoiced at once:
+    # − 12 × 30.00 × 20/31 = −232.26, + 20 × 30.00 × 20/31 = 387.10: INV-000002 = 154.84
+    subscription = seats_subscription()
+    bill("2026-01-01")
+    _seats_change(subscription, invoice_now=True)
+    assert Invoice.objects.get(number="INV-000002").total == Decimal("154.84")
+    calls(subscription, 100, "2026-01-13")
+
+    # When it is cancelled from Jan 16
+    cancel(subscription, on="2026-01-10", effective="2026-01-16")
+
+    # Then INV-000001 gives back Jan 16 – 31 of what it billed: 258.06 + 185.81; INV-000002 the
+    # net of its lines after Jan 16: 387.10 × 16/20 = 309.68 − 232.26 × 16/20 = 185.81 → 123.87
+    # (the 12 seats' Jan 16 – 31 was already given back once: it is not given back twice).
+    # Seats paid in all: 360.00 − 185.81 + 154.84 − 123.87 = 205.16 = (12 × 11 + 20 × 4) × 30/31
+    assert [(n, inv, total) for n, inv, _, total in notes()] == [
+        ("CN-000001", "INV-000001", Decimal("443.87")),
+        ("CN-000002", "INV-000002", Decimal("123.87")),
+    ]
+    assert note_lines(CreditNote.objects.get(number="CN-000002")) == [
+        ("Remaining time on 20 × Seats from Jan 12", Decimal("123.87"))
+    ]
+    (final,) = bill("2026-01-16")
+    assert lines_of(final) == [("usage", "API calls", Decimal("100"), Decimal("1.00"))]
+    assert bill("2026-02-01") == [] and CreditNote.objects.count() == 2
+
+
+def test_a_seat_change_on_the_next_invoice_then_a_cancellation_prorates_up_to_the_end(db):
+    subscription = seats_subscription()
+    bill("2026-01-01")
+    _seats_change(subscription, invoice_now=False)
+
+    cancel(subscription, on="2026-01-10", effective="2026-01-16")
+    (final,) = bill("2026-01-16")
+
+    # The credit note gives back Jan 16 – 31 as billed on Jan 1; the final invoice prorates the
+    # change up to the cancellation only: − 12 × 30.00 × 4/31 = −46.45, + 20 × 30.00 × 4/31 =
+    # 77.42. Seats paid: 360.00 − 185.81 − 46.45 + 77.42 = 205.16, as above.
+    assert [(n, total) for n, _, _, total in notes()] == [("CN-000001", Decimal("443.87"))]
+    assert sorted((kind, amount) for kind, _, _, amount in lines_of(final)) == [
+        ("proration", Decimal("-46.45")),
+        ("proration", Decimal("77.42")),
+        ("usage", Decimal("0")),
+    ]
+    assert final.total == Decimal("30.97")
