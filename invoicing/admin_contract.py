@@ -28,7 +28,7 @@ from core import clock
 from core.errors import Conflict, DomainError
 from core.formatting import format_money, format_quantity
 from invoicing.models import CreditNote, Invoice
-from invoicing.services import subscription_bill
+from invoicing.services import subscription_bill_now
 from subscriptions.changes import (
     items_in_force,
     period_in_progress,
@@ -183,9 +183,11 @@ def quantity_view(request, pk: int):
         else:
             said = f"{change.description} from {change.effective_date}."
             if data["invoice_now"]:
-                made = subscription_bill(subscription=subscription, today=today)
+                failed = subscription_bill_now(subscription=subscription, today=today)
                 invoice = Invoice.objects.filter(change=change).first()
-                if invoice is not None and invoice in made:
+                if failed:
+                    said += f" Not invoiced yet ({failed}): the next billing run retries."
+                elif invoice is not None:
                     said += (
                         f" Invoice {invoice} issued for "
                         f"{format_money(invoice.total, invoice.currency)}."
@@ -227,8 +229,10 @@ def cancel_view(request, pk: int):
             field = "effective_date" if effective_date else "when"
             _refused(request, subscription, form, exc, field)
         else:
-            subscription_bill(subscription=subscription, today=today)
+            failed = subscription_bill_now(subscription=subscription, today=today)
             said = f"{subscription.external_id} cancelled from {change.effective_date}."
+            if failed:
+                said += f" Not settled yet ({failed}): the next billing run retries."
             for note in CreditNote.objects.filter(change=change).order_by("number"):
                 said += (
                     f" Credit note {note.number} issued for "

@@ -24,7 +24,7 @@ from core.money import (
 )
 from core.schema import RETRY_AFTER, error_responses
 from invoicing.models import CreditNote
-from invoicing.services import subscription_bill
+from invoicing.services import subscription_bill_now
 from subscriptions.changes import subscription_cancel, subscription_set_quantity
 from subscriptions.models import Subscription, SubscriptionChange, SubscriptionItem
 
@@ -306,7 +306,7 @@ class SubscriptionItemQuantityView(APIView):
                 field = "effective_date"
             raise _named(field, exc) from exc
         if invoice_now:
-            subscription_bill(subscription=subscription, today=clock.today())
+            subscription_bill_now(subscription=subscription, today=clock.today())
         new = change.added_items.select_related("charge").get()
         subscription.refresh_from_db(fields=["revision"])
         return Response(
@@ -355,7 +355,7 @@ class SubscriptionCancelView(APIView):
             )
         except ValidationError as exc:
             raise _named("effective_date", exc) from exc
-        subscription_bill(subscription=subscription, today=today)
+        subscription_bill_now(subscription=subscription, today=today)
         subscription.refresh_from_db()
         notes = CreditNote.objects.filter(change=change).select_related("invoice")
         return Response(

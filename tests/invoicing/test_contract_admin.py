@@ -172,3 +172,29 @@ def test_finance_sees_the_actions_on_a_live_subscription(client, world):
 
     assert "Change quantity" in page and "Cancel subscription" in page
     assert "No change since the contract was signed." in page
+
+
+def test_a_cancellation_stands_when_billing_fails_and_the_next_run_settles_it(
+    client, world, monkeypatch
+):
+    from core.errors import ValidationError
+    from invoicing import services
+
+    def broken(**kwargs):
+        raise ValidationError("the tax service is down")
+
+    monkeypatch.setattr(services, "subscription_bill", broken)
+    done = client.post(
+        reverse("subscriptions-cancel", args=[world.pk]),
+        {"when": "date", "effective_date": "2026-01-16", "reason": "Budget"},
+        follow=True,
+    )
+    monkeypatch.undo()
+
+    assert (
+        "sub_acme cancelled from 2026-01-16. Not settled yet (the tax service is down): the next "
+        "billing run retries." in flat(done)
+    )
+    assert CreditNote.objects.count() == 0
+    bill("2026-01-10")
+    assert CreditNote.objects.get().total == Decimal("443.87")
