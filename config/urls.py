@@ -4,8 +4,14 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.api import not_found
+from invoicing.admin_contract import cancel_view, quantity_view
 from invoicing.admin_views import shadow_billing_view
 from invoicing.api import CurrentUsageView, UpcomingInvoiceView
+from invoicing.contract_api import (
+    SubscriptionCancelView,
+    SubscriptionItemQuantityView,
+    SubscriptionItemsView,
+)
 from metering.api import EventBatchView, EventView
 
 # The header and title are django-unfold's (settings.UNFOLD), which overrides the site's own.
@@ -24,6 +30,21 @@ api_v1 = [
         UpcomingInvoiceView.as_view(),
         name="upcoming-invoice",
     ),
+    path(
+        "subscriptions/<str:external_id>/items",
+        SubscriptionItemsView.as_view(),
+        name="subscription-items",
+    ),
+    path(
+        "subscriptions/<str:external_id>/items/<int:item_id>/quantity",
+        SubscriptionItemQuantityView.as_view(),
+        name="subscription-item-quantity",
+    ),
+    path(
+        "subscriptions/<str:external_id>/cancel",
+        SubscriptionCancelView.as_view(),
+        name="subscription-cancel",
+    ),
 ]
 
 urlpatterns = [
@@ -33,6 +54,16 @@ urlpatterns = [
         "admin/invoicing/shadow-billing/",
         admin.site.admin_view(shadow_billing_view),
         name="invoicing-shadow-billing",
+    ),
+    path(
+        "admin/subscriptions/subscription/<int:pk>/change-quantity/",
+        admin.site.admin_view(quantity_view),
+        name="subscriptions-change-quantity",
+    ),
+    path(
+        "admin/subscriptions/subscription/<int:pk>/cancel/",
+        admin.site.admin_view(cancel_view),
+        name="subscriptions-cancel",
     ),
     path("admin/", admin.site.urls),
     path("portal/", include("portal.urls")),

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, parsers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -32,6 +33,7 @@ class JSONParser(parsers.JSONParser):
             ) from None
 
 
+@csrf_exempt  # a POST to an unknown path is a 404 too, not the CSRF page (no cookies here)
 def not_found(request, *args, **kwargs) -> JsonResponse:
     """Any path under /api/ that names no endpoint: a JSON 404 in the error shape (an HTML page
     reads as a server failure to API clients)."""

@@ -13,6 +13,7 @@ FINANCIALS = "change_customer_financials"  # customers.Customer.Meta.permissions
 APPROVE_QUOTE = "approve_quote"  # quotes.Quote.Meta.permissions
 ISSUE_CREDIT_NOTE = "issue_credit_note"  # invoicing.Invoice.Meta.permissions
 VOID_INVOICE = "void_invoice"  # invoicing.Invoice.Meta.permissions
+CHANGE_CONTRACT = "change_contract"  # subscriptions.Subscription.Meta.permissions
 
 ROLES: dict[str, dict[str, tuple[str, ...]]] = {
     "Sales": {
@@ -49,7 +50,8 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "quotes.quotelinephase": ("view",),
         "quotes.quotestatuschange": ("view",),
         "quotes.approvalrule": ALL,
-        "subscriptions.subscription": ("view", "change"),
+        # Seat changes and cancellations from the subscription's page (amendments by quote).
+        "subscriptions.subscription": ("view", "change", CHANGE_CONTRACT),
         "subscriptions.subscriptionitem": ("view",),
         "subscriptions.billingperiod": ("view",),
         "subscriptions.prepaidcredit": ("add", "view"),

@@ -39,6 +39,8 @@ ERROR_STATUSES = {
     400: "The body is not valid JSON (parse_error), or the query string holds a NUL.",
     401: "No key (not_authenticated), or an unknown or revoked key (authentication_failed).",
     404: "No such customer, subscription or period in progress (not_found).",
+    409: "Refused by the subscription's state (conflict): it is not live (cancelled, ended), or "
+    "another change came first (the revision moved).",
     413: "The body is over the size limit (request_too_large): send fewer events per request.",
     415: "The body is not application/json (unsupported_media_type).",
     422: "The request is understood but refused (validation_error); nothing was stored.",

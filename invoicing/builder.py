@@ -289,7 +289,9 @@ def proration_lines(subscription, period: BillingPeriod, change=None) -> list[In
                 _proration_line(
                     item,
                     billed_from,
-                    Period(item.ends_on, priced.end),
+                    # To the period's end: a cancellation cuts it short, and the unused time
+                    # after the cut is the cancellation's credit note (invoicing.cancellations).
+                    Period(item.ends_on, end),
                     priced,
                     currency,
                     credit=True,

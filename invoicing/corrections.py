@@ -26,6 +26,7 @@ from core.formatting import format_money
 from core.money import exact_sum, round_money
 from invoicing.models import CreditNote, CreditNoteLine, CreditUse, Invoice, InvoiceLine
 from invoicing.numbering import next_number
+from subscriptions.models import SubscriptionChange
 from subscriptions.services import prepaid_credit_give_back
 
 logger = logging.getLogger(__name__)
@@ -51,10 +52,12 @@ def credit_note_issue(
     amount: Decimal | None = None,
     reason: str = "",
     issued_by=None,
+    change: SubscriptionChange | None = None,
 ) -> CreditNote:
     """Issue a credit note on a finalized or paid invoice: `full`, or `lines` (invoice line id →
     amount to credit, each at most what is left on that line), or `amount` (before tax) with a
-    `reason`. Locks the invoice, numbers the note, and emails it to the customer on commit."""
+    `reason`. Locks the invoice, numbers the note, and emails it to the customer on commit.
+    `change`: the cancellation the note settles (invoicing.cancellations), kept on the note."""
     reason = (reason or "").strip()
     if sum((full, lines is not None, amount is not None)) != 1:
         raise ValidationError("Choose one way to credit: in full, by line, or an amount.")
@@ -126,6 +129,7 @@ def credit_note_issue(
             tax_amount=tax_amount,
             total=total,
             issued_by=issued_by,
+            change=change,
         )
         CreditNoteLine.objects.bulk_create(
             CreditNoteLine(

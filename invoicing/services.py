@@ -181,6 +181,18 @@ def subscription_bill(*, subscription: Subscription, today: dt.date) -> list[Inv
     return made
 
 
+def subscription_bill_now(*, subscription: Subscription, today: dt.date) -> str:
+    """Bill a subscription right after a change of its contract (a cancellation's credit note, a
+    proration invoiced at once). The change is committed already: a failure here is logged and
+    left to the next billing run, which bills the same dates. Returns what went wrong, or ""."""
+    try:
+        subscription_bill(subscription=subscription, today=today)
+    except Exception as exc:  # the change stands; the hourly run retries
+        logger.exception("billing %s after its change failed", subscription.external_id)
+        return getattr(exc, "message", None) or repr(exc)
+    return ""
+
+
 def billing_run(*, today: dt.date | None = None) -> BillingRunResult:
     """Invoice everything due. Safe to run twice, or twice at once: each date is billed once."""
     today = today or clock.today()

@@ -27,9 +27,45 @@ class ReadOnlyInline(ReadOnly, TabularInline):
 
 
 class SubscriptionItemInline(ReadOnlyInline):
+    """Every version of every item: what was in force from when, and which change made it."""
+
     model = SubscriptionItem
-    fields = ["name", "metric", "billing_timing", "quantity_shown", "price", "list_price", "ramp"]
+    verbose_name = "item version"
+    fields = [
+        "name",
+        "metric",
+        "billing_timing",
+        "quantity_shown",
+        "price",
+        "list_price",
+        "ramp",
+        "in_force",
+        "by_change",
+    ]
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("change", "ended_by")
+
+    @admin.display(description="In force")
+    def in_force(self, item):
+        """[from, to): "from the start", "until Jan 15, 2026" (the last day included)."""
+        if item.is_one_time:
+            return "once, on the first invoice" if item.change_id is None else "once"
+        start = f"from {_day(item.starts_on)}" if item.starts_on else "from the start"
+        if item.ends_on is None:
+            return f"{start}, to the end of the term"
+        last = item.ends_on - dt.timedelta(days=1)
+        return f"{start} to {_day(last)}"
+
+    @admin.display(description="Change")
+    def by_change(self, item):
+        parts = []
+        if item.change_id:
+            parts.append(f"added by: {item.change.get_kind_display().lower()}")
+        if item.ended_by_id:
+            parts.append(f"ended by: {item.ended_by.get_kind_display().lower()}")
+        return "; ".join(parts) or "the contract as signed"
 
     @admin.display(description="Quantity")
     def quantity_shown(self, item):
@@ -90,6 +126,10 @@ class SubscriptionItemInline(ReadOnlyInline):
         )
 
 
+def _day(day: dt.date) -> str:
+    return f"{day:%b} {day.day}, {day.year}"
+
+
 class BillingPeriodInline(ReadOnlyInline):
     model = BillingPeriod
     fields = ["sequence", "start_date", "end_date", "billed_from", "advance"]
@@ -120,11 +160,12 @@ class SubscriptionAdmin(SimpleHistoryAdmin, ModelAdmin):
         "payment_terms_days",
         "created_at",
     ]
-    readonly_fields += ["status", "revision", "canceled_on", "canceled_at", "canceled_by"]
-    readonly_fields += ["cancel_reason"]  # changes go through services (subscriptions.changes)
+    # Changes go through services: the contract pages (invoicing/admin_contract.py) and quotes.
     # Finance edits `renewal` (renew automatically or end) and `unused_credit_on_cancel`.
+    readonly_fields += ["status", "revision", "cancellation", "change_history"]
+    exclude = ["canceled_on", "canceled_at", "canceled_by", "cancel_reason"]
     inlines = [SubscriptionItemInline, BillingPeriodInline]
-    actions_detail = ["detail_renew"]
+    actions_detail = ["detail_change_quantity", "detail_cancel", "detail_renew"]
 
     @action(
         description="Renew now (open the renewal quote)", icon="autorenew", permissions=["renew"]
@@ -142,6 +183,68 @@ class SubscriptionAdmin(SimpleHistoryAdmin, ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="Cancellation")
+    def cancellation(self, obj):
+        if obj.canceled_on is None:
+            return "—"
+        by = obj.canceled_by.get_username() if obj.canceled_by else "the API"
+        at = f"{_day(obj.canceled_at.date())}" if obj.canceled_at else "?"
+        return format_html(
+            "Service ends {} (not included) · cancelled by {} on {}<br>Why: {}",
+            _day(obj.canceled_on),
+            by,
+            at,
+            obj.cancel_reason or "—",
+        )
+
+    @admin.display(description="Change history")
+    def change_history(self, obj):
+        """Every change of the contract: kind, from when, what, by whom, when, why."""
+        changes = obj.changes.select_related("by").order_by("at", "id")
+        if not changes:
+            return "No change since the contract was signed."
+        rows = [
+            (
+                change.get_kind_display(),
+                _day(change.effective_date),
+                change.description,
+                change.by.get_username() if change.by else change.source or "—",
+                f"{_day(change.at.date())} {change.at:%H:%M}",
+                change.reason or "—",
+            )
+            for change in changes
+        ]
+        return format_html(
+            '<table class="text-sm"><thead><tr><th>Change</th><th>From</th><th>What</th>'
+            "<th>By</th><th>When</th><th>Why</th></tr></thead><tbody>{}</tbody></table>",
+            format_html_join(
+                "",
+                '<tr><td class="pr-3">{}</td><td class="pr-3" style="white-space:nowrap">{}</td>'
+                '<td class="pr-3">{}</td><td class="pr-3">{}</td>'
+                '<td class="pr-3" style="white-space:nowrap">{}</td><td>{}</td></tr>',
+                rows,
+            ),
+        )
+
+    # The pages are invoicing's (they bill at once): linked by URL name, not imported.
+    @action(description="Change quantity", icon="group_add", permissions=["change_contract"])
+    def detail_change_quantity(self, request, object_id):
+        return redirect(reverse("subscriptions-change-quantity", args=[object_id]))
+
+    @action(description="Cancel subscription", icon="cancel", permissions=["change_contract"])
+    def detail_cancel(self, request, object_id):
+        return redirect(reverse("subscriptions-cancel", args=[object_id]))
+
+    def has_change_contract_permission(self, request, object_id=None):
+        """Finance, on a live subscription."""
+        if not request.user.has_perm("subscriptions.change_contract"):
+            return False
+        return object_id is None or (
+            Subscription.objects.filter(
+                pk=object_id, status=Subscription.Status.ACTIVE, canceled_on__isnull=True
+            ).exists()
+        )
 
 
 class PrepaidCreditForm(forms.ModelForm):

@@ -10,6 +10,7 @@ from catalog.models import BillableMetric, Charge, Plan
 from catalog.selectors import charges_in_force
 from core import clock
 from core.errors import ValidationError
+from core.formatting import format_money, format_quantity
 from core.money import round_money
 from core.periods import Period, billing_periods, proration_fraction
 from customers.models import Customer
@@ -620,4 +621,27 @@ def prepaid_credit_give_back(*, credit: PrepaidCredit, amount: Decimal) -> Prepa
         )
     locked.remaining += amount
     locked.save(update_fields=["remaining"])
+    return locked
+
+
+def prepaid_credit_close(*, credit: PrepaidCredit, reason: str) -> PrepaidCredit:
+    """Close a prepaid credit (a cancellation): what is left on it is no longer drawn. Under the
+    credit's row lock its remaining goes to 0 and the note says how much was closed and why (the
+    history keeps the row as it was). A credit with nothing left is returned as it is."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("Say why the prepaid credit is closed (the reason is kept).")
+    with transaction.atomic():
+        locked = PrepaidCredit.objects.select_for_update().get(pk=credit.pk)
+        if locked.remaining <= 0:
+            return locked
+        left = locked.remaining
+        if locked.metric_id is None:
+            closed = format_money(left, locked.subscription.currency)
+        else:
+            closed = format_quantity(left, locked.metric.code)
+        note = f"{closed} closed: {reason}"
+        locked.note = (f"{locked.note}; {note}" if locked.note else note)[:200]
+        locked.remaining = Decimal(0)
+        locked.save(update_fields=["remaining", "note"])
     return locked

@@ -143,9 +143,17 @@ def test_every_request_example_of_the_schema_is_accepted(schema, api, db):
         .get("examples", {})
         .values()
     ]
-    assert {path for path, _ in examples} == {"/api/v1/events", "/api/v1/events/batch"}
+    assert {path for path, _ in examples} == {
+        "/api/v1/events",
+        "/api/v1/events/batch",
+        # Posted by tests/invoicing/test_contract_api.py (they need a contract on a date)
+        "/api/v1/subscriptions/{external_id}/items/{item_id}/quantity",
+        "/api/v1/subscriptions/{external_id}/cancel",
+    }
 
     for path, body in examples:
+        if "{" in path:
+            continue
         answer = api.post(path, body, format="json")
 
         assert answer.status_code == 200, (path, answer.json())
