@@ -399,9 +399,11 @@ def quote_accept(*, quote: Quote, by=None, name: str = "", title: str = "") -> Q
     approved on the way, and that move is recorded too)."""
     quote = _locked(quote)
     if quote.status == Quote.Status.ACCEPTED:
+        made = "amended" if quote.kind == Quote.Kind.AMENDMENT else "created"
+        target = quote.contract if quote.kind == Quote.Kind.AMENDMENT else quote.subscription
         raise Conflict(
-            f"Quote {quote.number} was already accepted: it created subscription "
-            f"{quote.subscription.external_id}."
+            f"Quote {quote.number} was already accepted: it {made} subscription "
+            f"{target.external_id}."
         )
     if quote.status == Quote.Status.IN_REVIEW:
         raise Conflict(
@@ -423,9 +425,14 @@ def quote_accept(*, quote: Quote, by=None, name: str = "", title: str = "") -> Q
     problems = quote_problems(quote, lines, extras)
     if problems:
         raise ValidationError(" ".join(problems), details=problems)
-    items, credits = item_specs(quote, lines, extras)
     signed = f" by {name.strip()}" + (f", {title.strip()}" if title.strip() else "") if name else ""
     _move(quote, Quote.Status.ACCEPTED, by=by, reason=f"Accepted{signed}.")
+    if quote.kind == Quote.Kind.AMENDMENT:
+        from quotes.amendments import amendment_apply  # it builds on this module
+
+        amendment_apply(quote=quote, lines=lines, extras=extras, by=by)
+        return _accepted(quote, name, title)
+    items, credits = item_specs(quote, lines, extras)
     quote.subscription = subscription_create(
         customer=quote.customer,
         plan=quote.plan,
@@ -438,6 +445,10 @@ def quote_accept(*, quote: Quote, by=None, name: str = "", title: str = "") -> Q
         credits=credits,
         payment_terms_days=quote.payment_terms_days,
     )
+    return _accepted(quote, name, title)
+
+
+def _accepted(quote: Quote, name: str, title: str) -> Quote:
     quote.accepted_at = clock.now()
     quote.accepted_by_name = name.strip()
     quote.accepted_by_title = title.strip()

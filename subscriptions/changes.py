@@ -155,8 +155,8 @@ def _describe(removed, added) -> str:
             )
         else:
             parts.append(f"{item.name}: new terms")
-    kept = set(added_by_charge.values())
-    parts += [f"+ {spec.label}" for spec in added if spec.charge is None or spec in kept]
+    kept = {id(spec) for spec in added_by_charge.values()}  # specs hold dicts: not hashable
+    parts += [f"+ {spec.label}" for spec in added if spec.charge is None or id(spec) in kept]
     return "; ".join(parts) or "no change"
 
 

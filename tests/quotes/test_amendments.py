@@ -1,0 +1,367 @@
+"""Amendments through a quote: the quote starts as the contract in force, its acceptance changes
+the contract from the effective date (co-termed), the next invoice prorates the change."""
+
+import threading
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.db import connection
+from django.urls import reverse
+
+from catalog.models import Charge
+from core.errors import Conflict, ValidationError
+from invoicing.models import Invoice, InvoiceLine
+from invoicing.services import billing_run
+from quotes.amendments import LineStatus, amendment_plan, quote_amendment_create
+from quotes.models import Quote, QuoteLine
+from quotes.services import quote_accept, quote_populate_lines
+from quotes.totals import read_extras
+from subscriptions.changes import subscription_set_quantity
+from subscriptions.models import Subscription, SubscriptionChange, SubscriptionItem
+from subscriptions.services import ItemSpec, subscription_create
+from tests.factories import (
+    ChargeFactory,
+    CustomerFactory,
+    PlanFactory,
+    UserFactory,
+    day,
+    hybrid_plan,
+)
+
+D = Decimal
+DRAFTED = "2026-03-10 09:00Z"  # in the March period, before the change takes effect
+
+
+def contract(*, seats=12, seat_price="30.00", discount=None, external_id="sub_acme"):
+    """Acme on the hybrid plan from Jan 1, 2026 for 12 months, billed monthly: platform fee
+    500.00, `seats` seats negotiated at `seat_price`, API calls at 0.002."""
+    plan = hybrid_plan()
+    customer = CustomerFactory(external_id=external_id.removeprefix("sub_"))
+    platform, seat_charge, calls = plan.charges.order_by("position")
+    seat_pricing = {**seat_charge.pricing(), "unit_price": seat_price}
+    seat_spec = ItemSpec(
+        charge=seat_charge,
+        quantity=D(seats),
+        pricing=seat_pricing,
+        list_pricing=seat_charge.pricing(),
+        discount_percent=discount,
+    )
+    return subscription_create(
+        customer=customer,
+        plan=plan,
+        external_id=external_id,
+        start_date=day("2026-01-01"),
+        term_months=12,
+        items=[
+            ItemSpec(charge=platform, quantity=D(1)),
+            seat_spec,
+            ItemSpec(charge=calls, quantity=D(0)),
+        ],
+    )
+
+
+def amend(subscription, on="2026-03-16", **kwargs) -> Quote:
+    with time_machine.travel(DRAFTED, tick=False):
+        return quote_amendment_create(subscription=subscription, effective_date=day(on), **kwargs)
+
+
+def line(quote, name) -> QuoteLine:
+    return quote.lines.get(description=name)
+
+
+def accept(quote, **kwargs) -> Quote:
+    with time_machine.travel(DRAFTED, tick=False):
+        return quote_accept(quote=Quote.objects.get(pk=quote.pk), **kwargs)
+
+
+def versions(subscription):
+    """(name, quantity, starts_on, ends_on) of every version, in order."""
+    return [
+        (item.name, item.quantity, item.starts_on, item.ends_on)
+        for item in subscription.items.order_by("position", "id")
+    ]
+
+
+def bill(until: str) -> None:
+    for text in ("2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01"):
+        if text <= until:
+            billing_run(today=day(text))
+
+
+# -- the quote starts as the contract in force ------------------------------------------------
+
+
+def test_the_amendment_quote_restates_the_contract_in_force(db):
+    subscription = contract(seat_price="27.00")
+    rep = UserFactory(username="rep")
+    quote = amend(subscription, by=rep)
+
+    assert quote.kind == Quote.Kind.AMENDMENT
+    assert quote.contract == subscription and quote.subscription is None
+    assert (quote.customer, quote.plan, quote.owner) == (subscription.customer, subscription.plan, rep)
+    assert quote.start_date == quote.effective_date == day("2026-03-16")
+    assert quote.base_revision == subscription.revision == 0
+    assert quote.billing_interval_months == 1
+    # March (the period in progress) to December: 10 monthly periods left
+    assert quote.term_months == 10
+    assert quote.valid_until == day("2026-04-09")
+    rows = [
+        (l.replaces.name, l.kind, l.quantity, l.unit_price, l.discount_percent)
+        for l in quote.lines.order_by("position")
+    ]
+    assert rows == [
+        ("Platform fee", "recurring", D(1), None, None),
+        ("Seats", "recurring", D(12), D("27.00"), None),
+        ("API calls", "usage", D(0), None, None),
+    ]
+    lines = list(quote.lines.select_related("charge"))
+    plan = amendment_plan(quote, lines, read_extras(lines))
+    assert set(plan.status.values()) == {LineStatus.UNCHANGED} and not plan.changes
+
+
+def test_a_negotiated_discount_is_restated_as_the_line_discount(db):
+    """Seats listed at 25.00 with 20 % off (net 20.00): the line keeps 20 % off the list price."""
+    plan = hybrid_plan()
+    seats = plan.charges.get(name="Seats")
+    subscription = subscription_create(
+        customer=CustomerFactory(external_id="acme"),
+        plan=plan,
+        external_id="sub_acme",
+        start_date=day("2026-01-01"),
+        term_months=12,
+        items=[
+            ItemSpec(
+                charge=seats,
+                quantity=D(10),
+                pricing={**seats.pricing(), "unit_price": "20.00"},
+                list_pricing=seats.pricing(),
+                discount_percent=D(20),
+            )
+        ],
+    )
+    quote = amend(subscription)
+    seat_line = quote.lines.get()
+    assert (seat_line.unit_price, seat_line.discount_percent) == (None, D(20))
+    lines = list(quote.lines.select_related("charge"))
+    assert not amendment_plan(quote, lines, read_extras(lines)).changes
+
+
+def test_only_a_live_subscription_is_amended(db):
+    subscription = contract()
+    Subscription.objects.filter(pk=subscription.pk).update(status=Subscription.Status.CANCELED)
+    with pytest.raises(Conflict, match="sub_acme is canceled: only a live subscription"):
+        amend(subscription)
+    assert not Quote.objects.exists()
+
+
+# -- acceptance changes the contract ----------------------------------------------------------
+
+
+def test_a_seat_increase_ends_the_old_version_and_prorates_on_the_next_invoice(db):
+    """12 → 20 seats at 30.00 from Mar 16: 16 of March's 31 days are credited for 12 seats
+    (−185.81) and charged for 20 (309.68) on the April invoice."""
+    subscription = contract()
+    bill("2026-03-01")
+    quote = amend(subscription)
+    QuoteLine.objects.filter(pk=line(quote, "Seats").pk).update(quantity=D(20))
+
+    accepted = accept(quote, name="Jane Doe")
+
+    assert accepted.status == Quote.Status.ACCEPTED and accepted.subscription is None
+    subscription.refresh_from_db()
+    assert subscription.revision == 1
+    change = SubscriptionChange.objects.get(subscription=subscription)
+    assert (change.kind, change.effective_date, change.source) == (
+        "amendment",
+        day("2026-03-16"),
+        accepted.number,
+    )
+    assert change.description == "Seats: 12 → 20 seats"
+    assert versions(subscription) == [
+        ("Platform fee", D(1), None, None),
+        ("Seats", D(12), None, day("2026-03-16")),
+        ("Seats", D(20), day("2026-03-16"), None),
+        ("API calls", D(0), None, None),
+    ]
+    bill("2026-04-01")
+    april = Invoice.objects.get(subscription=subscription, billing_date=day("2026-04-01"))
+    prorations = list(
+        april.lines.filter(kind=InvoiceLine.Kind.PRORATION)
+        .order_by("id")
+        .values_list("amount", flat=True)
+    )
+    assert prorations == [D("-185.81"), D("309.68")]
+    seats_line = april.lines.get(kind=InvoiceLine.Kind.FEE, description__startswith="Seats")
+    assert seats_line.amount == D("600.00")  # 20 × 30.00 for April
+
+
+def test_accepting_twice_refuses_and_changes_once(db):
+    subscription = contract()
+    quote = amend(subscription)
+    QuoteLine.objects.filter(pk=line(quote, "Seats").pk).update(quantity=D(20))
+    accept(quote)
+    with pytest.raises(Conflict, match=r"already accepted: it amended subscription sub_acme"):
+        accept(quote)
+    assert SubscriptionChange.objects.count() == 1
+
+
+def test_a_removed_line_ends_its_item_on_the_effective_date(db):
+    subscription = contract()
+    quote = amend(subscription)
+    line(quote, "Seats").delete()
+
+    accept(quote)
+
+    assert versions(subscription) == [
+        ("Platform fee", D(1), None, None),
+        ("Seats", D(12), None, day("2026-03-16")),
+        ("API calls", D(0), None, None),
+    ]
+    assert SubscriptionChange.objects.get().description == "− Seats"
+
+
+def test_an_upgrade_swaps_the_plan_mid_period(db):
+    subscription = contract()
+    bill("2026-03-01")
+    pro = PlanFactory(code="pro", name="Pro")
+    ChargeFactory(plan=pro, name="Pro platform", unit_price=D("900.00"), position=0)
+    quote = amend(subscription)
+    quote.plan = pro
+    quote.save()
+    quote_populate_lines(quote=quote, replace=True)
+    assert [(l.description, l.replaces_id) for l in quote.lines.all()] == [("Pro platform", None)]
+
+    accept(quote)
+
+    subscription.refresh_from_db()
+    assert subscription.plan == pro
+    assert versions(subscription) == [
+        ("Platform fee", D(1), None, day("2026-03-16")),
+        ("Seats", D(12), None, day("2026-03-16")),
+        ("API calls", D(0), None, day("2026-03-16")),
+        ("Pro platform", D(1), day("2026-03-16"), None),
+    ]
+    bill("2026-04-01")
+    april = Invoice.objects.get(subscription=subscription, billing_date=day("2026-04-01"))
+    prorations = list(
+        april.lines.filter(kind=InvoiceLine.Kind.PRORATION)
+        .order_by("id")
+        .values_list("description", "amount")
+    )
+    # 500.00 and 12 × 30.00 credited for 16/31 of March, 900.00 charged for them
+    assert [amount for _, amount in prorations] == [D("-258.06"), D("-185.81"), D("464.52")]
+
+
+def test_a_quote_drafted_on_an_old_revision_is_refused_with_nothing_changed(db):
+    subscription = contract()
+    quote = amend(subscription)
+    QuoteLine.objects.filter(pk=line(quote, "Seats").pk).update(quantity=D(20))
+    seats = subscription.items.get(name="Seats")
+    with time_machine.travel(DRAFTED, tick=False):
+        subscription_set_quantity(
+            subscription=subscription,
+            item=seats,
+            quantity=D(15),
+            effective_date=day("2026-03-20"),
+        )
+    before = versions(subscription)
+
+    with pytest.raises(Conflict, match="sub_acme changed since this was drafted"):
+        accept(quote)
+
+    assert versions(subscription) == before
+    assert Quote.objects.get(pk=quote.pk).status == Quote.Status.DRAFT
+    assert SubscriptionChange.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_amendments_of_one_subscription_one_wins():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks (SELECT … FOR UPDATE) are tested on PostgreSQL")
+    subscription = contract()
+    quotes = [amend(subscription), amend(subscription)]
+    for quote, seats in zip(quotes, (D(20), D(30)), strict=True):
+        QuoteLine.objects.filter(quote=quote, description="Seats").update(quantity=seats)
+    barrier = threading.Barrier(2)
+    outcomes: dict[int, str] = {}
+
+    def run(quote) -> None:
+        try:
+            mine = Quote.objects.get(pk=quote.pk)  # each thread has its own connection
+            barrier.wait(timeout=10)
+            accept(mine)
+            outcomes[quote.pk] = "accepted"
+        except Conflict as exc:
+            outcomes[quote.pk] = exc.message
+        except Exception as exc:
+            outcomes[quote.pk] = repr(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(quote,)) for quote in quotes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(outcomes.values())[1] == "accepted"
+    winner = next(pk for pk, outcome in outcomes.items() if outcome == "accepted")
+    loser = next(pk for pk in outcomes if pk != winner)
+    assert outcomes[loser].startswith(
+        "Subscription sub_acme changed since this was drafted (amendment: Seats: 12 → "
+    )
+    won = Quote.objects.get(pk=winner)
+    seats = D(20) if won.pk == quotes[0].pk else D(30)
+    assert Quote.objects.get(pk=loser).status == Quote.Status.DRAFT
+    assert won.status == Quote.Status.ACCEPTED
+    subscription.refresh_from_db()
+    assert subscription.revision == 1
+    assert SubscriptionChange.objects.get().source == won.number
+    assert versions(subscription) == [
+        ("Platform fee", D(1), None, None),
+        ("Seats", D(12), None, day("2026-03-16")),
+        ("Seats", seats, day("2026-03-16"), None),
+        ("API calls", D(0), None, None),
+    ]
+    assert SubscriptionItem.objects.count() == 4
+
+
+# -- admin ------------------------------------------------------------------------------------
+
+
+def test_the_amend_button_opens_a_prefilled_amendment_quote(db, client):
+    subscription = contract()
+    sales = UserFactory(username="sales", is_staff=True, is_superuser=True)
+    client.force_login(sales)
+    page = client.get(reverse("admin:subscriptions_subscription_change", args=[subscription.pk]))
+    amend_url = reverse("admin:quotes_quote_amend", args=[subscription.pk])
+    assert amend_url in page.content.decode()
+
+    with time_machine.travel(DRAFTED, tick=False):
+        form = client.get(amend_url)
+        assert form.status_code == 200
+        response = client.post(amend_url, {"effective_date": "2026-03-16"})
+
+    quote = Quote.objects.get(kind=Quote.Kind.AMENDMENT)
+    assert response.status_code == 302
+    assert response.url == reverse("admin:quotes_quote_change", args=[quote.pk])
+    assert quote.owner == sales and quote.contract == subscription
+    assert quote.lines.count() == 3
+    with time_machine.travel(DRAFTED, tick=False):
+        shown = client.get(response.url).content.decode()
+    assert "Amendment of sub_acme from 2026-03-16, co-termed to 2026-12-31" in shown
+    assert "drafted on revision 0" in shown
+    assert "Unchanged" in shown
+
+
+def test_a_charge_of_the_plan_added_to_the_amendment_is_a_new_item(db):
+    subscription = contract()
+    quote = amend(subscription)
+    seats = Charge.objects.get(plan=subscription.plan, name="Seats")
+    QuoteLine.objects.create(
+        quote=quote, kind="recurring", charge=seats, description="Extra seats", quantity=D(3)
+    )
+    lines = list(quote.lines.select_related("charge"))
+    plan = amendment_plan(quote, lines, read_extras(lines))
+    assert sorted(plan.status.values()) == ["new", "unchanged", "unchanged", "unchanged"]
