@@ -24,6 +24,7 @@ from core.admin import LINK_CLASSES
 from core.errors import DomainError
 from core.formatting import format_money, format_price
 from quotes import services
+from quotes.admin_amendments import QuoteAmendmentsMixin
 from quotes.admin_documents import QuoteDocumentsMixin
 from quotes.admin_lines import (  # noqa: F401 (QuoteLineAdmin registers itself)
     LINES_PER_PAGE,
@@ -215,7 +216,7 @@ APPROVAL_QUEUE = "status__exact=in_review"
 
 
 @admin.register(Quote)
-class QuoteAdmin(QuoteDocumentsMixin, SimpleHistoryAdmin, ModelAdmin):
+class QuoteAdmin(QuoteAmendmentsMixin, QuoteDocumentsMixin, SimpleHistoryAdmin, ModelAdmin):
     # Fits its card at 1366 px; the start date is on the quote page.
     list_display = ["number", "customer", "plan", "status_shown", "owner", "valid_until", "total"]
     list_filter = [
@@ -237,6 +238,7 @@ class QuoteAdmin(QuoteDocumentsMixin, SimpleHistoryAdmin, ModelAdmin):
         "accepted",
         "sent",
         "versions",
+        "amendment_banner",  # an amendment's (quotes.admin_amendments)
     ]
     fieldsets = [
         (None, {"fields": ["customer", "plan", "title", "owner", "status_shown", "reasons"]}),

@@ -153,6 +153,7 @@ def quote_document(quote: Quote) -> dict:
         "totals": totals,
         "discount_percent": totals.discount_percent.quantize(Decimal("0.1")),
         "end_date": _end_date(quote),
+        "amendment_title": _amendment_title(quote),
         "today": clock.today(),
         "owner_name": _person(quote.owner),
         "owner_email": quote.owner.email if quote.owner else "",
@@ -160,7 +161,19 @@ def quote_document(quote: Quote) -> dict:
 
 
 def _end_date(quote: Quote):
+    if quote.kind == Quote.Kind.AMENDMENT and quote.contract_id:
+        return quote.contract.end_date - dt.timedelta(days=1)  # co-termed
     return add_months(quote.start_date, quote.term_months) - dt.timedelta(days=1)
+
+
+def _amendment_title(quote: Quote) -> str:
+    if quote.kind != Quote.Kind.AMENDMENT or not quote.contract_id:
+        return ""
+    day = quote.effective_date
+    return (
+        f"Amendment to subscription {quote.contract.external_id}, "
+        f"effective {day:%b} {day.day}, {day.year}"
+    )
 
 
 def _person(user) -> str:

@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from django.db import connection
 from django.urls import reverse
+from django.utils.html import strip_tags
 
 from catalog.models import Charge
 from core.errors import Conflict, ValidationError
@@ -349,10 +350,15 @@ def test_the_amend_button_opens_a_prefilled_amendment_quote(db, client):
     assert quote.owner == sales and quote.contract == subscription
     assert quote.lines.count() == 3
     with time_machine.travel(DRAFTED, tick=False):
-        shown = client.get(response.url).content.decode()
+        page = client.get(response.url)
+    assert page.status_code == 200
+    shown = " ".join(strip_tags(page.content.decode()).split())
     assert "Amendment of sub_acme from 2026-03-16, co-termed to 2026-12-31" in shown
     assert "drafted on revision 0" in shown
-    assert "Unchanged" in shown
+    for name in ("Platform fee", "Seats", "API calls"):
+        assert f'<td class="pr-4">{name}</td><td>Unchanged</td>' in page.content.decode()
+    assert 'name="invoice_now"' in page.content.decode()
+    assert 'name="start_date"' not in page.content.decode()  # the amendment's dates are fixed
 
 
 def test_a_charge_of_the_plan_added_to_the_amendment_is_a_new_item(db):
