@@ -65,7 +65,6 @@ def _month_start(periods, interval: int, month: int, day: dt.date) -> dt.date:
     index, offset = divmod(month - 1, interval)
     if index < len(periods) and not offset:
         return max(periods[index].start_date, day)
-    from core.periods import add_months
 
     return max(add_months(periods[0].start_date, month - 1), day)
 
@@ -75,7 +74,6 @@ def _month_end(periods, interval: int, month: int) -> dt.date:
     index, offset = divmod(month, interval)
     if 0 < index <= len(periods) and not offset:
         return periods[index - 1].end_date
-    from core.periods import add_months
 
     return add_months(periods[0].start_date, month)
 
@@ -84,8 +82,8 @@ def _month_of(periods, interval: int, date: dt.date, *, end: bool) -> int | None
     """The month (1-based) a phase starting (or ending, the day after) on `date` begins (ends)
     with, when `date` is a period's bound; None otherwise."""
     for index, period in enumerate(periods):
-        if not end and (period.start_date == date or (index == 0 and period.start_date < date)):
-            return index * interval + 1
+        if not end and (period.start_date == date or period.start_date < date < period.end_date):
+            return index * interval + 1 if index == 0 or period.start_date == date else None
         if end and period.end_date == date:
             return (index + 1) * interval
     return None

@@ -11,20 +11,22 @@ from django.urls import reverse
 from django.utils.html import strip_tags
 
 from catalog.models import Charge
-from core.errors import Conflict, ValidationError
+from core.errors import Conflict
 from invoicing.models import Invoice, InvoiceLine
 from invoicing.services import billing_run
 from quotes.amendments import LineStatus, amendment_plan, quote_amendment_create
+from quotes.documents import quote_html
 from quotes.models import Quote, QuoteLine
 from quotes.services import quote_accept, quote_populate_lines
 from quotes.totals import read_extras
 from subscriptions.changes import subscription_set_quantity
 from subscriptions.models import Subscription, SubscriptionChange, SubscriptionItem
-from subscriptions.services import ItemSpec, subscription_create
+from subscriptions.services import ItemSpec, PhaseSpec, subscription_create
 from tests.factories import (
     ChargeFactory,
     CustomerFactory,
     PlanFactory,
+    PortalMembershipFactory,
     UserFactory,
     day,
     hybrid_plan,
@@ -371,3 +373,102 @@ def test_a_charge_of_the_plan_added_to_the_amendment_is_a_new_item(db):
     lines = list(quote.lines.select_related("charge"))
     plan = amendment_plan(quote, lines, read_extras(lines))
     assert sorted(plan.status.values()) == ["new", "unchanged", "unchanged", "unchanged"]
+
+
+def test_a_ramp_is_restated_from_the_effective_date_and_a_changed_phase_is_a_new_version(db):
+    """Seats ramp 10 (Jan–Jun) then 20 (Jul–Dec) at 30.00: from Mar 16 the quote's months count
+    from March, the ramp is months 1–4 at 10 and 5–10 at 20; 25 seats from July is a change."""
+    plan = hybrid_plan()
+    seats = plan.charges.get(name="Seats")
+    terms = {**seats.pricing(), "unit_price": "30.00"}
+    subscription = subscription_create(
+        customer=CustomerFactory(external_id="acme"),
+        plan=plan,
+        external_id="sub_acme",
+        start_date=day("2026-01-01"),
+        term_months=12,
+        items=[
+            ItemSpec(
+                charge=seats,
+                quantity=D(10),
+                pricing=terms,
+                phases=[
+                    PhaseSpec(day("2026-01-01"), day("2026-07-01"), D(10), terms),
+                    PhaseSpec(day("2026-07-01"), day("2027-01-01"), D(20), terms),
+                ],
+            )
+        ],
+    )
+    quote = amend(subscription)
+    seat_line = quote.lines.get()
+    assert seat_line.unit_price == D("30.00")
+    phases = list(seat_line.phases.values_list("start_month", "end_month", "quantity"))
+    assert phases == [(1, 4, D(10)), (5, 10, D(20))]
+    lines = list(quote.lines.select_related("charge"))
+    assert not amendment_plan(quote, lines, read_extras(lines)).changes
+
+    seat_line.phases.filter(start_month=5).update(quantity=D(25))
+    accept(quote)
+
+    new = subscription.items.get(starts_on=day("2026-03-16"))
+    assert [(p["start"], p["end"], D(p["quantity"])) for p in new.phases] == [
+        ("2026-03-16", "2026-07-01", D(10)),
+        ("2026-07-01", "2027-01-01", D(25)),
+    ]
+    assert subscription.items.get(starts_on=None).ends_on == day("2026-03-16")
+
+
+def test_a_new_price_is_a_change_and_invoice_now_bills_the_proration_at_once(db):
+    """Seats 12 at 30.00 → 12 at 35.00 from Mar 16, invoiced at once: −185.81 and
+    12 × 35 × 16/31 = 216.77 on an invoice of the change's own."""
+    subscription = contract()
+    bill("2026-03-01")
+    quote = amend(subscription)
+    QuoteLine.objects.filter(pk=line(quote, "Seats").pk).update(unit_price=D("35.00"))
+    Quote.objects.filter(pk=quote.pk).update(invoice_now=True)
+    lines = list(quote.lines.select_related("charge"))
+    plan = amendment_plan(quote, lines, read_extras(lines))
+    assert plan.status[line(quote, "Seats").pk] == LineStatus.CHANGED
+
+    accept(quote)
+
+    change = SubscriptionChange.objects.get()
+    assert change.invoice_now and change.description == "Seats: new terms"
+    with time_machine.travel(DRAFTED, tick=False):
+        billing_run(today=day("2026-03-10"))
+    invoice = Invoice.objects.get(change=change)
+    assert list(invoice.lines.order_by("id").values_list("amount", flat=True)) == [
+        D("-185.81"),
+        D("216.77"),
+    ]
+
+
+def test_the_pdf_is_titled_as_an_amendment(db):
+    subscription = contract()
+    quote = amend(subscription)
+    with time_machine.travel(DRAFTED, tick=False):
+        html = quote_html(Quote.objects.get(pk=quote.pk))
+    assert "Amendment to subscription sub_acme, effective Mar 16, 2026" in html
+    assert "Dec 31, 2026" in html  # co-termed: the contract's last day
+
+
+def test_the_customer_accepts_an_amendment_in_the_portal(db, client):
+    subscription = contract()
+    quote = amend(subscription)
+    QuoteLine.objects.filter(pk=line(quote, "Seats").pk).update(quantity=D(20))
+    Quote.objects.filter(pk=quote.pk).update(status=Quote.Status.SENT)
+    member = PortalMembershipFactory(customer=subscription.customer)
+    client.force_login(member.user)
+
+    with time_machine.travel(DRAFTED, tick=False):
+        response = client.post(
+            reverse("portal:quote", args=[quote.pk]),
+            {"name": "Jordan Lee", "title": "CFO", "accept": "on"},
+        )
+        page = client.get(response["Location"]).content.decode()
+
+    assert response.status_code == 302
+    assert Quote.objects.get(pk=quote.pk).status == Quote.Status.ACCEPTED
+    assert SubscriptionChange.objects.get().source == quote.number
+    assert "The new terms take effect on Mar 16, 2026." in page
+    assert subscription.items.filter(quantity=D(20), starts_on=day("2026-03-16")).exists()
