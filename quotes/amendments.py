@@ -161,7 +161,8 @@ def _restate_terms(line: QuoteLine, item: SubscriptionItem, quote: Quote) -> lis
     line.discount_percent = line.discount_amount = None
     tiers = _tiers(target, _factor(quote)) if model.tiered else []
     if model.unit_price and target.get("unit_price") is not None:
-        line.unit_price = Decimal(pricing.price(Decimal(str(target["unit_price"])) / _factor(quote)))
+        net = Decimal(str(target["unit_price"]))
+        line.unit_price = Decimal(pricing.price(net / _factor(quote)))
     return tiers
 
 

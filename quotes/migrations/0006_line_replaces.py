@@ -5,21 +5,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('quotes', '0005_amendments_renewals'),
-        ('subscriptions', '0005_contract_changes'),
+        ("quotes", "0005_amendments_renewals"),
+        ("subscriptions", "0005_contract_changes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='historicalquoteline',
-            name='replaces',
-            field=models.ForeignKey(blank=True, db_constraint=False, help_text='Amendment: the version in force that this line restates (empty: a new item).', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='subscriptions.subscriptionitem'),
+            model_name="historicalquoteline",
+            name="replaces",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                help_text="Amendment: the version in force that this line restates (empty: a new item).",
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="subscriptions.subscriptionitem",
+            ),
         ),
         migrations.AddField(
-            model_name='quoteline',
-            name='replaces',
-            field=models.ForeignKey(blank=True, help_text='Amendment: the version in force that this line restates (empty: a new item).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='subscriptions.subscriptionitem'),
+            model_name="quoteline",
+            name="replaces",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Amendment: the version in force that this line restates (empty: a new item).",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="subscriptions.subscriptionitem",
+            ),
         ),
     ]

@@ -102,7 +102,11 @@ def test_the_amendment_quote_restates_the_contract_in_force(db):
 
     assert quote.kind == Quote.Kind.AMENDMENT
     assert quote.contract == subscription and quote.subscription is None
-    assert (quote.customer, quote.plan, quote.owner) == (subscription.customer, subscription.plan, rep)
+    assert (quote.customer, quote.plan, quote.owner) == (
+        subscription.customer,
+        subscription.plan,
+        rep,
+    )
     assert quote.start_date == quote.effective_date == day("2026-03-16")
     assert quote.base_revision == subscription.revision == 0
     assert quote.billing_interval_months == 1
@@ -110,8 +114,8 @@ def test_the_amendment_quote_restates_the_contract_in_force(db):
     assert quote.term_months == 10
     assert quote.valid_until == day("2026-04-09")
     rows = [
-        (l.replaces.name, l.kind, l.quantity, l.unit_price, l.discount_percent)
-        for l in quote.lines.order_by("position")
+        (row.replaces.name, row.kind, row.quantity, row.unit_price, row.discount_percent)
+        for row in quote.lines.order_by("position")
     ]
     assert rows == [
         ("Platform fee", "recurring", D(1), None, None),
@@ -192,9 +196,12 @@ def test_a_seat_increase_ends_the_old_version_and_prorates_on_the_next_invoice(d
     prorations = list(
         april.lines.filter(kind=InvoiceLine.Kind.PRORATION)
         .order_by("id")
-        .values_list("amount", flat=True)
+        .values_list("description", "amount")
     )
-    assert prorations == [D("-185.81"), D("309.68")]
+    assert prorations == [
+        ("Unused time on 12 × Seats from Mar 16", D("-185.81")),
+        ("Remaining time on 20 × Seats from Mar 16", D("309.68")),
+    ]
     seats_line = april.lines.get(kind=InvoiceLine.Kind.FEE, description__startswith="Seats")
     assert seats_line.amount == D("600.00")  # 20 × 30.00 for April
 
@@ -233,7 +240,9 @@ def test_an_upgrade_swaps_the_plan_mid_period(db):
     quote.plan = pro
     quote.save()
     quote_populate_lines(quote=quote, replace=True)
-    assert [(l.description, l.replaces_id) for l in quote.lines.all()] == [("Pro platform", None)]
+    assert [(row.description, row.replaces_id) for row in quote.lines.all()] == [
+        ("Pro platform", None)
+    ]
 
     accept(quote)
 
