@@ -35,6 +35,7 @@ from quotes.admin_lines import (  # noqa: F401 (QuoteLineAdmin registers itself)
     quote_was_edited,
 )
 from quotes.admin_totals import panel_context, posted_lines
+from quotes.amendments import amendment_populate_lines
 from quotes.models import ApprovalRule, Quote, QuoteLine
 from quotes.totals import LineExtras, phases_of, quote_totals, read_extras, tiers_as_pricing
 
@@ -459,7 +460,12 @@ class QuoteAdmin(QuoteAmendmentsMixin, QuoteDocumentsMixin, SimpleHistoryAdmin, 
         quote = form.instance
         if change and "plan" in form.changed_data:
             # Another plan: its charges replace the old plan's lines, which cannot apply.
-            services.quote_populate_lines(quote=quote, replace=True)
+            if quote.kind == Quote.Kind.AMENDMENT:
+                amendment_populate_lines(quote=quote)  # or, back on its plan, the contract
+            else:
+                services.quote_populate_lines(quote=quote, replace=True)
+            for formset in formsets:  # not saved: the change message reads what they saved
+                formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
             return
         super().save_related(request, form, formsets, change)
         try:

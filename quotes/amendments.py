@@ -32,7 +32,13 @@ from core.periods import add_months
 from quotes import pricing
 from quotes.models import Quote, QuoteLine, QuoteLinePhase, QuoteLineTier
 from quotes.totals import NO_EXTRAS, LineExtras
-from subscriptions.changes import ItemChange, item_spec_of, items_in_force, subscription_change
+from subscriptions.changes import (
+    ItemChange,
+    item_spec_of,
+    items_in_force,
+    subscription_change,
+)
+from subscriptions.changes import _check_date as check_date
 from subscriptions.models import BillingPeriod, Subscription, SubscriptionItem
 from subscriptions.services import ItemSpec
 
@@ -206,14 +212,7 @@ def quote_amendment_create(
         )
     today = clock.today()
     day = effective_date or today
-    if not isinstance(day, dt.date):
-        raise ValidationError("Give the date the amendment takes effect (YYYY-MM-DD).")
-    end = subscription.end_date
-    if not subscription.start_date <= day < end:
-        raise ValidationError(
-            f"The amendment must take effect within the term of {subscription.external_id}, "
-            f"{subscription.start_date} to {end - dt.timedelta(days=1)}, not on {day}."
-        )
+    check_date(subscription, day, today)  # the messages subscription_change would give
     periods = _periods(subscription, day)
     quote = Quote.objects.create(
         kind=Quote.Kind.AMENDMENT,
@@ -230,8 +229,13 @@ def quote_amendment_create(
         term_months=_term_months(subscription, periods),
         valid_until=today + dt.timedelta(days=VALID_DAYS),
     )
-    quote.plan = subscription.plan
-    for item in items_in_force(subscription, day):
+    _restate_contract(quote, periods)
+    return quote
+
+
+def _restate_contract(quote: Quote, periods) -> None:
+    """One line per version in force on the effective date, its terms restated."""
+    for item in items_in_force(quote.contract, quote.effective_date):
         line = QuoteLine(
             quote=quote,
             kind=QuoteLine.Kind.USAGE if item.is_usage else QuoteLine.Kind.RECURRING,
@@ -261,6 +265,21 @@ def quote_amendment_create(
         for phase in phases:
             phase.line = line
             phase.save()
+
+
+@transaction.atomic
+def amendment_populate_lines(*, quote: Quote) -> Quote:
+    """A draft amendment's lines after a change of plan: another plan's charges at catalog
+    prices (an upgrade or downgrade: the old plan's items end), or, back on the contract's plan,
+    the contract in force again."""
+    from quotes.services import quote_populate_lines
+
+    if quote.status != Quote.Status.DRAFT:
+        return quote
+    if quote.plan_id != quote.contract.plan_id:
+        return quote_populate_lines(quote=quote, replace=True)
+    quote.lines.all().delete()
+    _restate_contract(quote, _periods(quote.contract, quote.effective_date))
     return quote
 
 
@@ -351,6 +370,11 @@ def amendment_plan(quote: Quote, lines: list[QuoteLine], extras: dict[int, LineE
 
 def amendment_apply(*, quote: Quote, lines, extras, by=None):
     """Apply an accepted amendment quote to its contract (inside quote_accept's transaction)."""
+    if not quote.contract_id or quote.effective_date is None:
+        raise ValidationError(
+            f"Quote {quote.number} is an amendment without the subscription it amends or its "
+            "effective date: amend the subscription from its page."
+        )
     if any(line.kind == QuoteLine.Kind.CREDIT for line in lines):
         raise ValidationError(
             f"Quote {quote.number} amends {quote.contract.external_id}: prepaid credits are "

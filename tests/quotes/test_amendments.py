@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.html import strip_tags
 
 from catalog.models import Charge
-from core.errors import Conflict
+from core.errors import Conflict, ValidationError
 from invoicing.models import Invoice, InvoiceLine
 from invoicing.services import billing_run
 from quotes.amendments import LineStatus, amendment_plan, quote_amendment_create
@@ -31,6 +31,7 @@ from tests.factories import (
     day,
     hybrid_plan,
 )
+from tests.quotes.helpers import change_data
 
 D = Decimal
 DRAFTED = "2026-03-10 09:00Z"  # in the March period, before the change takes effect
@@ -481,3 +482,47 @@ def test_the_customer_accepts_an_amendment_in_the_portal(db, client):
     assert SubscriptionChange.objects.get().source == quote.number
     assert "The new terms take effect on Mar 16, 2026." in page
     assert subscription.items.filter(quantity=D(20), starts_on=day("2026-03-16")).exists()
+
+
+def test_an_amendment_cannot_take_effect_before_the_period_in_progress(db):
+    subscription = contract()
+    with pytest.raises(ValidationError, match="cannot take effect before 2026-03-01"):
+        amend(subscription, on="2026-02-20")
+    assert not Quote.objects.exists()
+
+
+def test_the_page_says_what_each_line_does_and_a_plan_change_back_restates_the_contract(db, client):
+    subscription = contract()
+    quote = amend(subscription)
+    QuoteLine.objects.filter(pk=line(quote, "Seats").pk).update(quantity=D(20))
+    line(quote, "API calls").delete()
+    client.force_login(UserFactory(username="sales", is_staff=True, is_superuser=True))
+    url = reverse("admin:quotes_quote_change", args=[quote.pk])
+    with time_machine.travel(DRAFTED, tick=False):
+        html = client.get(url).content.decode()
+    for name, status in (
+        ("Platform fee", "Unchanged"),
+        ("Seats", "Changed"),
+        ("API calls", "Removed"),
+    ):
+        assert f'<td class="pr-4">{name}</td><td>{status}</td>' in html
+
+    pro = PlanFactory(code="pro", name="Pro")
+    ChargeFactory(plan=pro, name="Pro platform", unit_price=D("900.00"))
+    quote.refresh_from_db()
+    with time_machine.travel(DRAFTED, tick=False):
+        for plan in (pro, subscription.plan):
+            data = change_data(quote, plan=plan.pk, title="Amendment", owner="")
+            response = client.post(url, data)
+            assert response.status_code == 302, response.content.decode()[:2000]
+            quote.refresh_from_db()
+            if plan == pro:
+                assert [row.description for row in quote.lines.all()] == ["Pro platform"]
+    restated = [
+        (row.description, row.quantity, row.replaces_id is not None) for row in quote.lines.all()
+    ]
+    assert restated == [
+        ("Platform fee", D(1), True),
+        ("Seats", D(12), True),
+        ("API calls", D(0), True),
+    ]
