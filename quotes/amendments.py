@@ -116,7 +116,12 @@ def same_pricing(a: dict | None, b: dict | None) -> bool:
     return _plain(a or {}) == _plain(b or {})
 
 
-def _factor(quote: Quote) -> Decimal:
+def _factor(line: QuoteLine) -> Decimal:
+    """Plan intervals per billing period, by which a fixed fee's prices are scaled (a usage
+    line's prices stay per billing period: quotes.pricing)."""
+    if pricing.is_usage(line):
+        return Decimal(1)
+    quote = line.quote
     return Decimal(max(quote.interval // quote.plan.billing_interval_months, 1))
 
 
@@ -125,7 +130,7 @@ def _undiscounted(net: Decimal, line: QuoteLine, quote: Quote, percent) -> Decim
     keep = (HUNDRED - percent) / HUNDRED if percent else Decimal(1)
     if not keep:
         return None
-    return (net / _factor(quote) + (line.discount_amount or ZERO)) / keep
+    return (net / _factor(line) + (line.discount_amount or ZERO)) / keep
 
 
 def _tiers(pricing_terms: dict, divisor: Decimal) -> list[dict]:
@@ -160,15 +165,15 @@ def _restate_terms(line: QuoteLine, item: SubscriptionItem, quote: Quote) -> lis
     if model.tiered:
         keep = (HUNDRED - percent) / HUNDRED if percent else Decimal(1)
         if keep:
-            tiers = _tiers(target, keep * _factor(quote))
+            tiers = _tiers(target, keep * _factor(line))
             if same_pricing(pricing.net_pricing(line, tiers=tiers), target):
                 return tiers
     # Not expressible as list price less the discount: the net price itself, no discount.
     line.discount_percent = line.discount_amount = None
-    tiers = _tiers(target, _factor(quote)) if model.tiered else []
+    tiers = _tiers(target, _factor(line)) if model.tiered else []
     if model.unit_price and target.get("unit_price") is not None:
         net = Decimal(str(target["unit_price"]))
-        line.unit_price = Decimal(pricing.price(net / _factor(quote)))
+        line.unit_price = Decimal(pricing.price(net / _factor(line)))
     return tiers
 
 

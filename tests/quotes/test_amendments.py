@@ -18,7 +18,7 @@ from quotes.amendments import LineStatus, amendment_plan, quote_amendment_create
 from quotes.documents import quote_html
 from quotes.models import Quote, QuoteLine
 from quotes.services import quote_accept, quote_populate_lines
-from quotes.totals import read_extras
+from quotes.totals import quote_totals, read_extras
 from subscriptions.changes import subscription_set_quantity
 from subscriptions.models import Subscription, SubscriptionChange, SubscriptionItem
 from subscriptions.services import ItemSpec, PhaseSpec, subscription_create
@@ -31,6 +31,7 @@ from tests.factories import (
     day,
     hybrid_plan,
 )
+from tests.quotes.deal import northwind_deal
 from tests.quotes.helpers import change_data
 
 D = Decimal
@@ -526,3 +527,34 @@ def test_the_page_says_what_each_line_does_and_a_plan_change_back_restates_the_c
         ("Seats", D(12), True),
         ("API calls", D(0), True),
     ]
+
+
+@pytest.mark.parametrize("interval", [1, 3])
+def test_a_negotiated_deal_is_restated_exactly_billed_monthly_or_quarterly(db, interval):
+    """Northwind (tests/quotes/deal.py) signed through a quote: 10 % off seats with a ramp (100,
+    then 150 at a negotiated 38.00 from month 13), negotiated call tiers and a 3,000.00 monthly
+    minimum. An amendment from May 10, 2027 restates all of it, so nothing would change."""
+    deal = northwind_deal(billing_interval_months=interval)
+    with time_machine.travel("2026-12-15 09:00Z", tick=False):
+        subscription = quote_accept(quote=deal).subscription
+    with time_machine.travel("2027-05-05 09:00Z", tick=False):
+        quote = quote_amendment_create(subscription=subscription, effective_date=day("2027-05-10"))
+        totals = quote_totals(quote)
+
+    first = 1 if interval == 1 else 0  # months count from May 1 (monthly) or Apr 1 (quarterly)
+    assert quote.term_months == 21 - first
+    seats, calls = line(quote, "Seats"), line(quote, "API calls")
+    assert (seats.quantity, seats.unit_price, seats.discount_percent) == (D(100), None, D(10))
+    assert list(seats.phases.values_list("start_month", "end_month", "quantity", "unit_price")) == [
+        (1, 9 - first, D(100), None),
+        (10 - first, 21 - first, D(150), D(38)),
+    ]
+    assert (calls.minimum_amount, calls.unit_price) == (D(3000), None)
+    assert list(calls.tiers.values_list("up_to", "unit_price")) == [
+        (D(2_000_000), D("0.0018")),
+        (None, D("0.0009")),
+    ]
+    assert [row.replaces_id is not None for row in quote.lines.all()] == [True, True, True]
+    lines = list(quote.lines.select_related("charge"))
+    assert not amendment_plan(quote, lines, read_extras(lines)).changes
+    assert totals.mrr_first > 0
