@@ -304,7 +304,7 @@ def test_two_concurrent_amendments_of_one_subscription_one_wins():
         try:
             mine = Quote.objects.get(pk=quote.pk)  # each thread has its own connection
             barrier.wait(timeout=10)
-            accept(mine)
+            quote_accept(quote=mine)  # the clock is set once, around both threads
             outcomes[quote.pk] = "accepted"
         except Conflict as exc:
             outcomes[quote.pk] = exc.message
@@ -314,10 +314,11 @@ def test_two_concurrent_amendments_of_one_subscription_one_wins():
             connection.close()
 
     threads = [threading.Thread(target=run, args=(quote,)) for quote in quotes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    with time_machine.travel(DRAFTED, tick=False):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
 
     assert sorted(outcomes.values())[1] == "accepted"
     winner = next(pk for pk, outcome in outcomes.items() if outcome == "accepted")
