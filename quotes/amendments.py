@@ -125,7 +125,7 @@ def _factor(line: QuoteLine) -> Decimal:
     return Decimal(max(quote.interval // quote.plan.billing_interval_months, 1))
 
 
-def _undiscounted(net: Decimal, line: QuoteLine, quote: Quote, percent) -> Decimal | None:
+def _undiscounted(net: Decimal, line: QuoteLine, percent) -> Decimal | None:
     """The price before the line's discounts that nets `net` per billing period."""
     keep = (HUNDRED - percent) / HUNDRED if percent else Decimal(1)
     if not keep:
@@ -157,7 +157,7 @@ def _restate_terms(line: QuoteLine, item: SubscriptionItem, quote: Quote) -> lis
         return []
     percent = line.discount_percent
     if model.unit_price and target.get("unit_price") is not None:
-        unit = _undiscounted(Decimal(str(target["unit_price"])), line, quote, percent)
+        unit = _undiscounted(Decimal(str(target["unit_price"])), line, percent)
         if unit is not None:
             line.unit_price = Decimal(pricing.price(unit))
             if same_pricing(pricing.net_pricing(line), target):
@@ -191,9 +191,9 @@ def _restate_phases(line, item, quote, periods) -> list[QuoteLinePhase]:
         if not same_pricing(pricing.net_pricing(line, phase=terms), phase.pricing):
             net = rating.pricing_value(phase.pricing, "unit_price", None)
             if net is not None:
-                unit = _undiscounted(net, line, quote, line.discount_percent)
+                unit = _undiscounted(net, line, line.discount_percent)
                 if unit is None:
-                    row.discount_percent, unit = ZERO, _undiscounted(net, line, quote, None)
+                    row.discount_percent, unit = ZERO, _undiscounted(net, line, None)
                 row.unit_price = Decimal(pricing.price(unit))
         phases.append(row)
     return phases
