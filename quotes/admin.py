@@ -140,11 +140,11 @@ def run_workflow(request, quote: Quote, action: str, data: dict) -> Quote:
         quote = services.quote_accept(
             quote=quote, by=by, name=data.get("name", ""), title=data.get("title", "")
         )
-        messages.success(
-            request,
-            f"Quote {quote.number} accepted: subscription "
-            f"{quote.subscription.external_id} created.",
-        )
+        if quote.kind == Quote.Kind.AMENDMENT:
+            done = f"subscription {quote.contract.external_id} amended from {quote.effective_date}"
+        else:
+            done = f"subscription {quote.subscription.external_id} created"
+        messages.success(request, f"Quote {quote.number} accepted: {done}.")
     elif action == "decline":
         quote = services.quote_decline(quote=quote, by=by, reason=data.get("reason", ""))
         messages.success(request, f"Quote {quote.number} is declined.")

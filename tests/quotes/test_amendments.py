@@ -19,6 +19,7 @@ from quotes.documents import quote_html
 from quotes.models import Quote, QuoteLine
 from quotes.services import quote_accept, quote_populate_lines
 from quotes.totals import quote_totals, read_extras
+from reporting.selectors import sales_figures
 from subscriptions.changes import subscription_set_quantity
 from subscriptions.models import Subscription, SubscriptionChange, SubscriptionItem
 from subscriptions.services import ItemSpec, PhaseSpec, subscription_create
@@ -559,3 +560,23 @@ def test_a_negotiated_deal_is_restated_exactly_billed_monthly_or_quarterly(db, i
     lines = list(quote.lines.select_related("charge"))
     assert not amendment_plan(quote, lines, read_extras(lines)).changes
     assert totals.mrr_first > 0
+
+
+def test_finance_accepts_an_amendment_for_the_customer_in_the_admin(db, client):
+    """The accept page says what was amended; the sales figures count new business only."""
+    subscription = contract()
+    quote = amend(subscription)
+    QuoteLine.objects.filter(pk=line(quote, "Seats").pk).update(quantity=D(20))
+    Quote.objects.filter(pk=quote.pk).update(status=Quote.Status.SENT)
+    client.force_login(UserFactory(username="sales", is_staff=True, is_superuser=True))
+    url = reverse("admin:quotes_quote_workflow", args=[quote.pk, "accept"])
+
+    with time_machine.travel(DRAFTED, tick=False):
+        response = client.post(url, {"name": "Jordan Lee", "title": "CFO"}, follow=True)
+        figures = sales_figures(day("2026-03-10"))
+
+    assert f"Quote {quote.number} accepted: subscription sub_acme amended from 2026-03-16." in (
+        response.content.decode()
+    )
+    assert SubscriptionChange.objects.get().source == quote.number
+    assert figures.signed_count == 0
