@@ -580,3 +580,19 @@ def test_finance_accepts_an_amendment_for_the_customer_in_the_admin(db, client):
     )
     assert SubscriptionChange.objects.get().source == quote.number
     assert figures.signed_count == 0
+
+
+def test_a_cancelled_subscription_has_no_amend_button_and_its_amend_page_refuses(db, client):
+    subscription = contract()
+    Subscription.objects.filter(pk=subscription.pk).update(status=Subscription.Status.CANCELED)
+    client.force_login(UserFactory(username="sales", is_staff=True, is_superuser=True))
+    page = client.get(reverse("admin:subscriptions_subscription_change", args=[subscription.pk]))
+    amend_url = reverse("admin:quotes_quote_amend", args=[subscription.pk])
+    assert amend_url not in page.content.decode()
+
+    response = client.post(amend_url, {"effective_date": "2026-03-16"}, follow=True)
+
+    assert "sub_acme is canceled: only a live subscription is amended." in (
+        response.content.decode()
+    )
+    assert not Quote.objects.exists()
