@@ -414,10 +414,16 @@ def quote_detail(request, pk: int):
                 messages.error(request, _customer_message(quote, exc))
                 status = 409
             else:
+                start = quote.start_date
+                starts = (
+                    "The new terms take effect on"
+                    if quote.kind == Quote.Kind.AMENDMENT
+                    else "Your subscription starts on"
+                )
                 messages.success(
                     request,
-                    f"Thank you: quote {quote.number} is accepted. Your subscription starts on "
-                    f"{quote.start_date:%b} {quote.start_date.day}, {quote.start_date.year}.",
+                    f"Thank you: quote {quote.number} is accepted. {starts} "
+                    f"{start:%b} {start.day}, {start.year}.",
                 )
                 return redirect("portal:quote", pk=quote.pk)
         else:

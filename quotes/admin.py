@@ -24,6 +24,7 @@ from core.admin import LINK_CLASSES
 from core.errors import DomainError
 from core.formatting import format_money, format_price
 from quotes import services
+from quotes.admin_amendments import QuoteAmendmentsMixin
 from quotes.admin_documents import QuoteDocumentsMixin
 from quotes.admin_lines import (  # noqa: F401 (QuoteLineAdmin registers itself)
     LINES_PER_PAGE,
@@ -35,6 +36,7 @@ from quotes.admin_lines import (  # noqa: F401 (QuoteLineAdmin registers itself)
 )
 from quotes.admin_renewals import QuoteRenewalsMixin
 from quotes.admin_totals import panel_context, posted_lines
+from quotes.amendments import amendment_populate_lines
 from quotes.models import ApprovalRule, Quote, QuoteLine
 from quotes.totals import LineExtras, phases_of, quote_totals, read_extras, tiers_as_pricing
 
@@ -139,11 +141,11 @@ def run_workflow(request, quote: Quote, action: str, data: dict) -> Quote:
         quote = services.quote_accept(
             quote=quote, by=by, name=data.get("name", ""), title=data.get("title", "")
         )
-        messages.success(
-            request,
-            f"Quote {quote.number} accepted: subscription "
-            f"{quote.subscription.external_id} created.",
-        )
+        if quote.kind == Quote.Kind.AMENDMENT:
+            done = f"subscription {quote.contract.external_id} amended from {quote.effective_date}"
+        else:
+            done = f"subscription {quote.subscription.external_id} created"
+        messages.success(request, f"Quote {quote.number} accepted: {done}.")
     elif action == "decline":
         quote = services.quote_decline(quote=quote, by=by, reason=data.get("reason", ""))
         messages.success(request, f"Quote {quote.number} is declined.")
@@ -216,7 +218,9 @@ APPROVAL_QUEUE = "status__exact=in_review"
 
 
 @admin.register(Quote)
-class QuoteAdmin(QuoteRenewalsMixin, QuoteDocumentsMixin, SimpleHistoryAdmin, ModelAdmin):
+class QuoteAdmin(
+    QuoteAmendmentsMixin, QuoteRenewalsMixin, QuoteDocumentsMixin, SimpleHistoryAdmin, ModelAdmin
+):
     # Fits its card at 1366 px; the start date is on the quote page.
     list_display = ["number", "customer", "plan", "status_shown", "owner", "valid_until", "total"]
     list_filter = [
@@ -238,6 +242,7 @@ class QuoteAdmin(QuoteRenewalsMixin, QuoteDocumentsMixin, SimpleHistoryAdmin, Mo
         "accepted",
         "sent",
         "versions",
+        "amendment_banner",  # an amendment's (quotes.admin_amendments)
     ]
     fieldsets = [
         (None, {"fields": ["customer", "plan", "title", "owner", "status_shown", "reasons"]}),
@@ -458,7 +463,12 @@ class QuoteAdmin(QuoteRenewalsMixin, QuoteDocumentsMixin, SimpleHistoryAdmin, Mo
         quote = form.instance
         if change and "plan" in form.changed_data:
             # Another plan: its charges replace the old plan's lines, which cannot apply.
-            services.quote_populate_lines(quote=quote, replace=True)
+            if quote.kind == Quote.Kind.AMENDMENT:
+                amendment_populate_lines(quote=quote)  # or, back on its plan, the contract
+            else:
+                services.quote_populate_lines(quote=quote, replace=True)
+            for formset in formsets:  # not saved: the change message reads what they saved
+                formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
             return
         super().save_related(request, form, formsets, change)
         try:

@@ -154,6 +154,7 @@ def quote_document(quote: Quote) -> dict:
         "discount_percent": totals.discount_percent.quantize(Decimal("0.1")),
         "end_date": _end_date(quote),
         "renewal_heading": _renewal_heading(quote),
+        "amendment_title": _amendment_title(quote),
         "today": clock.today(),
         "owner_name": _person(quote.owner),
         "owner_email": quote.owner.email if quote.owner else "",
@@ -161,6 +162,8 @@ def quote_document(quote: Quote) -> dict:
 
 
 def _end_date(quote: Quote):
+    if quote.kind == Quote.Kind.AMENDMENT and quote.contract_id:
+        return quote.contract.end_date - dt.timedelta(days=1)  # co-termed
     return add_months(quote.start_date, quote.term_months) - dt.timedelta(days=1)
 
 
@@ -171,6 +174,16 @@ def _renewal_heading(quote: Quote) -> str:
     return (
         f"Renewal of subscription {quote.contract.external_id}, "
         f"{quote.start_date:%b %-d, %Y} – {_end_date(quote):%b %-d, %Y}"
+    )
+
+
+def _amendment_title(quote: Quote) -> str:
+    if quote.kind != Quote.Kind.AMENDMENT or not quote.contract_id:
+        return ""
+    day = quote.effective_date
+    return (
+        f"Amendment to subscription {quote.contract.external_id}, "
+        f"effective {day:%b} {day.day}, {day.year}"
     )
 
 

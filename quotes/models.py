@@ -17,7 +17,7 @@ from catalog.models import Charge, Plan
 from core.fields import price_field, quantity_field
 from core.formatting import format_quantity
 from customers.models import Customer
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, SubscriptionItem
 
 ZERO = Decimal(0)
 
@@ -340,6 +340,14 @@ class QuoteLine(models.Model):
         help_text="Usage: the minimum commitment per month; a shortfall is billed as a true-up.",
     )
     position = models.PositiveSmallIntegerField(default=0)
+    replaces = models.ForeignKey(
+        SubscriptionItem,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Amendment: the version in force that this line restates (empty: a new item).",
+    )
     history = HistoricalRecords()
 
     class Meta:

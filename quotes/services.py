@@ -400,10 +400,13 @@ def quote_accept(
 
     An approved or sent quote is accepted; a draft only when no approval rule applies (it is
     approved on the way, and that move is recorded too). A renewal quote extends its contract
-    by a new term instead (quotes.renewals)."""
+    by a new term instead (quotes.renewals); an amendment changes its contract from its
+    effective date (quotes.amendments)."""
     quote = _locked(quote)
     if quote.status == Quote.Status.ACCEPTED:
-        made = "renewed" if quote.kind == Quote.Kind.RENEWAL else "created"
+        made = {Quote.Kind.RENEWAL: "renewed", Quote.Kind.AMENDMENT: "amended"}.get(
+            quote.kind, "created"
+        )
         raise Conflict(
             f"Quote {quote.number} was already accepted: it {made} subscription "
             f"{(quote.subscription or quote.contract).external_id}."
@@ -428,9 +431,14 @@ def quote_accept(
     problems = quote_problems(quote, lines, extras)
     if problems:
         raise ValidationError(" ".join(problems), details=problems)
-    items, credits = item_specs(quote, lines, extras)
     signed = f" by {name.strip()}" + (f", {title.strip()}" if title.strip() else "") if name else ""
     _move(quote, Quote.Status.ACCEPTED, by=by, reason=reason or f"Accepted{signed}.")
+    if quote.kind == Quote.Kind.AMENDMENT:
+        from quotes.amendments import amendment_apply  # it builds on this module
+
+        amendment_apply(quote=quote, lines=lines, extras=extras, by=by)
+        return _accepted(quote, name, title)
+    items, credits = item_specs(quote, lines, extras)
     if quote.kind == Quote.Kind.RENEWAL:
         once = [line.name for line in lines if pricing.is_once(line)]
         if once:
@@ -466,6 +474,10 @@ def quote_accept(
             credits=credits,
             payment_terms_days=quote.payment_terms_days,
         )
+    return _accepted(quote, name, title)
+
+
+def _accepted(quote: Quote, name: str, title: str) -> Quote:
     quote.accepted_at = clock.now()
     quote.accepted_by_name = name.strip()
     quote.accepted_by_title = title.strip()

@@ -603,7 +603,7 @@ def sales_figures(as_of: dt.date | None = None, *, owner=None) -> SalesFigures:
     first = month_start(day)
     accepted = (
         Quote.objects.filter(status=Quote.Status.ACCEPTED, accepted_at__date__gte=first)
-        .filter(accepted_at__date__lte=day)
+        .filter(accepted_at__date__lte=day, subscription__isnull=False)  # new business
         .select_related("subscription")
         .prefetch_related("subscription__items")
     )

@@ -5,7 +5,7 @@ from core.beat import migration_operation
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("quotes", "0005_amendments_renewals"),
+        ("quotes", "0006_line_replaces"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
