@@ -35,6 +35,8 @@ def _plan_form(plan, alerts):
         "billing_interval_months": "1",
         "trial_days": "0",
         "active": "on",
+        "renewal_uplift_percent": "",
+        "renewal_uplift_on": "net",
         "charges-TOTAL_FORMS": "0",
         "charges-INITIAL_FORMS": "0",
         "charges-MIN_NUM_FORMS": "0",
