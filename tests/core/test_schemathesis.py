@@ -107,7 +107,8 @@ def test_generated_requests_get_no_5xx_and_answers_that_match_the_schema(
             case.validate_response(response, checks=CHECKS)
 
         run()
-    assert statuses <= {200, 400, 401, 404, 415, 422}
+    # 409: a contract change refused because an earlier generated call cancelled the subscription
+    assert statuses <= {200, 201, 400, 401, 404, 409, 415, 422}
 
 
 def test_answers_that_succeed_match_the_schema(api_key, seeded, wsgi_in_test_transaction):
