@@ -448,7 +448,7 @@ def subscription_cancel(
         subscription,
         kind=SubscriptionChange.Kind.CANCELLATION,
         effective_date=day,
-        description=f"Cancelled from {day}" + (f": {reason}" if reason else ""),
+        description=f"Cancelled from {day:%b} {day.day}, {day.year}",
         by=by,
         source=source,
         reason=reason,

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from catalog.models import Charge
 from core.models import ApiKey
 from customers.models import Customer, PortalMembership
-from invoicing.models import Invoice, InvoiceLine
+from invoicing.models import CreditNote, Invoice, InvoiceLine
 from metering.models import Event
 from quotes.models import Quote
 from quotes.pricing import list_pricing
@@ -125,6 +125,8 @@ def test_seed_demo_builds_the_company_once():
     meridian = Subscription.objects.get(external_id="sub_meridian_growth")
     assert meridian.status == Subscription.Status.CANCELED
     assert meridian.canceled_on == meridian.changes.get().effective_date
+    (unused_time,) = CreditNote.objects.filter(change=meridian.changes.get())
+    assert unused_time.total > 0 and unused_time.number.startswith("CN-")
 
     # Invoices are issued on their billing dates, so aging is realistic.
     issued = Invoice.objects.exclude(status=Invoice.Status.DRAFT)

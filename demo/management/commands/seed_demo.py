@@ -1160,7 +1160,13 @@ class Command(BaseCommand):
                         reason=reason,
                     )
                 else:
-                    subscription_cancel(subscription=sub, reason=reason, by=finance, source="admin")
+                    subscription_cancel(
+                        subscription=sub,
+                        reason=reason,
+                        effective_date=day,  # mid-period: the unused time is credited
+                        by=finance,
+                        source="admin",
+                    )
             self.created["contract changes"] += 1
             self.log(f"{day}: {kind} {external_id}")
 
