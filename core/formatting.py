@@ -71,3 +71,8 @@ def plural_unit(unit: str, quantity) -> str:
     if not unit or _decimal(quantity) == 1 or unit.endswith("s"):
         return unit
     return unit + "s"
+
+
+def format_day(day) -> str:
+    """A date as people read it on a page or a message: "Mar 16, 2026"."""
+    return f"{day:%b} {day.day}, {day.year}"

@@ -34,7 +34,7 @@ from django.utils.module_loading import import_string
 from catalog.models import BillableMetric, PlanAlertDefault
 from core import clock
 from core.errors import Conflict, ValidationError
-from core.formatting import format_money, format_quantity
+from core.formatting import format_day, format_money, format_quantity
 from core.money import QUANTITY_DECIMAL_PLACES, QUANTITY_MAX_DIGITS
 from core.periods import Period
 from customers.models import Customer
@@ -231,10 +231,6 @@ def plan_alerts_copy() -> int:
     return len(missing)
 
 
-def _day(day: dt.date) -> str:
-    return f"{day:%b} {day.day}, {day.year}"
-
-
 def _email_firing(firing_id: int) -> None:
     firing = AlertFiring.objects.select_related(
         "alert__subscription__customer", "alert__metric"
@@ -252,7 +248,8 @@ def _email_firing(firing_id: int) -> None:
             f"Hello {subscription.customer.name},\n\n"
             f'Your usage alert "{alert}" on subscription {subscription.external_id} was reached: '
             f"{what} is {alert_format(alert, firing.value)} in the billing period "
-            f"{_day(firing.period_start)} to {_day(last_day)}, at or above the threshold of "
+            f"{format_day(firing.period_start)} to {format_day(last_day)}, at or above the "
+            "threshold of "
             f"{alert_format(alert, firing.threshold)}.\n\n"
             "This alert is sent once per billing period. You can see your alerts, and add your "
             "own, in your billing portal.\n"

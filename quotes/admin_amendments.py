@@ -22,6 +22,7 @@ from unfold.widgets import UnfoldAdminSingleDateWidget
 from core import clock
 from core.admin import LINK_CLASSES
 from core.errors import DomainError
+from core.formatting import format_day
 from quotes.amendments import LineStatus, amendment_plan, quote_amendment_create
 from quotes.models import Quote
 from quotes.totals import read_extras
@@ -85,7 +86,7 @@ class QuoteAmendmentsMixin:
                 messages.success(
                     request,
                     f"Amendment quote {quote.number} drafted from the contract in force on "
-                    f"{quote.effective_date}: change its lines, then submit it.",
+                    f"{format_day(quote.effective_date)}: change its lines, then submit it.",
                 )
                 return redirect(reverse("admin:quotes_quote_change", args=[quote.pk]))
         context = {
@@ -127,8 +128,8 @@ class QuoteAmendmentsMixin:
             '<p id="amendment-banner" class="font-semibold">Amendment of {} from {}, co-termed to '
             "{}; drafted on revision {}.</p>",
             link,
-            obj.effective_date,
-            last_day(contract),
+            format_day(obj.effective_date),
+            format_day(last_day(contract)),
             obj.base_revision,
         )
         if obj.status == Quote.Status.ACCEPTED:

@@ -15,7 +15,7 @@ from catalog import rating
 from catalog.pricing_display import pricing_summary, pricing_table_html
 from core.admin import ReadOnly
 from core.errors import DomainError
-from core.formatting import format_money, format_price, format_quantity
+from core.formatting import format_day, format_money, format_price, format_quantity
 from core.money import plain, round_money
 from subscriptions import services
 from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription, SubscriptionItem
@@ -52,11 +52,11 @@ class SubscriptionItemInline(ReadOnlyInline):
         """[from, to): "from the start", "until Jan 15, 2026" (the last day included)."""
         if item.is_one_time:
             return "once, on the first invoice" if item.change_id is None else "once"
-        start = f"from {_day(item.starts_on)}" if item.starts_on else "from the start"
+        start = f"from {format_day(item.starts_on)}" if item.starts_on else "from the start"
         if item.ends_on is None:
             return f"{start}, to the end of the term"
         last = item.ends_on - dt.timedelta(days=1)
-        return f"{start} to {_day(last)}"
+        return f"{start} to {format_day(last)}"
 
     @admin.display(description="Change")
     def by_change(self, item):
@@ -126,10 +126,6 @@ class SubscriptionItemInline(ReadOnlyInline):
         )
 
 
-def _day(day: dt.date) -> str:
-    return f"{day:%b} {day.day}, {day.year}"
-
-
 class BillingPeriodInline(ReadOnlyInline):
     model = BillingPeriod
     fields = ["sequence", "start_date", "end_date", "billed_from", "advance"]
@@ -189,10 +185,10 @@ class SubscriptionAdmin(SimpleHistoryAdmin, ModelAdmin):
         if obj.canceled_on is None:
             return "—"
         by = obj.canceled_by.get_username() if obj.canceled_by else "the API"
-        at = f"{_day(obj.canceled_at.date())}" if obj.canceled_at else "?"
+        at = f"{format_day(obj.canceled_at.date())}" if obj.canceled_at else "?"
         return format_html(
             "Service ends {} (not included) · cancelled by {} on {}<br>Why: {}",
-            _day(obj.canceled_on),
+            format_day(obj.canceled_on),
             by,
             at,
             obj.cancel_reason or "—",
@@ -207,10 +203,10 @@ class SubscriptionAdmin(SimpleHistoryAdmin, ModelAdmin):
         rows = [
             (
                 change.get_kind_display(),
-                _day(change.effective_date),
+                format_day(change.effective_date),
                 change.description,
                 change.by.get_username() if change.by else change.source or "—",
-                f"{_day(change.at.date())} {change.at:%H:%M}",
+                f"{format_day(change.at.date())} {change.at:%H:%M}",
                 change.reason or "—",
             )
             for change in changes

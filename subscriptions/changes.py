@@ -22,7 +22,7 @@ from django.db import transaction
 from catalog.models import Plan
 from core import clock
 from core.errors import Conflict, ValidationError
-from core.formatting import format_quantity
+from core.formatting import format_day, format_quantity
 from core.periods import Period, billing_periods
 from subscriptions.models import (
     BillingPeriod,
@@ -448,7 +448,7 @@ def subscription_cancel(
         subscription,
         kind=SubscriptionChange.Kind.CANCELLATION,
         effective_date=day,
-        description=f"Cancelled from {day:%b} {day.day}, {day.year}",
+        description=f"Cancelled from {format_day(day)}",
         by=by,
         source=source,
         reason=reason,

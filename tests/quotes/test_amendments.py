@@ -368,7 +368,7 @@ def test_the_amend_button_opens_a_prefilled_amendment_quote(db, client):
         page = client.get(response.url)
     assert page.status_code == 200
     shown = " ".join(strip_tags(page.content.decode()).split())
-    assert "Amendment of sub_acme from 2026-03-16, co-termed to 2026-12-31" in shown
+    assert "Amendment of sub_acme from Mar 16, 2026, co-termed to Dec 31, 2026" in shown
     assert "drafted on revision 0" in shown
     for name in ("Platform fee", "Seats", "API calls"):
         assert f'<td class="pr-4">{name}</td><td>Unchanged</td>' in page.content.decode()
