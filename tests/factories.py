@@ -72,16 +72,24 @@ class ChargeFactory(factory.django.DjangoModelFactory):
     default_quantity = Decimal("1")
 
 
-def hybrid_plan(*, platform_fee="500.00", seat_price="25.00", call_price="0.002", currency="USD"):
+def hybrid_plan(
+    *,
+    platform_fee="500.00",
+    seat_price="25.00",
+    call_price="0.002",
+    currency="USD",
+    seats="5",
+    trial_days=0,
+):
     """The thin-path plan: platform fee + seats in advance, per-call usage in arrears."""
-    plan = PlanFactory(currency=currency)
+    plan = PlanFactory(currency=currency, trial_days=trial_days)
     ChargeFactory(plan=plan, name="Platform fee", unit_price=Decimal(platform_fee), position=0)
     ChargeFactory(
         plan=plan,
         name="Seats",
         unit_price=Decimal(seat_price),
         unit_name="seat",
-        default_quantity=Decimal("5"),
+        default_quantity=Decimal(seats),
         position=1,
     )
     ChargeFactory(

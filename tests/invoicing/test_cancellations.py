@@ -10,14 +10,13 @@ import time_machine
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from catalog.models import Charge
 from core.errors import Conflict
 from invoicing.models import CreditNote, Invoice, NumberSeries
 from invoicing.services import billing_run, subscription_bill
 from subscriptions.changes import items_in_force, subscription_cancel, subscription_set_quantity
 from subscriptions.models import PrepaidCredit, Subscription, SubscriptionChange
 from subscriptions.services import CreditSpec, ItemSpec, subscription_create
-from tests.factories import ChargeFactory, CustomerFactory, MetricFactory, PlanFactory, day
+from tests.factories import CustomerFactory, day, hybrid_plan
 from tests.invoicing.test_billing import calls, lines_of
 
 
@@ -29,28 +28,14 @@ def bill(on: str) -> list[Invoice]:
 
 
 def plan_with(*, trial_days: int = 0, call_price: str = "0.01"):
-    """Platform fee 500.00 + seats at 30.00 in advance, API calls in arrears."""
-    plan = PlanFactory(trial_days=trial_days)
-    ChargeFactory(plan=plan, name="Platform fee", unit_price=Decimal("500"), position=0)
-    ChargeFactory(
-        plan=plan,
-        name="Seats",
-        unit_price=Decimal("30"),
-        unit_name="seat",
-        default_quantity=Decimal("12"),
-        position=1,
+    """Platform fee 500.00 + 12 seats at 30.00 in advance, API calls in arrears."""
+    return hybrid_plan(
+        platform_fee="500",
+        seat_price="30",
+        call_price=call_price,
+        seats="12",
+        trial_days=trial_days,
     )
-    ChargeFactory(
-        plan=plan,
-        name="API calls",
-        metric=MetricFactory(),
-        billing_timing=Charge.Timing.IN_ARREARS,
-        unit_price=Decimal(call_price),
-        unit_name="call",
-        default_quantity=Decimal("0"),
-        position=2,
-    )
-    return plan
 
 
 def seats_subscription(**plan_options) -> Subscription:

@@ -18,7 +18,7 @@ from subscriptions.changes import ItemChange, item_spec_of, subscription_change
 from subscriptions.changes import subscription_set_quantity as set_quantity
 from subscriptions.models import BillingPeriod, SubscriptionItem
 from subscriptions.services import ItemSpec, subscription_create
-from tests.factories import ChargeFactory, CustomerFactory, MetricFactory, PlanFactory, day
+from tests.factories import ChargeFactory, CustomerFactory, PlanFactory, day, hybrid_plan
 from tests.invoicing.test_billing import calls, lines_of
 
 D = Decimal
@@ -32,27 +32,10 @@ def bill(on: str) -> list[Invoice]:
 
 
 def basic_plan(*, platform="500", seat="30", call="0.002", trial_days=0):
-    plan = PlanFactory(trial_days=trial_days)
-    ChargeFactory(plan=plan, name="Platform fee", unit_price=D(platform), position=0)
-    ChargeFactory(
-        plan=plan,
-        name="Seats",
-        unit_price=D(seat),
-        unit_name="seat",
-        default_quantity=D("12"),
-        position=1,
+    """500.00 platform fee + 12 seats × 30.00 in advance, API calls at 0.002 in arrears."""
+    return hybrid_plan(
+        platform_fee=platform, seat_price=seat, call_price=call, seats="12", trial_days=trial_days
     )
-    ChargeFactory(
-        plan=plan,
-        name="API calls",
-        metric=MetricFactory(),
-        billing_timing=Charge.Timing.IN_ARREARS,
-        unit_price=D(call),
-        unit_name="call",
-        default_quantity=D("0"),
-        position=2,
-    )
-    return plan
 
 
 def subscribe(plan, *, start="2026-01-01", term_months=12, external_id="sub_acme"):
