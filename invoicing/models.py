@@ -128,6 +128,12 @@ class InvoiceLine(models.Model):
         return self.description
 
     @property
+    def shows_quantity(self) -> bool:
+        """Whether the documents print its quantity (true-ups, credits and late-usage
+        adjustments are amounts only)."""
+        return self.kind in (self.Kind.FEE, self.Kind.USAGE, self.Kind.PRORATION)
+
+    @property
     def last_day(self) -> dt.date:
         """The service period's last day included, as people read a period: Nov 16 – Dec 15."""
         return max(self.period_start, self.period_end - dt.timedelta(days=1))

@@ -3,6 +3,7 @@ billed in advance is credited at the old price, the remaining time is charged at
 both on the next invoice (or on an invoice of their own, at once); usage is rated per version."""
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from catalog.models import Charge
 from invoicing.builder import proration_lines
 from invoicing.models import Invoice
+from invoicing.pdf import invoice_html
 from invoicing.services import billing_run
 from subscriptions.changes import ItemChange, item_spec_of, subscription_change
 from subscriptions.changes import subscription_set_quantity as set_quantity
@@ -86,6 +88,10 @@ def test_a_seat_increase_mid_month_credits_unused_time_and_charges_the_rest_next
         ("fee", "Seats", D("20"), D("600.00")),
     ]
     assert april.total == D("1225.87")
+    # The document prints each proration line with its quantity, days and amount
+    html = invoice_html(april)
+    row = re.search(r"<td>Unused time on 12 × Seats from Mar 16.*?</tr>", html, re.S).group(0)
+    assert re.findall(r'<td class="num">([^<]*)</td>', row) == ["12", "$30.00", "-$185.81"]
     unused = april.lines.get(description__startswith="Unused")
     assert (unused.period_start, unused.period_end) == (day("2026-03-16"), day("2026-04-01"))
     assert unused.explanation[0]["description"].startswith(
