@@ -162,8 +162,29 @@ def finalize(modeladmin, request, queryset):
             modeladmin.message_user(request, exc.message, messages.ERROR)
 
 
+class DocumentAmounts:
+    """An invoice's or a credit note's amounts as money ($1,234.50), not the column's decimals."""
+
+    @admin.display(description="Subtotal")
+    def subtotal_shown(self, obj):
+        return format_money(obj.subtotal, obj.currency)
+
+    @admin.display(description="Tax")
+    def tax_shown(self, obj):
+        rate = obj.tax_rate.normalize() if obj.tax_rate else 0
+        return (
+            f"{format_money(obj.tax_amount, obj.currency)} ({rate:f}%)"
+            if rate
+            else format_money(obj.tax_amount, obj.currency)
+        )
+
+    @admin.display(description="Total", ordering="total")
+    def total_shown(self, obj):
+        return format_money(obj.total, obj.currency)
+
+
 @admin.register(Invoice)
-class InvoiceAdmin(SimpleHistoryAdmin, ModelAdmin):
+class InvoiceAdmin(DocumentAmounts, SimpleHistoryAdmin, ModelAdmin):
     list_display = ["__str__", "customer", "billing_date", "status", "total_shown", "due_date"]
     list_filter = [
         ("status", ChoicesDropdownFilter),
@@ -208,23 +229,6 @@ class InvoiceAdmin(SimpleHistoryAdmin, ModelAdmin):
         ("Billed to", {"fields": ["billed_to"]}),
         ("Record", {"fields": ["created_at", "finalized_at", "paid_at"]}),
     ]
-
-    @admin.display(description="Subtotal")
-    def subtotal_shown(self, obj):
-        return format_money(obj.subtotal, obj.currency)
-
-    @admin.display(description="Tax")
-    def tax_shown(self, obj):
-        rate = obj.tax_rate.normalize() if obj.tax_rate else 0
-        return (
-            f"{format_money(obj.tax_amount, obj.currency)} ({rate:f}%)"
-            if rate
-            else format_money(obj.tax_amount, obj.currency)
-        )
-
-    @admin.display(description="Total", ordering="total")
-    def total_shown(self, obj):
-        return format_money(obj.total, obj.currency)
 
     @admin.display(description="Credited")
     def credited_shown(self, obj):
@@ -431,15 +435,35 @@ class InvoiceAdmin(SimpleHistoryAdmin, ModelAdmin):
 class CreditNoteLineInline(ReadOnly, TabularInline):
     model = CreditNoteLine
     extra = 0
-    fields = ["description", "invoice_line", "amount"]
+    fields = ["description", "invoice_line", "amount_shown"]
     readonly_fields = fields
+
+    @admin.display(description="Amount")
+    def amount_shown(self, line):
+        return format_money(line.amount, line.credit_note.currency)
 
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(ReadOnly, ModelAdmin):
+class CreditNoteAdmin(DocumentAmounts, ReadOnly, ModelAdmin):
     """Credit notes are issued from their invoice's page ("Issue a credit note"), never edited."""
 
-    list_display = ["number", "invoice", "customer", "issue_date", "kind", "total"]
+    list_display = ["number", "invoice", "customer", "issue_date", "kind", "total_shown"]
+    fields = [
+        "number",
+        "invoice",
+        "customer",
+        "kind",
+        "reason",
+        "change",
+        "currency",
+        "issue_date",
+        "subtotal_shown",
+        "tax_shown",
+        "total_shown",
+        "issued_by",
+        "created_at",
+    ]
+    readonly_fields = fields
     list_select_related = ["invoice", "customer"]
     search_fields = ["number", "invoice__number", "customer__name"]
     inlines = [CreditNoteLineInline]
