@@ -172,7 +172,11 @@ def _statement(request):
     if not form.is_valid():
         return customer, form, None
     data = form.cleaned_data
-    return customer, form, customer_statement(customer=customer, start=data["start"], end=data["end"])
+    return (
+        customer,
+        form,
+        customer_statement(customer=customer, start=data["start"], end=data["end"]),
+    )
 
 
 @login_required

@@ -28,9 +28,7 @@ def may_see_statements(user) -> bool:
     """Finance (or a superuser) who can view payments."""
     if user.is_superuser:
         return True
-    return (
-        user.has_perm("receivables.view_payment") and user.groups.filter(name="Finance").exists()
-    )
+    return user.has_perm("receivables.view_payment") and user.groups.filter(name="Finance").exists()
 
 
 class StatementForm(forms.Form):

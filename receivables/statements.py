@@ -82,7 +82,9 @@ class Statement:
 
     @property
     def filename(self) -> str:
-        return f"statement-{self.customer.external_id}-{self.start:%Y-%m-%d}-{self.end:%Y-%m-%d}.pdf"
+        return (
+            f"statement-{self.customer.external_id}-{self.start:%Y-%m-%d}-{self.end:%Y-%m-%d}.pdf"
+        )
 
 
 def balance_shown(amount: Decimal, currency: str) -> str:
