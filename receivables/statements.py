@@ -129,7 +129,8 @@ def _movements(customer: Customer, currency: str, end: dt.date) -> list[tuple]:
         if invoice.status == Invoice.Status.VOID and invoice.voided_at is not None:
             day = void_day(invoice)
             if day <= end:
-                moves.append((day, "void", invoice.number, "Invoice voided", -invoice.total))
+                voided = f"Invoice of {format_day(invoice.issue_date)} voided"
+                moves.append((day, "void", invoice.number, voided, -invoice.total))
     notes = CreditNote.objects.filter(
         customer=customer, currency=currency, issue_date__lte=end
     ).select_related("invoice")

@@ -260,6 +260,7 @@ def test_the_pdf_reads_the_statement(db):
     assert "Opening balance" in html and "$675.00" in html
     assert "$499.75" in html and "You owed $499.75 on Mar 31, 2026." in html
     assert "Credit note on invoice INV-000003" in html and "$50.25" in html
+    assert "Invoice of Feb 25, 2026 voided" in html and "Invoice of Mar 10, 2026 voided" in html
 
 
 def test_without_a_billing_email_nothing_is_sent_and_finance_is_told(client, db):
