@@ -13,6 +13,7 @@ from invoicing.contract_api import (
     SubscriptionItemsView,
 )
 from metering.api import EventBatchView, EventView
+from receivables.admin_views import statement_view
 
 # The header and title are django-unfold's (settings.UNFOLD), which overrides the site's own.
 admin.site.index_title = "Catalog, quotes, billing and revenue"
@@ -64,6 +65,11 @@ urlpatterns = [
         "admin/subscriptions/subscription/<int:pk>/cancel/",
         admin.site.admin_view(cancel_view),
         name="subscriptions-cancel",
+    ),
+    path(
+        "admin/receivables/statement/<int:customer_id>/",
+        admin.site.admin_view(statement_view),
+        name="receivables-statement",
     ),
     path("admin/", admin.site.urls),
     path("portal/", include("portal.urls")),

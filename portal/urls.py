@@ -13,6 +13,8 @@ urlpatterns = [
     path("invoices/<str:number>/", views.invoice_detail, name="invoice"),
     path("invoices/<str:number>/pdf/", views.invoice_download, name="invoice_pdf"),
     path("credit-notes/<str:number>/pdf/", views.credit_note_download, name="credit_note_pdf"),
+    path("statement/", views.statement, name="statement"),
+    path("statement/pdf/", views.statement_download, name="statement_pdf"),
     path(
         "subscriptions/<str:external_id>/usage/",
         views.subscription_usage,

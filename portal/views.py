@@ -31,6 +31,7 @@ from quotes.documents import quote_document, quote_filename, quote_pdf
 from quotes.models import Quote
 from quotes.services import quote_accept
 from receivables.selectors import customer_balances, invoice_amount_due
+from receivables.statements import customer_statement, last_full_month, statement_pdf
 from subscriptions.models import Subscription, SubscriptionItem
 
 
@@ -143,6 +144,59 @@ def credit_note_download(request, number: str):
     )
     response = HttpResponse(credit_note_pdf(note), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{note.number}.pdf"'
+    return response
+
+
+# --- statement ---------------------------------------------------------------------------------
+
+
+class StatementRangeForm(forms.Form):
+    start = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if {"start", "end"} <= data.keys() and data["end"] < data["start"]:
+            raise forms.ValidationError("The end date is before the start date: swap them.")
+        return data
+
+
+def _statement(request):
+    """The logged-in customer's statement for ?start=&end= (the last full month by default)."""
+    customer = _customer(request)
+    if "start" in request.GET or "end" in request.GET:
+        form = StatementRangeForm(request.GET)
+    else:
+        start, end = last_full_month(clock.today())
+        form = StatementRangeForm({"start": start, "end": end})
+    if not form.is_valid():
+        return customer, form, None
+    data = form.cleaned_data
+    return (
+        customer,
+        form,
+        customer_statement(customer=customer, start=data["start"], end=data["end"]),
+    )
+
+
+@login_required
+def statement(request):
+    customer, form, found = _statement(request)
+    return render(
+        request,
+        "portal/statement.html",
+        {"customer": customer, "form": form, "statement": found},
+        status=200 if found else 400,
+    )
+
+
+@login_required
+def statement_download(request):
+    _, _, found = _statement(request)
+    if found is None:
+        raise Http404("Pick a valid date range for the statement.")
+    response = HttpResponse(statement_pdf(found), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{found.filename}"'
     return response
 
 
