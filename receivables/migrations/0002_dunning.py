@@ -10,6 +10,12 @@ from core.beat import migration_operation
 from receivables.dunning_defaults import ensure_default_policy
 
 
+def sync_roles(apps, schema_editor):
+    from core.roles import sync_roles
+
+    sync_roles(apps)
+
+
 def seed_default_policy(apps, schema_editor):
     ensure_default_policy(
         apps.get_model("receivables", "DunningPolicy"), apps.get_model("receivables", "DunningStep")
@@ -316,6 +322,7 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunPython(seed_default_policy, migrations.RunPython.noop),
+        migrations.RunPython(sync_roles, migrations.RunPython.noop),
         migration_operation(
             name="send-dunning-daily", task="receivables.tasks.send_dunning", every_seconds=86400
         ),
