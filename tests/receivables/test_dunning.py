@@ -4,9 +4,11 @@ import threading
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.core import mail
 from django.core.exceptions import ValidationError as FieldError
 from django.db import connection
+from django.urls import reverse
 
 from customers.models import Customer
 from invoicing.models import Invoice
@@ -15,7 +17,14 @@ from receivables.dunning_defaults import ensure_default_policy
 from receivables.models import DunningNotice, DunningPause, DunningPolicy, DunningStep
 from receivables.selectors import invoice_state
 from receivables.services import payment_apply, payment_record
-from tests.factories import day
+from tests.factories import (
+    CustomerFactory,
+    PlanFactory,
+    PortalMembershipFactory,
+    UserFactory,
+    day,
+    subscribe,
+)
 from tests.receivables.test_payments import open_invoice
 
 DUE = "2026-03-01"
@@ -281,3 +290,58 @@ def test_invoice_state_follows_payments_and_the_due_date():
     payment_apply(payment=payment, invoice=invoice)
     invoice.refresh_from_db()
     assert invoice_state(invoice, day("2026-03-04")) == "paid"
+
+
+def invoice_of(subscription, number: str, *, due: str, total: str) -> Invoice:
+    return Invoice.objects.create(
+        customer=subscription.customer,
+        subscription=subscription,
+        number=number,
+        status=Invoice.Status.FINALIZED,
+        billing_date=day(due),
+        issue_date=day(due),
+        due_date=day(due),
+        currency="USD",
+        subtotal=Decimal(total),
+        total=Decimal(total),
+    )
+
+
+@pytest.mark.django_db
+def test_the_portal_badge_and_the_admin_filter_agree_with_invoice_state(client):
+    # Given on Mar 5: one invoice past due, one past due but paid, one not due yet, one due today
+    customer = CustomerFactory(external_id="acme")
+    subscription = subscribe(customer=customer, plan=PlanFactory())
+    late = invoice_of(subscription, "INV-LATE", due="2026-03-01", total="100.00")
+    paid = invoice_of(subscription, "INV-PAID", due="2026-02-28", total="50.00")
+    payment = payment_record(
+        customer=customer, amount=Decimal("50.00"), currency="USD", received_on=day("2026-03-02")
+    )
+    payment_apply(payment=payment, invoice=paid)
+    invoice_of(subscription, "INV-SOON", due="2026-03-31", total="70.00")
+    invoice_of(subscription, "INV-TODAY", due="2026-03-05", total="30.00")
+    states = {
+        i.number: invoice_state(i, day("2026-03-05")) for i in Invoice.objects.order_by("number")
+    }
+    assert states == {
+        "INV-LATE": "overdue",
+        "INV-PAID": "paid",
+        "INV-SOON": "open",
+        "INV-TODAY": "open",
+    }
+
+    with time_machine.travel("2026-03-05 12:00Z", tick=False):
+        client.force_login(PortalMembershipFactory(customer=customer, user__username="ana").user)
+        listed = client.get(reverse("portal:invoices")).content.decode()
+        badges = {
+            number: client.get(reverse("portal:invoice", args=[number]))
+            .content.decode()
+            .count('<span class="badge overdue">Overdue</span>')
+            for number in states
+        }
+        client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+        page = client.get(reverse("admin:invoicing_invoice_changelist") + "?payment=overdue")
+
+    assert listed.count('<span class="badge overdue">Overdue</span>') == 1
+    assert badges == {"INV-LATE": 1, "INV-PAID": 0, "INV-SOON": 0, "INV-TODAY": 0}
+    assert [i.number for i in page.context["cl"].result_list] == [late.number]
