@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Group
 from django.core import mail
 from django.core.exceptions import ValidationError as FieldError
 from django.db import connection
@@ -73,6 +74,7 @@ def test_default_policy_steps():
 @pytest.mark.django_db(transaction=True)
 def test_each_step_is_sent_once_on_its_day_and_not_before():
     invoice = due_march_1()
+    assert invoice.number == "INV-000001"
     timeline = {
         on: run(on)
         for on in [
@@ -345,3 +347,58 @@ def test_the_portal_badge_and_the_admin_filter_agree_with_invoice_state(client):
     assert listed.count('<span class="badge overdue">Overdue</span>') == 1
     assert badges == {"INV-LATE": 1, "INV-PAID": 0, "INV-SOON": 0, "INV-TODAY": 0}
     assert [i.number for i in page.context["cl"].result_list] == [late.number]
+
+
+def finance(client):
+    user = UserFactory(username="fin", is_staff=True)
+    user.groups.add(Group.objects.get(name="Finance"))
+    client.force_login(user)
+
+
+@pytest.mark.django_db
+def test_finance_edits_a_policy_and_a_bad_template_shows_on_its_field(client):
+    finance(client)
+    url = reverse("admin:receivables_dunningpolicy_add")
+    form = {
+        "name": "Strict",
+        "active": "on",
+        "steps-TOTAL_FORMS": "1",
+        "steps-INITIAL_FORMS": "0",
+        "steps-MIN_NUM_FORMS": "0",
+        "steps-MAX_NUM_FORMS": "1000",
+        "steps-0-days_from_due": "5",
+        "steps-0-name": "Late",
+        "steps-0-subject": "Invoice {{ invoice.number }} is late",
+        "steps-0-body": "Pay {{ amount_due }} {% if %}",
+    }
+    refused = client.post(url, form)
+    assert refused.status_code == 200
+    inline = refused.context["inline_admin_formsets"][0].formset.forms[0]
+    assert inline.errors == {
+        "body": ["This template does not render: Unexpected end of expression in if tag."]
+    }
+    assert not DunningPolicy.objects.filter(name="Strict").exists()
+
+    saved = client.post(url, {**form, "steps-0-body": "Pay {{ amount_due }} now."})
+    assert saved.status_code == 302
+    policy = DunningPolicy.objects.get(name="Strict")
+    assert [(s.days_from_due, s.name) for s in policy.steps.all()] == [(5, "Late")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_invoice_page_links_to_its_notices(client):
+    invoice = due_march_1()
+    run("2026-03-02")
+    run("2026-03-08")
+    finance(client)
+    page = client.get(reverse("admin:invoicing_invoice_change", args=[invoice.pk]))
+    notices_url = (
+        reverse("admin:receivables_dunningnotice_changelist") + f"?invoice__id__exact={invoice.pk}"
+    )
+    assert f'href="{notices_url}">2 sent</a>' in page.content.decode()
+    listed = client.get(notices_url)
+    assert [(n.step.name, str(n.sent_on)) for n in listed.context["cl"].result_list] == [
+        ("Second notice", "2026-03-08"),
+        ("Payment overdue", "2026-03-02"),
+    ]
+    assert "$100.00" in listed.content.decode()
