@@ -65,6 +65,10 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "invoicing.numberseries": ("view",),
         "receivables.payment": ("add", "change", "view"),
         "receivables.paymentallocation": ("view",),
+        "receivables.dunningpolicy": ALL,
+        "receivables.dunningstep": ALL,
+        "receivables.dunningpause": ALL,
+        "receivables.dunningnotice": ("view",),
         "revrec.revenueschedule": ("view",),
         "revrec.revenuescheduleline": ("view",),
         # The schedule is the operator's: finance sees when billing runs, and does not edit it.

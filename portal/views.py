@@ -30,7 +30,12 @@ from metering.selectors import current_period, daily_usage, previous_period, usa
 from quotes.documents import quote_document, quote_filename, quote_pdf
 from quotes.models import Quote
 from quotes.services import quote_accept
-from receivables.selectors import customer_balances, invoice_amount_due
+from receivables.selectors import (
+    InvoiceState,
+    customer_balances,
+    invoice_amount_due,
+    invoice_state,
+)
 from receivables.statements import customer_statement, last_full_month, statement_pdf
 from subscriptions.models import Subscription, SubscriptionItem
 
@@ -101,7 +106,7 @@ def invoice_list(request):
     today = clock.today()
     for invoice in invoices:
         invoice.amount_due = invoice_amount_due(invoice)
-        invoice.overdue = invoice.status == Invoice.Status.FINALIZED and invoice.due_date < today
+        invoice.overdue = invoice_state(invoice, today) == InvoiceState.OVERDUE
     outstanding = sum((i.amount_due for i in invoices), start=0)
     return render(
         request,
@@ -122,6 +127,7 @@ def invoice_detail(request, number: str):
             "invoice": invoice,
             "lines": invoice.lines.all(),
             "amount_due": invoice_amount_due(invoice),
+            "overdue": invoice_state(invoice) == InvoiceState.OVERDUE,
             "credit_notes": invoice.credit_notes.order_by("issue_date", "id"),
         },
     )

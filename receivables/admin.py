@@ -1,17 +1,26 @@
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Prefetch
+from django.urls import reverse
+from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 from unfold.admin import ModelAdmin, TabularInline
-from unfold.contrib.filters.admin import ChoicesDropdownFilter
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateFilter
 
-from core.admin import ReadOnly
+from core.admin import LINK_CLASSES, ReadOnly
 from core.errors import DomainError
 from core.formatting import format_money
 from core.money import exact_sum
 from invoicing.models import Invoice
 from receivables import selectors, services
-from receivables.models import Payment, PaymentAllocation
+from receivables.models import (
+    DunningNotice,
+    DunningPause,
+    DunningPolicy,
+    DunningStep,
+    Payment,
+    PaymentAllocation,
+)
 
 
 class PaymentForm(forms.ModelForm):
@@ -104,3 +113,97 @@ class PaymentAdmin(SimpleHistoryAdmin, ModelAdmin):
         if obj is None:
             return super().get_fields(request, obj)
         return ["customer", "amount_shown", "received_on", "method", "reference", "unapplied"]
+
+
+# --- dunning ------------------------------------------------------------------------------------
+
+
+class DunningStepInline(TabularInline):
+    model = DunningStep
+    extra = 0
+    fields = ["days_from_due", "name", "subject", "body"]
+
+
+@admin.register(DunningPolicy)
+class DunningPolicyAdmin(SimpleHistoryAdmin, ModelAdmin):
+    """Finance edits the reminders; a subject or body that does not render is refused on its
+    field (DunningStep's validators)."""
+
+    list_display = ["name", "active", "steps_shown"]
+    inlines = [DunningStepInline]
+
+    @admin.display(description="Steps")
+    def steps_shown(self, obj):
+        return ", ".join(f"{step.name} ({step.days_from_due:+d})" for step in obj.steps.all())
+
+
+@admin.register(DunningPause)
+class DunningPauseAdmin(SimpleHistoryAdmin, ModelAdmin):
+    list_display = ["customer", "excluded", "paused_until", "reason"]
+    autocomplete_fields = ["customer"]
+    search_fields = ["customer__name"]
+
+
+@admin.register(DunningNotice)
+class DunningNoticeAdmin(ReadOnly, ModelAdmin):
+    """The reminders sent; an invoice's own are at ?invoice__id__exact=<pk> (linked from the
+    invoice page's "Dunning notices" field)."""
+
+    list_display = ["invoice", "customer", "step", "sent_on", "to", "amount_due_shown"]
+    list_filter = ["step__name", ("sent_on", RangeDateFilter)]
+    list_select_related = ["invoice__customer", "step"]
+    search_fields = ["invoice__number", "invoice__customer__name", "to"]
+    date_hierarchy = "sent_on"
+
+    @admin.display(description="Customer")
+    def customer(self, obj):
+        return obj.invoice.customer
+
+    @admin.display(description="Amount due", ordering="amount_due")
+    def amount_due_shown(self, obj):
+        return format_money(obj.amount_due, obj.invoice.currency)
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    """Invoices that selectors.invoice_state calls overdue (the portal's badge, the same rule)."""
+
+    title = "payment"
+    parameter_name = "payment"
+
+    def lookups(self, request, model_admin):
+        return [("overdue", "Overdue")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "overdue":
+            return queryset.filter(pk__in=selectors.overdue_invoice_ids())
+        return queryset
+
+
+@admin.display(description="Dunning notices")
+def dunning_notices_link(model_admin, obj):
+    count = obj.dunning_notices.count() if obj and obj.pk else 0
+    if not count:
+        return "None sent"
+    url = reverse("admin:receivables_dunningnotice_changelist") + f"?invoice__id__exact={obj.pk}"
+    return format_html('<a class="{}" href="{}">{} sent</a>', LINK_CLASSES, url, count)
+
+
+def _extend_invoice_admin() -> None:
+    """The Overdue filter and the notices link on the invoice admin, added from here: invoicing
+    does not import receivables."""
+    invoice_admin = admin.site.get_model_admin(Invoice)
+    cls = type(invoice_admin)
+    if OverdueFilter in cls.list_filter:
+        return
+    cls.list_filter = [*cls.list_filter, OverdueFilter]
+    cls.dunning_notices_link = dunning_notices_link
+    cls.readonly_fields = [*cls.readonly_fields, "dunning_notices_link"]
+    name, options = cls.fieldsets[0]
+    cls.fieldsets = [
+        (name, {**options, "fields": [*options["fields"], "dunning_notices_link"]}),
+        *cls.fieldsets[1:],
+    ]
+    invoice_admin.list_filter = cls.list_filter
+
+
+_extend_invoice_admin()

@@ -54,3 +54,97 @@ class PaymentAllocation(models.Model):
 
     def __str__(self) -> str:
         return f"{format_money(self.amount, self.payment.currency)} → {self.invoice}"
+
+
+def _check_template(value: str) -> None:
+    """A dunning subject or body must render: refused at save with the template's own error."""
+    from django.core.exceptions import ValidationError as FieldError
+    from django.template import Context, Template, TemplateSyntaxError
+
+    try:
+        Template(value).render(Context({}))
+    except TemplateSyntaxError as exc:
+        raise FieldError(f"This template does not render: {exc}") from exc
+
+
+class DunningPolicy(models.Model):
+    """The reminders sent about an open invoice, relative to its due date (DunningStep)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    active = models.BooleanField(default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name_plural = "dunning policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DunningStep(models.Model):
+    """One reminder: sent `days_from_due` days after the due date (negative: before it).
+
+    Subject and body are Django templates with {{ invoice.number }}, {{ amount_due }},
+    {{ due_date }}, {{ customer.name }} and {{ portal_url }}."""
+
+    policy = models.ForeignKey(DunningPolicy, on_delete=models.CASCADE, related_name="steps")
+    days_from_due = models.IntegerField(help_text="Days after the due date; negative: before it.")
+    name = models.CharField(max_length=100)
+    subject = models.CharField(max_length=200, validators=[_check_template])
+    body = models.TextField(validators=[_check_template])
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["policy", "days_from_due"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["policy", "days_from_due"], name="dunning_step_one_per_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.days_from_due:+d} days)"
+
+    def save(self, *args, **kwargs):
+        self.full_clean(exclude=["policy"], validate_unique=False, validate_constraints=False)
+        super().save(*args, **kwargs)
+
+
+class DunningNotice(models.Model):
+    """A reminder sent about one invoice: at most one per step (the database refuses a second)."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="dunning_notices")
+    step = models.ForeignKey(DunningStep, on_delete=models.PROTECT, related_name="notices")
+    sent_on = models.DateField()
+    sent_at = models.DateTimeField(auto_now_add=True)
+    to = models.EmailField()
+    amount_due = amount_field()
+
+    class Meta:
+        ordering = ["-sent_on", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "step"], name="dunning_notice_once_per_step")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step.name} for {self.invoice} on {self.sent_on:%b %-d, %Y}"
+
+
+class DunningPause(models.Model):
+    """A customer left out of dunning: for good (`excluded`) or until a date (reminders resume
+    on `paused_until`)."""
+
+    customer = models.OneToOneField(
+        Customer, on_delete=models.CASCADE, related_name="dunning_pause"
+    )
+    excluded = models.BooleanField(default=False, help_text="Never send this customer reminders.")
+    paused_until = models.DateField(
+        null=True, blank=True, help_text="No reminders before this day (they resume on it)."
+    )
+    reason = models.CharField(max_length=200, blank=True)
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        if self.excluded:
+            return f"{self.customer}: excluded from dunning"
+        return f"{self.customer}: paused until {self.paused_until}"

@@ -101,3 +101,43 @@ def customer_balances(*, customer: Customer, as_of: dt.date | None = None) -> li
             figures.items(), key=lambda item: (item[0] != mine, item[0])
         )
     ]
+
+
+class InvoiceState:
+    DRAFT = "draft"
+    OPEN = "open"
+    PARTIALLY_PAID = "partially paid"
+    OVERDUE = "overdue"
+    PAID = "paid"
+    VOID = "void"
+
+
+def invoice_state(invoice: Invoice, today: dt.date | None = None) -> str:
+    """The one derived state the portal badge, the admin's Overdue filter and dunning read.
+
+    Overdue: finalized, something left to pay, and today is after the due date (due on Mar 1:
+    overdue on Mar 2). An invoice whose credit notes and payments cover it is paid."""
+    today = today or clock.today()
+    if invoice.status == Invoice.Status.VOID:
+        return InvoiceState.VOID
+    if invoice.status == Invoice.Status.DRAFT:
+        return InvoiceState.DRAFT
+    if invoice.status == Invoice.Status.PAID:
+        return InvoiceState.PAID
+    due = invoice_amount_due(invoice)
+    if due <= 0:
+        return InvoiceState.PAID
+    if invoice.due_date < today:
+        return InvoiceState.OVERDUE
+    if invoice_amount_paid(invoice) > 0:
+        return InvoiceState.PARTIALLY_PAID
+    return InvoiceState.OPEN
+
+
+def overdue_invoice_ids(today: dt.date | None = None) -> list[int]:
+    """The invoices invoice_state calls overdue (finalized and past due are the candidates)."""
+    today = today or clock.today()
+    candidates = Invoice.objects.filter(
+        status=Invoice.Status.FINALIZED, due_date__lt=today
+    ).prefetch_related("allocations")
+    return [i.pk for i in candidates if invoice_state(i, today) == InvoiceState.OVERDUE]

@@ -30,7 +30,7 @@ from invoicing.models import CreditNote, Invoice, NumberSeries
 from metering.models import AlertFiring, Event
 from quotes.models import ApprovalRule
 from quotes.services import quote_populate_lines
-from receivables.models import Payment
+from receivables.models import DunningNotice, DunningPause, DunningPolicy, Payment
 from revrec.models import RevenueSchedule
 from subscriptions.models import PrepaidCredit
 from tests.factories import (
@@ -76,6 +76,9 @@ MODELS: dict[str, tuple[str, str, str, str]] = {
     "invoicing.creditnote": ("", "v", "", "v"),  # issued from the invoice page
     "invoicing.numberseries": ("", "v", "", "v"),
     "receivables.payment": ("", "vac", "", "vacd"),
+    "receivables.dunningpolicy": ("", "vacd", "", "vacd"),
+    "receivables.dunningpause": ("", "vacd", "", "vacd"),
+    "receivables.dunningnotice": ("", "v", "", "v"),
     "revrec.revenueschedule": ("", "v", "", "vcd"),
 }
 
@@ -207,6 +210,10 @@ def world(db):
                 received_on=dt.date(2026, 2, 14),
                 currency="USD",
             ),
+            "receivables.dunningpolicy": DunningPolicy.objects.get(name="Default"),
+            "receivables.dunningpause": DunningPause.objects.create(
+                customer=customer, excluded=True
+            ),
             "revrec.revenueschedule": RevenueSchedule.objects.create(
                 subscription=subscription, total=Decimal("1500"), currency="USD"
             ),
@@ -218,6 +225,13 @@ def world(db):
     for role in ("sales", "finance", "operator"):
         users[role] = UserFactory(username=role, is_staff=True)
         users[role].groups.add(Group.objects.get(name=role.capitalize()))
+    records["receivables.dunningnotice"] = DunningNotice.objects.create(
+        invoice=records["invoicing.invoice"],
+        step=records["receivables.dunningpolicy"].steps.first(),
+        sent_on=dt.date(2026, 2, 14),
+        to="ap@acme.example",
+        amount_due=Decimal("10"),
+    )
     records["invoicing.creditnote"] = CreditNote.objects.create(
         invoice=records["invoicing.invoice"],
         customer=customer,

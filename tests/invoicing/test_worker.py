@@ -105,6 +105,7 @@ def test_periodic_jobs_are_scheduled_rows_editable_in_the_admin(db):
         "run-billing-hourly": ("invoicing.tasks.run_billing", 3600, True),
         "revrec-sync-hourly": ("revrec.tasks.revrec_sync", 3600, True),
         "expire-quotes-daily": ("quotes.tasks.expire_quotes", 86400, True),
+        "send-dunning-daily": ("receivables.tasks.send_dunning", 86400, True),
         "run-renewals-daily": ("quotes.tasks.run_renewals", 86400, True),
         "evaluate-usage-alerts": ("metering.tasks.evaluate_alerts", 300, True),
     }
