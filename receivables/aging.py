@@ -14,9 +14,9 @@ left to pay (a paid invoice credited, or an invoice below zero). So a customer's
     balance = open amounts − unapplied credit
             = invoices issued − credit notes issued − payments received   (all as of the date)
 
-Four queries (five with customers who only have credit) whatever the number of invoices. On PostgreSQL the payments and credit notes are
-summed per invoice in SQL (numeric: exact); on SQLite, whose SUM() is floating point, in Python
-with exact_sum.
+Four queries (five with customers who only have credit) whatever the number of invoices. On
+PostgreSQL the payments and credit notes are summed per invoice in SQL (numeric: exact); on
+SQLite, whose SUM() is floating point, in Python with exact_sum.
 """
 
 import datetime as dt
