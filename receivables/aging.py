@@ -14,9 +14,10 @@ left to pay (a paid invoice credited, or an invoice below zero). So a customer's
     balance = open amounts − unapplied credit
             = invoices issued − credit notes issued − payments received   (all as of the date)
 
-Four queries (five with customers who only have credit) whatever the number of invoices. On
-PostgreSQL the payments and credit notes are summed per invoice in SQL (numeric: exact); on
-SQLite, whose SUM() is floating point, in Python with exact_sum.
+A few queries whatever the number of invoices. On PostgreSQL the open amounts are computed and
+bucketed in SQL (AGING_SQL: numeric, exact), then a query for the payments received and one for
+the customers' names; on SQLite, whose SUM() is floating point, the invoices, their payments and
+credit notes are read and summed in Python with exact_sum.
 """
 
 import datetime as dt
@@ -27,6 +28,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.db import connection
 from django.db.models import Q, Sum
+from django.utils import timezone
 
 from core.money import exact_sum, round_money
 from core.periods import add_months
@@ -93,20 +95,58 @@ def counted_invoices(as_of: dt.date):
     )
 
 
-def _sums(queryset, key: str, value: str = "amount") -> dict:
-    """{key: sum of value}: SQL SUM on PostgreSQL (exact), exact_sum in Python elsewhere."""
+def _sums(queryset, *keys: str, value: str = "amount") -> dict:
+    """{key (a tuple for several keys): sum of value}: SQL SUM on PostgreSQL (exact), exact_sum
+    in Python elsewhere."""
     if connection.vendor == "postgresql":
-        rows = queryset.order_by().values(key).annotate(total=Sum(value))
-        return {row[key]: row["total"] for row in rows}
-    grouped: dict = defaultdict(list)
-    for k, amount in queryset.order_by().values_list(key, value):
-        grouped[k].append(amount)
-    return {k: exact_sum(amounts) for k, amounts in grouped.items()}
+        rows = queryset.order_by().values_list(*keys).annotate(total=Sum(value))
+    else:
+        grouped: dict = defaultdict(list)
+        for *key, amount in queryset.order_by().values_list(*keys, value):
+            grouped[tuple(key)].append(amount)
+        rows = [(*key, exact_sum(amounts)) for key, amounts in grouped.items()]
+    return {(tuple(key) if len(keys) > 1 else key[0]): total for *key, total in rows}
 
 
-def ar_aging(*, as_of: dt.date, buckets: tuple[int, ...] | None = None) -> AgingReport:
-    """Open amounts per customer and currency as they were on `as_of`, by age; see the module."""
-    buckets = tuple(settings.AGING_BUCKETS if buckets is None else buckets)
+# One row per customer, currency and bucket: the open amounts, what was credited or paid beyond
+# the totals, the payments allocated and the number of invoices open. Invoice and payment rows
+# never leave the database.
+AGING_SQL = """
+WITH counted AS (
+    SELECT i.customer_id, i.currency, i.total - COALESCE(cn.s, 0) - COALESCE(pa.s, 0) AS left_,
+           COALESCE(pa.s, 0) AS paid, %(as_of)s::date - COALESCE(i.due_date, i.issue_date) AS days
+    FROM {invoice} i
+    LEFT JOIN (SELECT invoice_id, SUM(total) AS s FROM {credit_note}
+               WHERE issue_date <= %(as_of)s GROUP BY invoice_id) cn ON cn.invoice_id = i.id
+    LEFT JOIN (SELECT a.invoice_id, SUM(a.amount) AS s
+               FROM {allocation} a JOIN {payment} p ON p.id = a.payment_id
+               WHERE p.received_on <= %(as_of)s GROUP BY a.invoice_id) pa ON pa.invoice_id = i.id
+    WHERE i.issue_date <= %(as_of)s
+      AND (i.status IN ('finalized', 'paid')
+           OR (i.status = 'void' AND (i.voided_at AT TIME ZONE %(tz)s)::date > %(as_of)s))
+)
+SELECT customer_id, currency, {bucket} AS bucket, SUM(GREATEST(left_, 0)),
+       SUM(GREATEST(-left_, 0)), SUM(paid), COUNT(*) FILTER (WHERE left_ > 0)
+FROM counted GROUP BY 1, 2, 3
+"""
+
+
+def _figures_in_sql(as_of: dt.date, buckets: tuple[int, ...]) -> list[tuple]:
+    cases = " ".join(f"WHEN days <= {int(high)} THEN {i + 1}" for i, high in enumerate(buckets))
+    sql = AGING_SQL.format(
+        invoice=Invoice._meta.db_table,
+        credit_note=CreditNote._meta.db_table,
+        allocation=PaymentAllocation._meta.db_table,
+        payment=Payment._meta.db_table,
+        bucket=f"CASE WHEN days <= 0 THEN 0 {cases} ELSE {len(buckets) + 1} END",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"as_of": as_of, "tz": timezone.get_current_timezone_name()})
+        return cursor.fetchall()
+
+
+def _figures_in_python(as_of: dt.date, buckets: tuple[int, ...]) -> list[tuple]:
+    """AGING_SQL's rows, summed with exact_sum (SQLite's SUM() is floating point)."""
     invoices = counted_invoices(as_of)
     counted_ids = invoices.values("id")
     paid = _sums(
@@ -116,37 +156,50 @@ def ar_aging(*, as_of: dt.date, buckets: tuple[int, ...] | None = None) -> Aging
     credited = _sums(
         CreditNote.objects.filter(issue_date__lte=as_of, invoice__in=counted_ids),
         "invoice_id",
-        "total",
+        value="total",
     )
-    received: dict = defaultdict(list)
-    for customer_id, currency, amount in Payment.objects.filter(received_on__lte=as_of).values_list(
-        "customer_id", "currency", "amount"
-    ):
-        received[(customer_id, str(currency))].append(amount)
+    figures: dict = {}
+    rows = invoices.order_by().values_list(
+        "id", "customer_id", "currency", "total", "issue_date", "due_date"
+    )
+    for invoice_id, customer_id, currency, total, issued, due in rows:
+        applied = paid.get(invoice_id, ZERO)
+        left = total - credited.get(invoice_id, ZERO) - applied
+        bucket = bucket_index((as_of - (due or issued)).days, buckets)
+        row = figures.setdefault((customer_id, currency, bucket), [ZERO, ZERO, ZERO, 0])
+        row[0] += max(left, ZERO)
+        row[1] += max(-left, ZERO)  # credited (or paid) beyond the total: the customer's
+        row[2] += applied
+        row[3] += left > 0
+    return [(*key, *values) for key, values in figures.items()]
 
-    names: dict[int, str] = {}
+
+def ar_aging(*, as_of: dt.date, buckets: tuple[int, ...] | None = None) -> AgingReport:
+    """Open amounts per customer and currency as they were on `as_of`, by age; see the module."""
+    buckets = tuple(settings.AGING_BUCKETS if buckets is None else buckets)
+    if connection.vendor == "postgresql":
+        figures = _figures_in_sql(as_of, buckets)
+    else:
+        figures = _figures_in_python(as_of, buckets)
+    received = {
+        (customer_id, str(currency)): amount
+        for (customer_id, currency), amount in _sums(
+            Payment.objects.filter(received_on__lte=as_of), "customer_id", "currency"
+        ).items()
+    }
+
     ages: dict = defaultdict(lambda: [ZERO] * (len(buckets) + 2))
     credit: dict = defaultdict(lambda: ZERO)
     allocated: dict = defaultdict(lambda: ZERO)
     counts: dict = defaultdict(int)
-    rows = invoices.order_by().values_list(
-        "id", "customer_id", "customer__name", "currency", "total", "issue_date", "due_date"
-    )
-    for invoice_id, customer_id, name, currency, total, issued, due in rows:
+    for customer_id, currency, bucket, open_, excess, applied, count in figures:
         key = (customer_id, str(currency))
-        names[customer_id] = name
-        applied = paid.get(invoice_id, ZERO)
+        ages[key][bucket] += open_
+        credit[key] += excess
         allocated[key] += applied
-        left = total - credited.get(invoice_id, ZERO) - applied
-        if left > 0:
-            days = (as_of - (due or issued)).days
-            ages[key][bucket_index(days, buckets)] += left
-            counts[key] += 1
-        elif left < 0:
-            credit[key] += -left  # credited (or paid) beyond the total: the customer's
-    missing = {customer_id for customer_id, _ in received} - names.keys()
-    if missing:  # customers with payments on account and no invoice open: a fifth query
-        names.update(Customer.objects.filter(pk__in=missing).values_list("pk", "name"))
+        counts[key] += count
+    ids = {customer_id for customer_id, _ in set(ages) | set(received)}
+    names = dict(Customer.objects.filter(pk__in=ids).values_list("pk", "name"))
 
     report_rows = []
     keys = set(ages) | set(credit) | set(received)
@@ -155,7 +208,7 @@ def ar_aging(*, as_of: dt.date, buckets: tuple[int, ...] | None = None) -> Aging
         amounts = tuple(
             round_money(a, currency) for a in ages.get(key, [ZERO] * (len(buckets) + 2))
         )
-        unapplied = exact_sum(received.get(key, [])) - allocated.get(key, ZERO)
+        unapplied = received.get(key, ZERO) - allocated.get(key, ZERO)
         unapplied = round_money(unapplied + credit.get(key, ZERO), currency)
         open_ = exact_sum(amounts)
         if not open_ and not unapplied:
@@ -239,7 +292,7 @@ ONE_DECIMAL = Decimal("0.1")
 
 def _sales(start: dt.date, end: dt.date, as_of: dt.date) -> dict[str, Decimal]:
     issued = counted_invoices(as_of).filter(issue_date__gte=start, issue_date__lte=end)
-    return {str(c): v for c, v in _sums(issued, "currency", "total").items()}
+    return {str(c): v for c, v in _sums(issued, "currency", value="total").items()}
 
 
 def dso(*, start: dt.date, end: dt.date, method: str = DsoMethod.COUNTBACK) -> Dso:
