@@ -255,3 +255,22 @@ def test_dashboard_shows_dso_by_countback(delta, client):
     assert "DSO (last 90 days)" in html
     assert "50.7 days" in html
     assert "countback method, on $30,000.00 open" in html
+
+
+def test_a_payment_ahead_of_its_invoice_is_credit_until_the_invoice_is_issued(db):
+    eta = customer_with_subscription("Eta")
+    e1 = invoice(eta, "2026-01-20", "2026-02-19", "100.00", status=Invoice.Status.PAID)
+    payment(eta, "2026-01-10", "100.00", (e1, "100.00"))
+
+    row = row_of(ar_aging(as_of=day("2026-01-15")), eta)
+    assert (row.open, row.unapplied_credit, row.balance) == (D(0), D("100.00"), D("-100.00"))
+    assert ar_aging(as_of=day("2026-01-25")).rows == []
+
+
+def test_dso_without_sales_is_none_and_a_bad_date_is_refused(acme, client):
+    figure = dso(start=day("2025-01-01"), end=day("2025-03-31"), method=DsoMethod.SIMPLE)
+    assert figure.days == {}
+    with pytest.raises(ValueError, match="Unknown DSO method"):
+        dso(start=day("2026-01-01"), end=day("2026-03-31"), method="average")
+    html = login(client, "Finance").get("/admin/receivables/aging/?as_of=31/02").content.decode()
+    assert "Enter a valid date." in html and 'id="aging"' not in html
