@@ -42,6 +42,14 @@ def _may_shadow_bill(user) -> bool:
     return may_shadow_bill(user)
 
 
+def _may_see_aging(user) -> bool:
+    from receivables.admin_views import (
+        may_see_receivables,  # settings import this module: import late
+    )
+
+    return may_see_receivables(user)
+
+
 # (title, gate: the permission that makes the group someone's work, items)
 GROUPS = [
     (
@@ -89,7 +97,10 @@ GROUPS = [
     (
         "Receivables",
         "receivables.view_payment",
-        [_item("Payments", "payments", "receivables.payment")],
+        [
+            _item("Payments", "payments", "receivables.payment"),
+            _page("AR aging", "hourglass_bottom", "receivables-aging", _may_see_aging),
+        ],
     ),
     (
         "Revenue",

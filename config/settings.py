@@ -159,6 +159,12 @@ DEFAULT_FROM_EMAIL = os.environ.get(
 EVENT_LATENESS_DAYS = int(os.environ.get("EVENT_LATENESS_DAYS", "35"))
 # A renewal quote is drafted this many days before a subscription's term ends (quotes.renewals).
 RENEWAL_NOTICE_DAYS = int(os.environ.get("RENEWAL_NOTICE_DAYS", "60"))
+
+# AR aging buckets: the last day past due of each bucket after "current" (1–30, 31–60, 61–90,
+# 91–120), then "over 120". AGING_BUCKETS="30,60,90" makes 1–30, 31–60, 61–90 and over 90.
+AGING_BUCKETS = tuple(
+    int(days) for days in os.environ.get("AGING_BUCKETS", "30,60,90,120").split(",") if days
+)
 # What usage alerts on the bill compare with their threshold: the upcoming invoice's subtotal,
 # before tax. Wired here because metering (the alerts) must not import invoicing (DESIGN.md).
 USAGE_ALERTS_BILL_ESTIMATE = "invoicing.selectors.estimated_bill"

@@ -13,6 +13,7 @@ from invoicing.contract_api import (
     SubscriptionItemsView,
 )
 from metering.api import EventBatchView, EventView
+from receivables.admin_aging import aging_view
 from receivables.admin_views import statement_view
 
 # The header and title are django-unfold's (settings.UNFOLD), which overrides the site's own.
@@ -56,6 +57,7 @@ urlpatterns = [
         admin.site.admin_view(shadow_billing_view),
         name="invoicing-shadow-billing",
     ),
+    path("admin/receivables/aging/", admin.site.admin_view(aging_view), name="receivables-aging"),
     path(
         "admin/subscriptions/subscription/<int:pk>/change-quantity/",
         admin.site.admin_view(quantity_view),

@@ -24,7 +24,7 @@ from receivables.statements import (
 )
 
 
-def may_see_statements(user) -> bool:
+def may_see_receivables(user) -> bool:
     """Finance (or a superuser) who can view payments."""
     if user.is_superuser:
         return True
@@ -43,7 +43,7 @@ class StatementForm(forms.Form):
 
 
 def statement_view(request, customer_id: int):
-    if not may_see_statements(request.user):
+    if not may_see_receivables(request.user):
         raise PermissionDenied
     customer = get_object_or_404(Customer, pk=customer_id)
     source = request.POST if request.method == "POST" else request.GET

@@ -118,6 +118,22 @@ STACKED = json.dumps(
 COLORS = ["var(--color-primary-600)", "var(--color-primary-300)", "#f59e0b", "#10b981", "#6366f1"]
 
 
+def dso_card(as_of: dt.date, currency: str) -> dict:
+    """DSO over the last 90 days (as_of included), by the countback method (receivables.aging)."""
+    from receivables.aging import DsoMethod, dso  # reporting may import receivables
+
+    figure = dso(start=as_of - dt.timedelta(days=89), end=as_of, method=DsoMethod.COUNTBACK)
+    days = figure.days.get(currency)
+    open_amount = format_money(figure.receivables.get(currency, ZERO), currency)
+    return {
+        "title": "DSO (last 90 days)",
+        "value": "—" if days is None else f"{days} days",
+        "note": f"countback method, on {open_amount} open",
+        "others": "",
+        "href": reverse("receivables-aging"),
+    }
+
+
 def finance_context(as_of: dt.date, currency: str) -> dict:
     revenue = selectors.recurring_revenue(as_of)
     movements = selectors.mrr_movements(as_of)
@@ -179,6 +195,7 @@ def finance_context(as_of: dt.date, currency: str) -> dict:
                 Invoice, status=Invoice.Status.FINALIZED, due_date__lt=as_of.isoformat()
             ),
         },
+        dso_card(as_of, currency),
         {
             "title": "Invoices awaiting review",
             "value": str(open_items.awaiting_review),
