@@ -34,11 +34,11 @@ from quotes.models import Quote, QuoteLine, QuoteLinePhase, QuoteLineTier
 from quotes.totals import NO_EXTRAS, LineExtras
 from subscriptions.changes import (
     ItemChange,
+    check_change_date,
     item_spec_of,
     items_in_force,
     subscription_change,
 )
-from subscriptions.changes import _check_date as check_date
 from subscriptions.models import BillingPeriod, Subscription, SubscriptionItem
 from subscriptions.services import ItemSpec
 
@@ -217,7 +217,7 @@ def quote_amendment_create(
         )
     today = clock.today()
     day = effective_date or today
-    check_date(subscription, day, today)  # the messages subscription_change would give
+    check_change_date(subscription, day, today)  # the messages subscription_change would give
     periods = _periods(subscription, day)
     quote = Quote.objects.create(
         kind=Quote.Kind.AMENDMENT,

@@ -11,6 +11,7 @@ from core.admin import LINK_CLASSES, ReadOnly
 from core.errors import DomainError
 from core.formatting import format_money
 from core.money import exact_sum
+from invoicing import admin as invoicing_admin
 from invoicing.models import Invoice
 from receivables import selectors, services
 from receivables.models import (
@@ -188,22 +189,26 @@ def dunning_notices_link(model_admin, obj):
     return format_html('<a class="{}" href="{}">{} sent</a>', LINK_CLASSES, url, count)
 
 
-def _extend_invoice_admin() -> None:
-    """The Overdue filter and the notices link on the invoice admin, added from here: invoicing
-    does not import receivables."""
-    invoice_admin = admin.site.get_model_admin(Invoice)
-    cls = type(invoice_admin)
-    if OverdueFilter in cls.list_filter:
-        return
-    cls.list_filter = [*cls.list_filter, OverdueFilter]
-    cls.dunning_notices_link = dunning_notices_link
-    cls.readonly_fields = [*cls.readonly_fields, "dunning_notices_link"]
-    name, options = cls.fieldsets[0]
-    cls.fieldsets = [
-        (name, {**options, "fields": [*options["fields"], "dunning_notices_link"]}),
-        *cls.fieldsets[1:],
+# The invoice admin with receivables' Overdue filter and notices link: a subclass registered in
+# place of invoicing's (invoicing does not import receivables).
+admin.site.unregister(Invoice)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(invoicing_admin.InvoiceAdmin):
+    list_filter = [*invoicing_admin.InvoiceAdmin.list_filter, OverdueFilter]
+    readonly_fields = [*invoicing_admin.InvoiceAdmin.readonly_fields, "dunning_notices_link"]
+    fieldsets = [
+        (
+            invoicing_admin.InvoiceAdmin.fieldsets[0][0],
+            {
+                **invoicing_admin.InvoiceAdmin.fieldsets[0][1],
+                "fields": [
+                    *invoicing_admin.InvoiceAdmin.fieldsets[0][1]["fields"],
+                    "dunning_notices_link",
+                ],
+            },
+        ),
+        *invoicing_admin.InvoiceAdmin.fieldsets[1:],
     ]
-    invoice_admin.list_filter = cls.list_filter
-
-
-_extend_invoice_admin()
+    dunning_notices_link = dunning_notices_link

@@ -109,7 +109,7 @@ def period_in_progress(subscription: Subscription, day: dt.date) -> BillingPerio
     ).first()
 
 
-def _check_date(subscription: Subscription, effective_date: dt.date, today: dt.date) -> None:
+def check_change_date(subscription: Subscription, effective_date: dt.date, today: dt.date) -> None:
     """A change takes effect inside the term, and not before the period in progress (earlier
     periods may be invoiced: a correction of those is a credit note)."""
     if not isinstance(effective_date, dt.date):
@@ -229,7 +229,7 @@ def subscription_change(
     in progress, an item not in force on that date, terms the rating engine refuses."""
     today = today or clock.today()
     subscription = _lock(subscription, expected_revision)
-    _check_date(subscription, effective_date, today)
+    check_change_date(subscription, effective_date, today)
     day = effective_date
     target_plan = plan or subscription.plan
     currency = str(subscription.currency)
@@ -442,7 +442,7 @@ def subscription_cancel(
         current = period_in_progress(subscription, today)
         effective_date = current.end_date if current else subscription.start_date
     if effective_date != subscription.end_date:
-        _check_date(subscription, effective_date, today)
+        check_change_date(subscription, effective_date, today)
     day = effective_date
     record = _record(
         subscription,
