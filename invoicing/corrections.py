@@ -6,7 +6,8 @@ and rounded once, as on invoices. Its number comes from its own gapless series (
 from the same locked counter as invoice numbers. The invoice's `credited_amount` (the sum of its
 credit notes' totals) is raised under the invoice's row lock, and the database refuses it above
 the invoice's total (invoice_credited_within_total), so two credit notes issued at once can never
-credit more than was invoiced. What it does to what the customer owes is receivables' business.
+credit more than was invoiced. What it credits beyond what was left to pay (a paid invoice) goes
+to the customer's credit balance (invoicing.balance), applied to their next invoices.
 
 Void: an open invoice with no payment and no credit note can be voided with a reason. It keeps its
 number (the series has no gap) and says VOID; it no longer counts as billing its date, so the next
@@ -18,12 +19,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from core import clock
 from core.errors import Conflict, ValidationError
 from core.formatting import format_money
 from core.money import exact_sum, round_money
+from invoicing.balance import credit_note_settle, lock_invoice
 from invoicing.models import CreditNote, CreditNoteLine, CreditUse, Invoice, InvoiceLine
 from invoicing.numbering import next_number
 from subscriptions.models import SubscriptionChange
@@ -38,10 +40,6 @@ CREDITABLE = (Invoice.Status.FINALIZED, Invoice.Status.PAID)
 def line_uncredited(line: InvoiceLine) -> Decimal:
     """What is left to credit on an invoice line: its amount minus what credit notes gave back."""
     return line.amount - exact_sum(line.credits.values_list("amount", flat=True))
-
-
-def _lock_invoice(invoice: Invoice) -> Invoice:
-    return Invoice.objects.select_for_update().select_related("customer").get(pk=invoice.pk)
 
 
 def credit_note_issue(
@@ -62,7 +60,7 @@ def credit_note_issue(
     if sum((full, lines is not None, amount is not None)) != 1:
         raise ValidationError("Choose one way to credit: in full, by line, or an amount.")
     with transaction.atomic():
-        invoice = _lock_invoice(invoice)
+        invoice = lock_invoice(invoice)
         if invoice.status not in CREDITABLE:
             raise Conflict(
                 f"Invoice {invoice} is {invoice.get_status_display().lower()}: only a finalized "
@@ -142,11 +140,8 @@ def credit_note_issue(
             for i, (line, credited, description) in enumerate(credits)
         )
         invoice.credited_amount += total
-        try:
-            with transaction.atomic():  # the database's check is the last word
-                invoice.save(update_fields=["credited_amount"])
-        except IntegrityError as exc:
-            raise Conflict(f"Invoice {invoice} cannot be credited more than its total.") from exc
+        # Beyond what was left to pay (a paid invoice): to the customer's credit balance.
+        credit_note_settle(invoice, note)
         transaction.on_commit(lambda: _email_credit_note(note.pk))
     return note
 
@@ -186,17 +181,17 @@ def invoice_void(*, invoice: Invoice, reason: str, voided_by=None) -> Invoice:
     if not reason:
         raise ValidationError("Say why the invoice is voided (the reason is required).")
     with transaction.atomic():
-        invoice = _lock_invoice(invoice)
+        invoice = lock_invoice(invoice)
         if invoice.status != Invoice.Status.FINALIZED:
             raise Conflict(
                 f"Invoice {invoice} is {invoice.get_status_display().lower()}: only an open "
                 "(finalized, unpaid) invoice can be voided."
             )
-        # Receivables' allocations point at the invoice (read through the reverse relation:
-        # invoicing does not import receivables); payment_apply takes this same row lock.
-        if invoice.allocations.exists():
+        # Payments and credit applied, and write-offs, are kept in the invoice's sums under
+        # this same row lock.
+        if invoice.paid_amount or invoice.written_off_amount:
             raise Conflict(
-                f"Invoice {invoice} has payments applied: it cannot be voided. "
+                f"Invoice {invoice} has payments or a write-off applied: it cannot be voided. "
                 "Issue a credit note instead."
             )
         if invoice.credited_amount:

@@ -55,6 +55,14 @@ class Invoice(models.Model):
     # The sum of its credit notes' totals, kept under the invoice's row lock by credit_note_issue;
     # the database refuses more than the total (invoice_credited_within_total).
     credited_amount = amount_field(default=0)
+    # What settles it besides credit notes, kept under the invoice's row lock: payments applied
+    # and credit balance applied, net of what was un-applied (receivables' allocations and
+    # CreditBalanceEntry "applied"); amounts written off as bad debt; and the part of its credit
+    # notes that went to the customer's credit balance because it was already paid. The database
+    # refuses an open amount below zero (invoice_open_not_negative).
+    paid_amount = amount_field(default=0)
+    written_off_amount = amount_field(default=0)
+    credit_to_balance = amount_field(default=0)
     voided_at = models.DateTimeField(null=True, blank=True)
     voided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -92,10 +100,43 @@ class Invoice(models.Model):
                 condition=models.Q(status="draft") | models.Q(number__isnull=False),
                 name="invoice_issued_has_number",
             ),
+            # open = total − (credited − credit_to_balance) − paid − written off ≥ 0, with each
+            # part ≥ 0; an invoice below zero is settled by going to the credit balance whole.
+            models.CheckConstraint(
+                condition=models.Q(
+                    total__lt=0, paid_amount=0, written_off_amount=0, credit_to_balance=0
+                )
+                | models.Q(
+                    paid_amount__gte=0,
+                    written_off_amount__gte=0,
+                    credit_to_balance__gte=0,
+                    credit_to_balance__lte=models.F("credited_amount"),
+                    total__gte=models.F("credited_amount")
+                    - models.F("credit_to_balance")
+                    + models.F("paid_amount")
+                    + models.F("written_off_amount"),
+                ),
+                name="invoice_open_not_negative",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.number or f"Draft #{self.pk}"
+
+    @property
+    def open_amount(self):
+        """What is left to pay: total − credit notes (less what went to the credit balance) −
+        payments and credit applied − write-offs. Zero on a draft, a void invoice or one below
+        zero."""
+        if self.status not in (self.Status.FINALIZED, self.Status.PAID) or self.total <= 0:
+            return self.total * 0
+        return (
+            self.total
+            - self.credited_amount
+            + self.credit_to_balance
+            - self.paid_amount
+            - self.written_off_amount
+        )
 
 
 class InvoiceLine(models.Model):
@@ -230,3 +271,57 @@ class CreditNoteLine(models.Model):
 
     def __str__(self) -> str:
         return self.description
+
+
+class CreditBalanceEntry(models.Model):
+    """One movement of a customer's credit balance: money on their account, in their favour,
+    applied to their next invoices at finalization. Append-only; the balance is the sum of the
+    amounts (positive: credit given to the customer; negative: credit used or taken back).
+
+    Receivables posts cash (PAYMENT: a payment's money put on account or taken off it, REFUND);
+    invoicing posts credit notes beyond what was left to pay, invoices below zero and the
+    applications of the balance to invoices (APPLIED: negative; positive when taken back)."""
+
+    class Kind(models.TextChoices):
+        PAYMENT = "payment", "Payment on account"
+        CREDIT_NOTE = "credit_note", "Credit note on a paid invoice"
+        NEGATIVE_INVOICE = "negative_invoice", "Invoice below zero"
+        APPLIED = "applied", "Applied to an invoice"
+        REFUND = "refund", "Refund"
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="credit_balance_entries"
+    )
+    currency = CurrencyField()
+    amount = amount_field()
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    effective_on = models.DateField()
+    invoice = models.ForeignKey(
+        Invoice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="credit_balance_entries",
+    )
+    credit_note = models.ForeignKey(
+        CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    memo = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-effective_on", "-id"]
+        verbose_name_plural = "credit balance entries"
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(amount=0), name="credit_balance_entry_not_zero"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(kind="applied") | models.Q(invoice__isnull=False),
+                name="credit_balance_applied_has_invoice",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        sign = "+" if self.amount > 0 else "−"
+        return f"{sign}{format_money(abs(self.amount), self.currency)} {self.get_kind_display()}"

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from core import clock
 from core.errors import Conflict
 from core.formatting import format_money
+from invoicing.balance import invoice_credit_at_finalization
 from invoicing.builder import build_invoice
 from invoicing.cancellations import cancellation_settle
 from invoicing.models import CreditUse, Invoice
@@ -107,9 +108,10 @@ def invoice_finalize(*, invoice: Invoice, issue_date: dt.date | None = None) -> 
         "billing_email": customer.billing_email,
         "address": customer.address,
     }
-    if invoice.total == 0:  # nothing to collect: settled as it is issued
-        invoice.status, invoice.paid_at = Invoice.Status.PAID, invoice.finalized_at
     invoice.save()
+    # Below zero: to the customer's credit balance; otherwise it takes what the balance holds
+    # (zero to collect: settled as it is issued).
+    invoice_credit_at_finalization(invoice)
     transaction.on_commit(lambda: _email_invoice(invoice.pk))
     return invoice
 
@@ -132,18 +134,6 @@ def _email_invoice(invoice_id: int) -> None:
         recipient_list=[invoice.customer.billing_email],
         fail_silently=True,
     )
-
-
-@transaction.atomic
-def invoice_mark_paid(*, invoice: Invoice) -> Invoice:
-    """Called by receivables when allocations cover the total."""
-    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    if invoice.status != Invoice.Status.FINALIZED:
-        raise Conflict(f"Invoice {invoice} is {invoice.get_status_display().lower()}: not open.")
-    invoice.status = Invoice.Status.PAID
-    invoice.paid_at = clock.now()
-    invoice.save(update_fields=["status", "paid_at"])
-    return invoice
 
 
 def subscription_bill(*, subscription: Subscription, today: dt.date) -> list[Invoice]:

@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Prefetch
 from django.urls import reverse
 from django.utils.html import format_html
@@ -44,61 +44,36 @@ class PaymentForm(forms.ModelForm):
 class PaymentAllocationInline(ReadOnly, TabularInline):
     model = PaymentAllocation
     extra = 0
-    fields = readonly_fields = ["invoice", "amount_shown", "created_at"]
+    fields = readonly_fields = ["invoice", "amount_shown", "applied_on", "reason"]
 
     @admin.display(description="Amount")
     def amount_shown(self, allocation):
         return format_money(allocation.amount, allocation.payment.currency)
 
 
-@admin.action(description="Apply to the customer's oldest open invoices", permissions=["change"])
-def apply_to_open_invoices(modeladmin, request, queryset):
-    for payment in queryset:
-        open_invoices = Invoice.objects.filter(
-            customer=payment.customer, status=Invoice.Status.FINALIZED
-        ).order_by("due_date", "id")
-        paid = []
-        for invoice in open_invoices:
-            if selectors.payment_unapplied(payment) <= 0:
-                break
-            try:
-                invoice = services.payment_apply(payment=payment, invoice=invoice)
-            except DomainError as exc:
-                modeladmin.message_user(request, f"{invoice}: {exc.message}", messages.ERROR)
-                continue
-            paid.append(f"{invoice} ({invoice.get_status_display().lower()})")
-        left = selectors.payment_unapplied(payment)
-        modeladmin.message_user(
-            request,
-            f"Payment {payment.reference or payment.pk} applied to "
-            f"{', '.join(paid) or 'no invoice'}; {format_money(left, payment.currency)} left "
-            "unapplied.",
-            messages.SUCCESS if paid else messages.WARNING,
-        )
-
-
 @admin.register(Payment)
 class PaymentAdmin(SimpleHistoryAdmin, ModelAdmin):
-    list_display = ["customer", "amount_shown", "received_on", "method", "reference", "unapplied"]
+    list_display = ["customer", "amount_shown", "received_on", "method", "reference", "on_account"]
     list_filter = [("method", ChoicesDropdownFilter), "currency"]
     list_select_related = ["customer"]
     search_fields = ["customer__name", "reference"]
     autocomplete_fields = ["customer"]
     inlines = [PaymentAllocationInline]
-    actions = [apply_to_open_invoices]
 
     def get_queryset(self, request):
-        # The Unapplied column in one query for the page; to an attribute of its own, so that an
-        # action applying these payments reads their allocations afresh.
-        listed = Prefetch("allocations", to_attr="listed_allocations")
+        # The On account column in one query for the page.
+        listed = Prefetch(
+            "allocations",
+            queryset=PaymentAllocation.objects.filter(invoice__isnull=True),
+            to_attr="on_account_rows",
+        )
         return super().get_queryset(request).prefetch_related(listed)
 
-    @admin.display(description="Unapplied")
-    def unapplied(self, obj):
-        if not hasattr(obj, "listed_allocations"):
-            return format_money(selectors.payment_unapplied(obj), obj.currency)
-        applied = exact_sum(allocation.amount for allocation in obj.listed_allocations)
-        return format_money(obj.amount - applied, obj.currency)
+    @admin.display(description="On account")
+    def on_account(self, obj):
+        if not hasattr(obj, "on_account_rows"):
+            return format_money(services.payment_on_account(obj), obj.currency)
+        return format_money(exact_sum(a.amount for a in obj.on_account_rows), obj.currency)
 
     @admin.display(description="Amount", ordering="amount")
     def amount_shown(self, obj):
@@ -108,12 +83,12 @@ class PaymentAdmin(SimpleHistoryAdmin, ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # A recorded payment is a fact: correct it with a new document, not an edit.
-        return ["customer", "amount_shown", "received_on", "unapplied"] if obj else []
+        return ["customer", "amount_shown", "received_on", "on_account"] if obj else []
 
     def get_fields(self, request, obj=None):
         if obj is None:
             return super().get_fields(request, obj)
-        return ["customer", "amount_shown", "received_on", "method", "reference", "unapplied"]
+        return ["customer", "amount_shown", "received_on", "method", "reference", "on_account"]
 
 
 # --- dunning ------------------------------------------------------------------------------------

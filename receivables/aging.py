@@ -1,23 +1,26 @@
 """Accounts receivable aging and days sales outstanding (DSO), as of any past date.
 
-The open amount of an invoice on a date is its total minus the payments allocated to it that were
-received on or before the date (Payment.received_on) and minus its credit notes issued on or
-before it, never below zero. An invoice counts once issued (issue_date on or before the date); a
-void one counts until the day it was voided. Open amounts are bucketed by the days past due on the
-date: current (not yet due: 0 days or fewer), then settings.AGING_BUCKETS (1–30, 31–60, 61–90,
+The open amount of an invoice on a date is what Invoice.open_amount was on that date: its total
+minus its credit notes issued by then (less the parts of them that went to the customer's credit
+balance by then), minus the payments applied by then (PaymentAllocation.applied_on, un-applied
+rows counting against), minus the credit balance applied by then, minus write-offs by then,
+never below zero. An invoice counts once issued (issue_date on or before the date); a void one
+counts until the day it was voided. Open amounts are bucketed by the days past due on the date:
+current (not yet due: 0 days or fewer), then settings.AGING_BUCKETS (1–30, 31–60, 61–90,
 91–120), then over the last one.
 
-Unapplied credit on the date is what the customer has on account: payments received by then and
-not allocated to an invoice counted on the date, plus what credit notes gave back beyond what was
-left to pay (a paid invoice credited, or an invoice below zero). So a customer's balance is
+Unapplied credit on the date is the customer's credit balance then: the CreditBalanceEntry rows
+effective by then (payments' money on account, credit notes beyond what was left to pay,
+invoices below zero, less what was applied and refunded). So a customer's balance is
 
     balance = open amounts − unapplied credit
-            = invoices issued − credit notes issued − payments received   (all as of the date)
+            = invoices issued − credit notes − payments received (not reversed) + refunds
+              − write-offs                                            (all as of the date)
 
 A few queries whatever the number of invoices. On PostgreSQL the open amounts are computed and
-bucketed in SQL (AGING_SQL: numeric, exact), then a query for the payments received and one for
-the customers' names; on SQLite, whose SUM() is floating point, the invoices, their payments and
-credit notes are read and summed in Python with exact_sum.
+bucketed in SQL (AGING_SQL: numeric, exact), then a query for the credit balances and one for
+the customers' names; on SQLite, whose SUM() is floating point, the rows are read and summed in
+Python with exact_sum.
 """
 
 import datetime as dt
@@ -33,10 +36,12 @@ from django.utils import timezone
 from core.money import exact_sum, round_money
 from core.periods import add_months
 from customers.models import Customer
-from invoicing.models import CreditNote, Invoice
-from receivables.models import Payment, PaymentAllocation
+from invoicing.models import CreditBalanceEntry, CreditNote, Invoice
+from receivables.models import PaymentAllocation, WriteOff
 
 ZERO = Decimal(0)
+# The credit balance entries that settle an invoice or give back what settled it.
+BALANCE_ON_INVOICES = (CreditBalanceEntry.Kind.APPLIED, CreditBalanceEntry.Kind.CREDIT_NOTE)
 
 
 def bucket_labels(buckets: tuple[int, ...]) -> list[str]:
@@ -108,25 +113,31 @@ def _sums(queryset, *keys: str, value: str = "amount") -> dict:
     return {(tuple(key) if len(keys) > 1 else key[0]): total for *key, total in rows}
 
 
-# One row per customer, currency and bucket: the open amounts, what was credited or paid beyond
-# the totals, the payments allocated and the number of invoices open. Invoice and payment rows
-# never leave the database.
+# One row per customer, currency and bucket: the open amounts and the number of invoices open.
+# Invoice, payment and credit rows never leave the database.
 AGING_SQL = """
 WITH counted AS (
-    SELECT i.customer_id, i.currency, i.total - COALESCE(cn.s, 0) - COALESCE(pa.s, 0) AS left_,
-           COALESCE(pa.s, 0) AS paid, %(as_of)s::date - COALESCE(i.due_date, i.issue_date) AS days
+    SELECT i.customer_id, i.currency,
+           i.total - COALESCE(cn.s, 0) - COALESCE(pa.s, 0) + COALESCE(cb.s, 0) - COALESCE(wo.s, 0)
+             AS left_,
+           %(as_of)s::date - COALESCE(i.due_date, i.issue_date) AS days
     FROM {invoice} i
     LEFT JOIN (SELECT invoice_id, SUM(total) AS s FROM {credit_note}
                WHERE issue_date <= %(as_of)s GROUP BY invoice_id) cn ON cn.invoice_id = i.id
-    LEFT JOIN (SELECT a.invoice_id, SUM(a.amount) AS s
-               FROM {allocation} a JOIN {payment} p ON p.id = a.payment_id
-               WHERE p.received_on <= %(as_of)s GROUP BY a.invoice_id) pa ON pa.invoice_id = i.id
+    LEFT JOIN (SELECT invoice_id, SUM(amount) AS s FROM {allocation}
+               WHERE applied_on <= %(as_of)s AND invoice_id IS NOT NULL
+               GROUP BY invoice_id) pa ON pa.invoice_id = i.id
+    LEFT JOIN (SELECT invoice_id, SUM(amount) AS s FROM {entry}
+               WHERE effective_on <= %(as_of)s AND kind IN ('applied', 'credit_note')
+               GROUP BY invoice_id) cb ON cb.invoice_id = i.id
+    LEFT JOIN (SELECT invoice_id, SUM(amount) AS s FROM {write_off}
+               WHERE written_off_on <= %(as_of)s GROUP BY invoice_id) wo ON wo.invoice_id = i.id
     WHERE i.issue_date <= %(as_of)s
       AND (i.status IN ('finalized', 'paid')
            OR (i.status = 'void' AND (i.voided_at AT TIME ZONE %(tz)s)::date > %(as_of)s))
 )
 SELECT customer_id, currency, {bucket} AS bucket, SUM(GREATEST(left_, 0)),
-       SUM(GREATEST(-left_, 0)), SUM(paid), COUNT(*) FILTER (WHERE left_ > 0)
+       COUNT(*) FILTER (WHERE left_ > 0)
 FROM counted GROUP BY 1, 2, 3
 """
 
@@ -137,7 +148,8 @@ def _figures_in_sql(as_of: dt.date, buckets: tuple[int, ...]) -> list[tuple]:
         invoice=Invoice._meta.db_table,
         credit_note=CreditNote._meta.db_table,
         allocation=PaymentAllocation._meta.db_table,
-        payment=Payment._meta.db_table,
+        entry=CreditBalanceEntry._meta.db_table,
+        write_off=WriteOff._meta.db_table,
         bucket=f"CASE WHEN days <= 0 THEN 0 {cases} ELSE {len(buckets) + 1} END",
     )
     with connection.cursor() as cursor:
@@ -149,29 +161,49 @@ def _figures_in_python(as_of: dt.date, buckets: tuple[int, ...]) -> list[tuple]:
     """AGING_SQL's rows, summed with exact_sum (SQLite's SUM() is floating point)."""
     invoices = counted_invoices(as_of)
     counted_ids = invoices.values("id")
-    paid = _sums(
-        PaymentAllocation.objects.filter(payment__received_on__lte=as_of, invoice__in=counted_ids),
+    settled = [
+        _sums(
+            PaymentAllocation.objects.filter(applied_on__lte=as_of, invoice__in=counted_ids),
+            "invoice_id",
+        ),
+        _sums(
+            WriteOff.objects.filter(written_off_on__lte=as_of, invoice__in=counted_ids),
+            "invoice_id",
+        ),
+        _sums(
+            CreditNote.objects.filter(issue_date__lte=as_of, invoice__in=counted_ids),
+            "invoice_id",
+            value="total",
+        ),
+    ]
+    # Credit applied (negative) and credit notes' parts sent to the balance (positive).
+    from_balance = _sums(
+        CreditBalanceEntry.objects.filter(
+            effective_on__lte=as_of, invoice__in=counted_ids, kind__in=BALANCE_ON_INVOICES
+        ),
         "invoice_id",
-    )
-    credited = _sums(
-        CreditNote.objects.filter(issue_date__lte=as_of, invoice__in=counted_ids),
-        "invoice_id",
-        value="total",
     )
     figures: dict = {}
     rows = invoices.order_by().values_list(
         "id", "customer_id", "currency", "total", "issue_date", "due_date"
     )
     for invoice_id, customer_id, currency, total, issued, due in rows:
-        applied = paid.get(invoice_id, ZERO)
-        left = total - credited.get(invoice_id, ZERO) - applied
+        left = total - exact_sum(s.get(invoice_id, ZERO) for s in settled)
+        left += from_balance.get(invoice_id, ZERO)
         bucket = bucket_index((as_of - (due or issued)).days, buckets)
-        row = figures.setdefault((customer_id, currency, bucket), [ZERO, ZERO, ZERO, 0])
+        row = figures.setdefault((customer_id, currency, bucket), [ZERO, 0])
         row[0] += max(left, ZERO)
-        row[1] += max(-left, ZERO)  # credited (or paid) beyond the total: the customer's
-        row[2] += applied
-        row[3] += left > 0
+        row[1] += left > 0
     return [(*key, *values) for key, values in figures.items()]
+
+
+def credit_on(as_of: dt.date) -> dict[tuple[int, str], Decimal]:
+    """{(customer id, currency): credit balance on the date} (entries effective by then)."""
+    entries = CreditBalanceEntry.objects.filter(effective_on__lte=as_of)
+    sums = _sums(entries, "customer_id", "currency")
+    return {
+        (customer_id, str(currency)): amount for (customer_id, currency), amount in sums.items()
+    }
 
 
 def ar_aging(*, as_of: dt.date, buckets: tuple[int, ...] | None = None) -> AgingReport:
@@ -181,35 +213,23 @@ def ar_aging(*, as_of: dt.date, buckets: tuple[int, ...] | None = None) -> Aging
         figures = _figures_in_sql(as_of, buckets)
     else:
         figures = _figures_in_python(as_of, buckets)
-    received = {
-        (customer_id, str(currency)): amount
-        for (customer_id, currency), amount in _sums(
-            Payment.objects.filter(received_on__lte=as_of), "customer_id", "currency"
-        ).items()
-    }
-
+    credit = credit_on(as_of)
     ages: dict = defaultdict(lambda: [ZERO] * (len(buckets) + 2))
-    credit: dict = defaultdict(lambda: ZERO)
-    allocated: dict = defaultdict(lambda: ZERO)
     counts: dict = defaultdict(int)
-    for customer_id, currency, bucket, open_, excess, applied, count in figures:
+    for customer_id, currency, bucket, open_, count in figures:
         key = (customer_id, str(currency))
         ages[key][bucket] += open_
-        credit[key] += excess
-        allocated[key] += applied
         counts[key] += count
-    ids = {customer_id for customer_id, _ in set(ages) | set(received)}
+    ids = {customer_id for customer_id, _ in set(ages) | set(credit)}
     names = dict(Customer.objects.filter(pk__in=ids).values_list("pk", "name"))
 
     report_rows = []
-    keys = set(ages) | set(credit) | set(received)
-    for customer_id, currency in keys:
+    for customer_id, currency in set(ages) | set(credit):
         key = (customer_id, currency)
         amounts = tuple(
             round_money(a, currency) for a in ages.get(key, [ZERO] * (len(buckets) + 2))
         )
-        unapplied = received.get(key, ZERO) - allocated.get(key, ZERO)
-        unapplied = round_money(unapplied + credit.get(key, ZERO), currency)
+        unapplied = round_money(credit.get(key, ZERO), currency)
         open_ = exact_sum(amounts)
         if not open_ and not unapplied:
             continue

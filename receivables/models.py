@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from djmoney.models.fields import CurrencyField
 from simple_history.models import HistoricalRecords
@@ -5,11 +6,13 @@ from simple_history.models import HistoricalRecords
 from core.fields import amount_field
 from core.formatting import format_money
 from customers.models import Customer
-from invoicing.models import Invoice
+from invoicing.models import CreditBalanceEntry, Invoice
 
 
 class Payment(models.Model):
-    """Money received from a customer. Applied to invoices through allocations."""
+    """Money received from a customer. All of it is allocated: to invoices, or on account (the
+    customer's credit balance, applied to their next invoices). A bounced payment is reversed
+    (`reversed_on`), never deleted."""
 
     class Method(models.TextChoices):
         BANK_TRANSFER = "bank_transfer", "Bank transfer"
@@ -23,6 +26,18 @@ class Payment(models.Model):
     received_on = models.DateField()
     method = models.CharField(max_length=20, choices=Method.choices, default=Method.BANK_TRANSFER)
     reference = models.CharField(max_length=200, blank=True)
+    idempotency_key = models.CharField(
+        max_length=100,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="The API client's key: a repeated request records the payment once.",
+    )
+    reversed_on = models.DateField(null=True, blank=True)
+    reversal_reason = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 
@@ -40,20 +55,94 @@ class Payment(models.Model):
 
 
 class PaymentAllocation(models.Model):
-    """Part of a payment applied to one invoice. Append-only."""
+    """Part of a payment applied to one invoice, or put on account (`invoice` empty: the money
+    is in the customer's credit balance, `credit_entry`). Append-only and signed: un-applying
+    or reversing adds a row of the opposite sign (`reverses` the row it takes back)."""
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="allocations")
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="allocations")
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="allocations"
+    )
+    credit_entry = models.OneToOneField(
+        CreditBalanceEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     amount = amount_field()
+    applied_on = models.DateField()
+    reverses = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversals"
+    )
+    reason = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        ordering = ["applied_on", "id"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(amount__gt=0), name="allocation_amount_gt_0")
+            models.CheckConstraint(condition=~models.Q(amount=0), name="allocation_not_zero"),
+            models.CheckConstraint(
+                condition=models.Q(invoice__isnull=True, credit_entry__isnull=False)
+                | models.Q(invoice__isnull=False, credit_entry__isnull=True),
+                name="allocation_to_invoice_or_account",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{format_money(self.amount, self.payment.currency)} → {self.invoice}"
+        where = self.invoice or "account"
+        return f"{format_money(self.amount, self.payment.currency)} → {where}"
+
+
+class WriteOff(models.Model):
+    """The rest of an invoice written off as bad debt, with the reason. Append-only."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="write_offs")
+    amount = amount_field()
+    written_off_on = models.DateField()
+    reason = models.CharField(max_length=300)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-written_off_on", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="write_off_amount_gt_0")
+        ]
+
+    def __str__(self) -> str:
+        return f"{format_money(self.amount, self.invoice.currency)} of {self.invoice} written off"
+
+
+class Refund(models.Model):
+    """Credit balance paid back to the customer. Append-only."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="refunds")
+    amount = amount_field()
+    currency = CurrencyField()
+    refunded_on = models.DateField()
+    method = models.CharField(
+        max_length=20, choices=Payment.Method.choices, default=Payment.Method.BANK_TRANSFER
+    )
+    reference = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    credit_entry = models.OneToOneField(
+        CreditBalanceEntry, on_delete=models.PROTECT, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-refunded_on", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_gt_0")
+        ]
+
+    def __str__(self) -> str:
+        return f"{format_money(self.amount, self.currency)} refunded to {self.customer}"
 
 
 def _check_template(value: str) -> None:

@@ -25,16 +25,24 @@ from core.formatting import format_day, format_money
 from core.money import exact_sum, round_money
 from customers.models import Customer
 from invoicing.models import CreditNote, Invoice
-from receivables.models import Payment
+from receivables.models import Payment, Refund, WriteOff
 
 # Order of movements on one day: what is billed first, then what reduces it.
-_KIND_ORDER = {"invoice": 0, "credit_note": 1, "void": 2, "payment": 3}
+_KIND_ORDER = {
+    "invoice": 0,
+    "credit_note": 1,
+    "void": 2,
+    "payment": 3,
+    "reversal": 4,
+    "write_off": 5,
+    "refund": 6,
+}
 
 
 @dataclass(frozen=True)
 class StatementLine:
     day: dt.date
-    kind: str  # invoice, credit_note, void, payment
+    kind: str  # invoice, credit_note, void, payment, reversal, write_off, refund
     reference: str
     description: str
     amount: Decimal  # signed: + what the customer owes more, − what they owe less
@@ -154,6 +162,41 @@ def _movements(customer: Customer, currency: str, end: dt.date) -> list[tuple]:
                 payment.reference or f"Payment #{payment.pk}",
                 f"Payment received ({method.lower()})",
                 -payment.amount,
+            )
+        )
+        if payment.reversed_on is not None and payment.reversed_on <= end:
+            moves.append(
+                (
+                    payment.reversed_on,
+                    "reversal",
+                    payment.reference or f"Payment #{payment.pk}",
+                    f"Payment of {format_day(payment.received_on)} reversed: "
+                    f"{payment.reversal_reason}",
+                    payment.amount,
+                )
+            )
+    write_offs = WriteOff.objects.filter(
+        invoice__customer=customer, invoice__currency=currency, written_off_on__lte=end
+    ).select_related("invoice")
+    for write_off in write_offs:
+        moves.append(
+            (
+                write_off.written_off_on,
+                "write_off",
+                write_off.invoice.number,
+                f"Written off: {write_off.reason}",
+                -write_off.amount,
+            )
+        )
+    refunds = Refund.objects.filter(customer=customer, currency=currency, refunded_on__lte=end)
+    for refund in refunds:
+        moves.append(
+            (
+                refund.refunded_on,
+                "refund",
+                refund.reference or f"Refund #{refund.pk}",
+                f"Refund of your credit balance ({refund.get_method_display().lower()})",
+                refund.amount,
             )
         )
     return moves

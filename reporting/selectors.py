@@ -34,7 +34,6 @@ from metering.models import UsageRollup
 from metering.rollups import rollup_quantity
 from metering.selectors import event_amounts, metric_quantity
 from quotes.models import Quote
-from receivables.models import PaymentAllocation
 from subscriptions.models import BillingPeriod, Subscription
 from subscriptions.services import fixed_fees
 
@@ -356,23 +355,14 @@ class Receivables:
 
 
 def receivables(as_of: dt.date | None = None) -> Receivables:
-    """Open invoices (finalized, not paid): total minus credit notes and the payments applied;
-    overdue: those whose due date is before `as_of`. Read as the ledger stands (payments included
-    whatever their date). Awaiting review: the draft invoices."""
+    """Open invoices (finalized, not paid): their open amounts (Invoice.open_amount); overdue:
+    those whose due date is before `as_of`. Read as the ledger stands (payments included whatever
+    their date). Awaiting review: the draft invoices."""
     day = _today(as_of)
-    open_invoices = list(
-        Invoice.objects.filter(status=Invoice.Status.FINALIZED).values_list(
-            "pk", "currency", "total", "credited_amount", "due_date"
-        )
-    )
-    paid: dict[int, list[Decimal]] = defaultdict(list)
-    for invoice_id, amount in PaymentAllocation.objects.filter(
-        invoice__status=Invoice.Status.FINALIZED
-    ).values_list("invoice_id", "amount"):
-        paid[invoice_id].append(amount)
+    open_invoices = Invoice.objects.filter(status=Invoice.Status.FINALIZED)
     outstanding, overdue = [], []
-    for pk, currency, total, credited, due_date in open_invoices:
-        due = round_money(total - credited - exact_sum(paid.get(pk, [])), str(currency))
+    for invoice in open_invoices:
+        currency, due, due_date = invoice.currency, invoice.open_amount, invoice.due_date
         if due <= 0:
             continue
         outstanding.append((currency, due))

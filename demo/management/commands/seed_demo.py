@@ -63,7 +63,7 @@ from quotes.services import (
 )
 from receivables.models import Payment
 from receivables.selectors import invoice_amount_due
-from receivables.services import payment_apply, payment_record
+from receivables.services import payment_record
 from revrec.models import RevenueScheduleLine
 from revrec.services import revrec_sync
 from subscriptions.changes import items_in_force, subscription_cancel, subscription_set_quantity
@@ -1210,15 +1210,15 @@ class Command(BaseCommand):
                 continue
             amount = round_money(invoice_amount_due(invoice) * plan.share, invoice.currency)
             with simulated_clock(self.moment(plan.received_on, 14)):
-                payment = payment_record(
+                payment_record(
                     customer=invoice.customer,
                     amount=amount,
                     currency=invoice.currency,
                     received_on=plan.received_on,
                     method=plan.method,
                     reference=plan.reference,
+                    allocations={invoice: amount},
                 )
-                payment_apply(payment=payment, invoice=invoice)
             self.log(f"{plan.received_on}: payment {plan.reference} {amount}")
 
     # -- today's deals: finance's approval rules, a deal in review, one sent to the portal -----
