@@ -186,6 +186,15 @@ def credit_note_settle(invoice: Invoice, note: CreditNote) -> None:
     beyond what was left to pay goes to the customer's credit balance."""
     beyond = -invoice.open_amount if invoice.total > 0 else ZERO
     fields: tuple[str, ...] = ("credited_amount",)
+    # Only money the customer paid can go back to them: not what was written off.
+    returnable = invoice.paid_amount - invoice.credit_to_balance
+    if beyond > returnable:
+        currency = str(invoice.currency)
+        raise ValidationError(
+            f"Invoice {invoice} has {format_money(invoice.written_off_amount, currency)} written "
+            f"off: a credit note can give back at most "
+            f"{format_money(note.total - beyond + returnable, currency)} with tax."
+        )
     if beyond > 0:
         invoice.credit_to_balance += beyond
         fields += ("credit_to_balance",)
