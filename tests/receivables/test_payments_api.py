@@ -197,7 +197,9 @@ def test_a_currency_without_minor_units_is_answered_in_whole_units(api, db):
         5000,
         0,
     )
-    assert answer["allocations"] == [{"invoice": "INV-000010", "amount": "5000", "amount_cents": 5000}]
+    assert answer["allocations"] == [
+        {"invoice": "INV-000010", "amount": "5000", "amount_cents": 5000}
+    ]
     assert open_amounts(customer) == {"INV-000010": D("7000")}
 
 
@@ -221,6 +223,22 @@ def test_a_repeated_request_with_the_same_key_records_the_payment_once(api, acme
     assert again.json() == first.json() == in_body.json()
     assert written() == before
     assert credit_balance(acme) == D("50.00")
+
+
+def test_a_repeat_that_names_an_invoice_the_first_request_paid_is_still_answered_200(api, acme):
+    # Given a payment that paid INV-000001 in full, with a key
+    body = GOOD | {"amount": "100.00", "allocations": [{"invoice": "INV-000001", "amount": "100"}]}
+    first = post(api, body, "retry-1")
+    before = written()
+
+    # When it is sent again (INV-000001 has nothing open any more)
+    again = post(api, body, "retry-1")
+
+    # Then the first payment is the answer, not a refusal for the paid invoice
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert written() == before
+    assert open_amounts(acme) == {"INV-000001": D("0.00"), "INV-000002": D("100.00")}
 
 
 def test_the_same_key_with_other_figures_is_a_conflict_and_records_nothing(api, acme):
@@ -552,7 +570,9 @@ def test_a_bad_list_query_says_what_to_send(api, db, query, status, message):
 
 def test_the_balance_shows_open_overdue_and_credit(api, acme):
     # Given 30.00 paid to INV-000001 and 25.00 kept on account (Mar 2: INV-000001 is overdue)
-    post(api, GOOD | {"amount": "30.00", "allocations": [{"invoice": "INV-000001", "amount": "30"}]})
+    post(
+        api, GOOD | {"amount": "30.00", "allocations": [{"invoice": "INV-000001", "amount": "30"}]}
+    )
     post(api, GOOD | {"amount": "25.00", "apply": False})
 
     # When Acme's balance is read
