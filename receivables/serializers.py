@@ -187,8 +187,10 @@ def payment_request(body, *, idempotency_header: str | None) -> PaymentRequest:
     currency = body.get("currency")
     if currency is None:
         currency = str(customer.currency)
-    elif not isinstance(currency, str):
-        raise invalid("currency", f"give an ISO 4217 code such as {customer.currency}.")
+    elif not isinstance(currency, str) or not currency.strip():
+        raise invalid(
+            "currency", f"give an ISO 4217 code such as {customer.currency}, or leave it out."
+        )
     raw_date = body.get("received_on")
     try:
         received_on = dt.date.fromisoformat(raw_date)

@@ -335,6 +335,7 @@ GOOD = {"external_customer_id": "acme", "amount": "120.00", "received_on": "2026
         ({"currency": "EUR"}, "currency",
          "Acme is billed in USD: record the payment in USD, not EUR."),
         ({"currency": 840}, "currency", "give an ISO 4217 code such as USD"),
+        ({"currency": " "}, "currency", "give an ISO 4217 code such as USD, or leave it out"),
         ({"received_on": None}, "received_on", "as YYYY-MM-DD"),
         ({"received_on": "02/03/2026"}, "received_on", "not '02/03/2026'"),
         ({"received_on": "2026-03-03"}, "received_on", "cannot be received in the future"),
