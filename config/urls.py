@@ -15,6 +15,7 @@ from invoicing.contract_api import (
 from metering.api import EventBatchView, EventView
 from receivables.admin_aging import aging_view
 from receivables.admin_views import statement_view
+from receivables.api import CustomerBalanceView, PaymentsView, PaymentView
 
 # The header and title are django-unfold's (settings.UNFOLD), which overrides the site's own.
 admin.site.index_title = "Catalog, quotes, billing and revenue"
@@ -46,6 +47,13 @@ api_v1 = [
         "subscriptions/<str:external_id>/cancel",
         SubscriptionCancelView.as_view(),
         name="subscription-cancel",
+    ),
+    path("payments", PaymentsView.as_view(), name="payments"),
+    path("payments/<int:payment_id>", PaymentView.as_view(), name="payment"),
+    path(
+        "customers/<str:external_customer_id>/balance",
+        CustomerBalanceView.as_view(),
+        name="customer-balance",
     ),
 ]
 

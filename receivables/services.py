@@ -112,7 +112,7 @@ def payment_record(
     """Record a payment and allocate all of it: to `allocations` (invoice → amount) when given,
     else to the customer's open invoices oldest due date first (unless `auto_apply` is off); the
     rest goes on account. With an `idempotency_key`, a repeated call returns the payment the
-    first one recorded (the same figures are required)."""
+    first one recorded (the same figures are required), marked `replayed`."""
     currency = str(currency)
     payment_validate(customer=customer, amount=amount, currency=currency)
     if received_on > clock.today():
@@ -152,6 +152,7 @@ def _replayed(payment, customer, amount, currency, received_on) -> Payment:
             "This idempotency key was used for another payment "
             f"({payment}): use a new key for a new payment."
         )
+    payment.replayed = True  # what the API answers with 200, not 201
     return payment
 
 

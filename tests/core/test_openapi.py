@@ -149,10 +149,12 @@ def test_every_request_example_of_the_schema_is_accepted(schema, api, db):
         # Posted by tests/invoicing/test_contract_api.py (they need a contract on a date)
         "/api/v1/subscriptions/{external_id}/items/{item_id}/quantity",
         "/api/v1/subscriptions/{external_id}/cancel",
+        # Posted by tests/receivables/test_payments_api.py (it needs invoices on a date)
+        "/api/v1/payments",
     }
 
     for path, body in examples:
-        if "{" in path:
+        if "{" in path or path == "/api/v1/payments":
             continue
         answer = api.post(path, body, format="json")
 

@@ -145,3 +145,36 @@ def test_answers_that_succeed_match_the_schema(api_key, seeded, wsgi_in_test_tra
 
         assert response.status_code == 200, response.text
         case.validate_response(response, checks=CHECKS)
+
+
+def test_payments_answers_match_the_schema(api_key, seeded, wsgi_in_test_transaction):
+    headers = {"Authorization": f"Bearer {api_key}"}
+    by_label = {operation.label: operation for operation in operations()}
+    body = {
+        "external_customer_id": "acme",
+        "amount": "10.00",
+        "received_on": clock.today().isoformat(),
+        "apply": False,
+    }
+    create = by_label["POST /api/v1/payments"].Case(body=body, media_type="application/json")
+    created = create.call(headers={**headers, "Idempotency-Key": "k1"})
+    replayed = create.call(headers={**headers, "Idempotency-Key": "k1"})
+    payment_id = created.json()["payment"]["id"]
+    reads = [
+        by_label["GET /api/v1/payments/{payment_id}"].Case(
+            path_parameters={"payment_id": payment_id}
+        ),
+        by_label["GET /api/v1/payments"].Case(query={"external_customer_id": "acme"}),
+        by_label["GET /api/v1/customers/{external_customer_id}/balance"].Case(
+            path_parameters={"external_customer_id": "acme"}
+        ),
+    ]
+
+    assert (created.status_code, replayed.status_code) == (201, 200), created.text
+    create.validate_response(created, checks=CHECKS)
+    create.validate_response(replayed, checks=CHECKS)
+    for case in reads:
+        response = case.call(headers=headers)
+
+        assert response.status_code == 200, response.text
+        case.validate_response(response, checks=CHECKS)
