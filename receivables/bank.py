@@ -163,9 +163,11 @@ def statement_parse(content: bytes, *, currency: str) -> Parsed:
         if not any(cell.strip() for cell in row):
             continue  # blank line
         any_row = True
-        if len(row) < len(header):
+        if len(row) != len(header):
+            hint = " (a comma in an amount or reference: put the field in quotes)"
             parsed.errors.append(
-                f"Line {number}: {len(row)} field(s), the header has {len(header)}."
+                f"Line {number}: {len(row)} field(s), the header has {len(header)}"
+                f"{hint if len(row) > len(header) else ''}."
             )
             continue
         problems = []
@@ -289,7 +291,8 @@ def line_match(*, reference: str, payer: str, amount: Decimal, currency: str) ->
         notes.append("no invoice number in the reference and no payer")
     elif not numbers:
         notes.insert(0, "no invoice number in the reference")
-    return Match(BankLine.Status.UNMATCHED, customer, None, "", "; ".join(notes).capitalize())
+    note = "; ".join(notes)
+    return Match(BankLine.Status.UNMATCHED, customer, None, "", note[:1].upper() + note[1:])
 
 
 def statement_import(

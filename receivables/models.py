@@ -322,4 +322,5 @@ class BankLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{format_money(self.amount, self.currency)} from {self.payer or '?'} on {self.booked_on}"
+        money = format_money(self.amount, self.currency)
+        return f"{money} from {self.payer or '?'} on {self.booked_on}"
