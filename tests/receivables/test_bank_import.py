@@ -121,15 +121,17 @@ def test_a_missing_column_is_named():
     assert statement_parse(b"", currency="USD").errors == [
         "The file is empty: it needs a header row and at least one line."
     ]
-    assert statement_parse(b"date,amount,reference,payer\n12,50\n", currency="USD").errors == [
+    header = b"date,amount,reference,payer\n"
+    assert statement_parse(header + b"12,50\n", currency="USD").errors == [
         "Line 2: 2 field(s), the header has 4."
     ]
-    assert statement_parse("date,amount,reference,payer\n2026-03-05,12,50\n".encode(), currency="USD").errors == [
+    assert statement_parse(header + b"2026-03-05,12,50\n", currency="USD").errors == [
         "Line 2: 3 field(s), the header has 4."
-    ]  # fmt: skip
-    assert statement_parse(b"date,amount,reference,payer\n2026-03-05,10,5,x,y\n", currency="USD").errors == [
-        "Line 2: 5 field(s), the header has 4 (a comma in an amount or reference: put the field in quotes)."
-    ]  # fmt: skip
+    ]
+    assert statement_parse(header + b"2026-03-05,10,5,x,y\n", currency="USD").errors == [
+        "Line 2: 5 field(s), the header has 4 (a comma in an amount or reference: put the "
+        "field in quotes)."
+    ]
 
 
 # --- matching -----------------------------------------------------------------------------------
@@ -204,9 +206,8 @@ def test_a_paid_or_foreign_currency_invoice_in_the_reference_is_not_proposed(db)
 
 def test_the_same_file_twice_records_nothing_twice_and_says_so(db):
     # Given a statement imported once (with two identical lines: two real payments)
-    content = csv_file(
-        "2026-03-20,10.00,Coffee club,Bob", "2026-03-20,10.00,Coffee club,Bob", "2026-03-21,-3.00,Fee,Bank"
-    )  # fmt: skip
+    coffee = "2026-03-20,10.00,Coffee club,Bob"
+    content = csv_file(coffee, coffee, "2026-03-21,-3.00,Fee,Bank")
     first = do_import(content)
     assert first.message == (
         "march.csv: 2 new lines recorded; 1 outgoing (negative) skipped: line(s) 4."
@@ -342,8 +343,10 @@ def test_finance_uploads_confirms_and_works_the_queue(client, db):
     inv601 = invoice(acme, "200.00", number="INV-000601")
     inv602 = invoice(acme, "75.00", number="INV-000602")
     content = csv_file(
-        "2026-03-20,200.00,INV-000601,Acme", "2026-03-21,75.00,Transfer,Acme", "2026-03-22,9.99,?,Zed"
-    )  # fmt: skip
+        "2026-03-20,200.00,INV-000601,Acme",
+        "2026-03-21,75.00,Transfer,Acme",
+        "2026-03-22,9.99,?,Zed",
+    )
 
     # When the file is uploaded
     page = upload(client, content)
