@@ -31,7 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from core import clock
@@ -313,6 +313,20 @@ def statement_import(
             details=parsed.errors,
         )
     prints = fingerprints(parsed.lines)
+    try:
+        return _record(file_name, digest, currency, uploaded_by, parsed, prints)
+    except IntegrityError:
+        # The same file, or a line of it, uploaded by someone else at the same moment.
+        earlier = BankStatement.objects.filter(sha256=digest).first()
+        if earlier is not None:
+            return ImportResult(earlier, already_imported=True)
+        raise Conflict(
+            "Another statement with some of these lines was being imported at the same time: "
+            "upload this one again (the lines already recorded are skipped)."
+        ) from None
+
+
+def _record(file_name, digest, currency, uploaded_by, parsed, prints) -> ImportResult:
     with transaction.atomic():
         statement = BankStatement.objects.create(
             file_name=file_name[:255],
