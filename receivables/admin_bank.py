@@ -4,7 +4,7 @@
   statement's page lists its lines grouped proposed / unmatched / confirmed / ignored, with a
   Confirm button per proposed line and "Confirm all proposed".
 - Receivables › Unmatched bank lines: the queue across statements (the status filter defaults to
-  unmatched); each line's "Decide" page assigns a customer (and optionally an invoice) and
+  unmatched); each line's "Assign or ignore" page assigns a customer (and optionally an invoice) and
   confirms, or ignores the line with a reason.
 
 Finance only (receivables.admin_views.may_see_receivables); uploading and confirming also need
@@ -272,7 +272,7 @@ class BankLineAdmin(ReadOnly, ModelAdmin):
         if obj.status not in (BankLine.Status.UNMATCHED, BankLine.Status.PROPOSED):
             return ""
         url = reverse("admin:receivables_bankline_decide", args=[obj.pk])
-        return format_html('<a class="{}" href="{}">Decide</a>', LINK_CLASSES, url)
+        return format_html('<a class="{}" href="{}">Assign or ignore</a>', LINK_CLASSES, url)
 
     def get_urls(self):
         decide = path(
