@@ -150,6 +150,9 @@ class BankStatementAdmin(ModelAdmin):
                     messages.error(request, error)
             elif "confirm" in request.POST:
                 line = get_object_or_404(statement.lines, pk=request.POST["confirm"])
+                if line.status == BankLine.Status.CONFIRMED:
+                    messages.info(request, f"Line {line.row} was confirmed already.")
+                    return redirect(request.path)
                 try:
                     with transaction.atomic():
                         line = line_confirm(line=line, by=request.user)

@@ -367,6 +367,7 @@ def test_finance_uploads_confirms_and_works_the_queue(client, db):
     page = client.post(url, {"confirm_all": "1"}, follow=True)
     assert "1 line(s) confirmed." in page.content.decode()
     page = client.post(url, {"confirm": first.pk}, follow=True)  # a second click: nothing more
+    assert "Line 2 was confirmed already." in page.content.decode()
 
     # Then two payments paid both invoices
     assert Payment.objects.count() == 2
