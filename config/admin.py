@@ -100,6 +100,18 @@ GROUPS = [
         [
             _item("Payments", "payments", "receivables.payment"),
             _page("AR aging", "hourglass_bottom", "receivables-aging", _may_see_aging),
+            _page(
+                "Bank statements",
+                "account_balance",
+                "admin:receivables_bankstatement_changelist",
+                _may_see_aging,  # the same finance check (may_see_receivables)
+            ),
+            _page(
+                "Unmatched bank lines",
+                "rule",
+                "admin:receivables_bankline_changelist",
+                _may_see_aging,
+            ),
         ],
     ),
     (

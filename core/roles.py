@@ -69,6 +69,9 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "receivables.dunningstep": ALL,
         "receivables.dunningpause": ALL,
         "receivables.dunningnotice": ("view",),
+        # Bank statement import: upload, then confirm lines (which records payments).
+        "receivables.bankstatement": ("add", "view"),
+        "receivables.bankline": ("view",),
         "revrec.revenueschedule": ("view",),
         "revrec.revenuescheduleline": ("view",),
         # The schedule is the operator's: finance sees when billing runs, and does not edit it.

@@ -187,3 +187,6 @@ class InvoiceAdmin(invoicing_admin.InvoiceAdmin):
         *invoicing_admin.InvoiceAdmin.fieldsets[1:],
     ]
     dunning_notices_link = dunning_notices_link
+
+
+from receivables import admin_bank  # noqa: E402, F401  (bank statements: registers its admin)

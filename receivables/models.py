@@ -237,3 +237,90 @@ class DunningPause(models.Model):
         if self.excluded:
             return f"{self.customer}: excluded from dunning"
         return f"{self.customer}: paused until {self.paused_until}"
+
+
+class BankStatement(models.Model):
+    """A bank statement file (CSV) finance uploaded; its lines are BankLine rows. The same file
+    (by the SHA-256 of its bytes) is refused a second time; a later file that overlaps this one
+    adds only the lines not already recorded (BankLine.fingerprint)."""
+
+    file_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64, unique=True)
+    currency = CurrencyField(help_text="The account's currency: lines without one are in it.")
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    row_count = models.PositiveIntegerField(default=0, help_text="Data rows in the file.")
+    new_count = models.PositiveIntegerField(default=0, help_text="Lines recorded from it.")
+    duplicate_count = models.PositiveIntegerField(
+        default=0, help_text="Lines already recorded from an earlier statement."
+    )
+    outgoing_count = models.PositiveIntegerField(
+        default=0, help_text="Outgoing (negative) lines: not receivables, skipped."
+    )
+
+    class Meta:
+        ordering = ["-uploaded_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.uploaded_at:%b %-d, %Y})"
+
+
+class BankLine(models.Model):
+    """Money in, one line of a bank statement, matched to a customer (and invoice) for finance to
+    confirm; confirming records a Payment (idempotency key from the fingerprint: once).
+
+    `fingerprint` = SHA-256 of (date, amount, currency, reference, payer, n), n counting identical
+    lines within one file: two real payments that look alike are both kept, and the same line in
+    an overlapping later statement is not recorded again."""
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "Proposed"
+        UNMATCHED = "unmatched", "Unmatched"
+        CONFIRMED = "confirmed", "Confirmed"
+        IGNORED = "ignored", "Ignored"
+
+    class Rule(models.TextChoices):
+        NUMBER = "number", "Invoice number in reference"
+        AMOUNT = "amount", "Customer and exact open amount"
+        MANUAL = "manual", "Assigned by hand"
+
+    statement = models.ForeignKey(BankStatement, on_delete=models.PROTECT, related_name="lines")
+    row = models.PositiveIntegerField(help_text="The line number in the file.")
+    booked_on = models.DateField()
+    amount = amount_field()
+    currency = CurrencyField()
+    reference = models.CharField(max_length=300, blank=True)
+    payer = models.CharField(max_length=200, blank=True)
+    fingerprint = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNMATCHED)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="bank_lines"
+    )
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="bank_lines"
+    )
+    rule = models.CharField(max_length=20, choices=Rule.choices, blank=True)
+    note = models.CharField(max_length=300, blank=True, help_text="Why unmatched, or ignored.")
+    payment = models.OneToOneField(
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="bank_line"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["booked_on", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="bank_line_amount_gt_0"),
+            models.CheckConstraint(
+                condition=~models.Q(status="confirmed") | models.Q(payment__isnull=False),
+                name="bank_line_confirmed_has_payment",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        money = format_money(self.amount, self.currency)
+        return f"{money} from {self.payer or '?'} on {self.booked_on}"

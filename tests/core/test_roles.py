@@ -30,7 +30,14 @@ from invoicing.models import CreditNote, Invoice, NumberSeries
 from metering.models import AlertFiring, Event
 from quotes.models import ApprovalRule
 from quotes.services import quote_populate_lines
-from receivables.models import DunningNotice, DunningPause, DunningPolicy, Payment
+from receivables.models import (
+    BankLine,
+    BankStatement,
+    DunningNotice,
+    DunningPause,
+    DunningPolicy,
+    Payment,
+)
 from revrec.models import RevenueSchedule
 from subscriptions.models import PrepaidCredit
 from tests.factories import (
@@ -79,6 +86,8 @@ MODELS: dict[str, tuple[str, str, str, str]] = {
     "receivables.dunningpolicy": ("", "vacd", "", "vacd"),
     "receivables.dunningpause": ("", "vacd", "", "vacd"),
     "receivables.dunningnotice": ("", "v", "", "v"),
+    "receivables.bankstatement": ("", "va", "", "va"),
+    "receivables.bankline": ("", "v", "", "v"),
     "revrec.revenueschedule": ("", "v", "", "vcd"),
 }
 
@@ -242,6 +251,17 @@ def world(db):
         subtotal=Decimal("1"),
         tax_amount=Decimal("0"),
         total=Decimal("1"),
+    )
+    records["receivables.bankstatement"] = BankStatement.objects.create(
+        file_name="feb.csv", sha256="0" * 64, currency="USD"
+    )
+    records["receivables.bankline"] = BankLine.objects.create(
+        statement=records["receivables.bankstatement"],
+        row=2,
+        booked_on=dt.date(2026, 2, 14),
+        amount=Decimal("10"),
+        currency="USD",
+        fingerprint="1" * 64,
     )
     # Now, not in the past: an expired attempt is cleaned up at the next login.
     records["axes.accessattempt"] = AccessAttempt.objects.create(
