@@ -100,6 +100,12 @@ GROUPS = [
         [
             _item("Payments", "payments", "receivables.payment"),
             _page("AR aging", "hourglass_bottom", "receivables-aging", _may_see_aging),
+            _page(
+                "Credit balances",
+                "account_balance_wallet",
+                "receivables-credit-balances",
+                _may_see_aging,  # the same finance check as the aging page
+            ),
         ],
     ),
     (
