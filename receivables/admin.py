@@ -49,6 +49,7 @@ class PaymentAllocationInline(ReadOnly, TabularInline):
 
     model = PaymentAllocation
     extra = 0
+    hide_title = True  # the row header would repeat the amount and the invoice
     fields = readonly_fields = ["to", "amount_shown", "applied_on", "reason", "unapply"]
     verbose_name_plural = "Allocations"
 
@@ -99,14 +100,13 @@ class PaymentAdmin(SimpleHistoryAdmin, ModelAdmin):
     inlines = [PaymentAllocationInline]
     actions_detail = ["detail_apply", "detail_reverse"]
     fields = readonly_fields = [
-        "status",
+        "state",
         "customer",
         "amount_shown",
         "received_on",
         "method",
         "reference",
         "on_account",
-        "reversal_reason",
         "created_by",
         "created_at",
     ]
@@ -132,9 +132,18 @@ class PaymentAdmin(SimpleHistoryAdmin, ModelAdmin):
 
     @display(description="Status", label={"Received": "success", "Reversed": "danger"})
     def status(self, obj):
-        if obj.reversed_on:
-            return "Reversed", f"Reversed {obj.reversed_on:%b %-d, %Y}"
-        return "Received", "Received"
+        return "Reversed" if obj.reversed_on else "Received"
+
+    @admin.display(description="Status")
+    def state(self, obj):
+        """On the payment's page: reversed, when and why, in red."""
+        if not obj.reversed_on:
+            return "Received"
+        return format_html(
+            '<strong class="text-red-600 dark:text-red-500">REVERSED on {}</strong>: {}',
+            f"{obj.reversed_on:%b %-d, %Y}",
+            obj.reversal_reason,
+        )
 
     def has_change_permission(self, request, obj=None):
         return False  # read-only facts; the actions have their own permissions

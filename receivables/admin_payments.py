@@ -33,7 +33,7 @@ from unfold.widgets import (
 from core import clock
 from core.errors import DomainError
 from core.formatting import format_money
-from core.money import exact_sum
+from core.money import exact_sum, round_money
 from customers.models import Customer
 from invoicing.balance import credit_balance, credit_balance_apply, credit_balances
 from invoicing.models import CreditBalanceEntry, Invoice
@@ -86,9 +86,9 @@ class ChooseCustomerForm(forms.Form):
         super().__init__(*args, **kwargs)
         # The admin's own customer field, with its autocomplete (PaymentAdmin.autocomplete_fields).
         model_admin = admin.site._registry[Payment]
-        self.fields["customer"] = model_admin.formfield_for_dbfield(
-            Payment._meta.get_field("customer"), request
-        )
+        field = model_admin.formfield_for_dbfield(Payment._meta.get_field("customer"), request)
+        field.widget = field.widget.widget  # without the add/change links around it
+        self.fields["customer"] = field
         self.fields["customer"].help_text = "Their open invoices are listed on the next step."
 
 
@@ -137,7 +137,7 @@ class PaymentForm(forms.Form):
                 {
                     "invoice": invoice,
                     "field": name,
-                    "open": invoice.open_amount,
+                    "open": round_money(invoice.open_amount, str(invoice.currency)),
                     "days_overdue": _days_overdue(invoice, today),
                 }
             )
@@ -225,9 +225,13 @@ def payment_add_view(request):
     if customer_id and str(customer_id).isdigit():
         customer = Customer.objects.filter(pk=customer_id).first()
     if customer is None:
-        choose = ChooseCustomerForm(request.GET or None, request=request)
-        if customer_id:
-            choose.is_valid()  # shows "Select a valid choice" on the field
+        # Bound only to a number (the autocomplete widget looks the value up to render it).
+        numeric = customer_id and str(customer_id).isdigit()
+        choose = ChooseCustomerForm({"customer": customer_id} if numeric else None, request=request)
+        if numeric:
+            choose.is_valid()  # "Select a valid choice" on the field
+        elif customer_id:
+            messages.error(request, f"No customer {customer_id!r}: choose one in the list.")
         context = _context(request, "Record a payment", choose=choose, media=choose.media)
         return TemplateResponse(request, "admin/receivables/payment_add.html", context)
 
@@ -305,6 +309,7 @@ class ReasonForm(forms.Form):
         required=False,  # the service asks for it, with its own message
         max_length=300,
         widget=UnfoldAdminTextareaWidget(attrs={"rows": 2}),
+        help_text="Required: kept on the allocation rows, shown on the payment's page.",
     )
 
 
@@ -457,6 +462,17 @@ def payment_reverse_view(request, pk):
         "Every invoice it paid opens again; what it put on account leaves the credit balance "
         "(if that money was already applied, those invoices open again too, newest first).",
     ]
+    standing = [
+        f"{row.invoice} ({format_money(services.allocation_net(row), currency)})"
+        for row in payment.allocations.filter(invoice__isnull=False, amount__gt=0).select_related(
+            "invoice"
+        )
+        if services.allocation_net(row) > 0
+    ]
+    facts.append(
+        f"Paid by it now: {', '.join(standing) or 'no invoice'}; on account "
+        f"{format_money(services.payment_on_account(payment), currency)}."
+    )
     return _action_page(
         request,
         payment,
