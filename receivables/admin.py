@@ -333,16 +333,23 @@ class CustomerAdmin(customers_admin.CustomerAdmin):
         balances = selectors.customer_balances(customer=obj)
         credit_url = reverse("receivables-credit-balance", args=[obj.pk])
         invoices_url = reverse("admin:invoicing_invoice_changelist")
+        record = format_html(
+            '<div><a class="{}" href="{}?customer={}">Record a payment</a></div>',
+            LINK_CLASSES,
+            reverse("admin:receivables_payment_add"),
+            obj.pk,
+        )
         if not balances:
             return format_html(
-                'Nothing open, no credit balance. <a class="{}" href="{}">Its entries</a>',
+                'Nothing open, no credit balance. <a class="{}" href="{}">Its entries</a>{}',
                 LINK_CLASSES,
                 credit_url,
+                record,
             )
         rows = format_html_join(
             "",
             '<div class="mb-1"><strong>{}</strong>: open {} on <a class="{}" href="{}">{} '
-            "invoice(s)</a> · overdue {} on {} · credit balance "
+            "invoice{}</a> · overdue {} on {} · credit balance "
             '<a class="{}" href="{}">{}</a></div>',
             (
                 (
@@ -351,6 +358,7 @@ class CustomerAdmin(customers_admin.CustomerAdmin):
                     LINK_CLASSES,
                     f"{invoices_url}?customer__id__exact={obj.pk}&status__exact=finalized",
                     b.open_invoices,
+                    "" if b.open_invoices == 1 else "s",
                     format_money(b.overdue, b.currency),
                     b.overdue_invoices,
                     LINK_CLASSES,
@@ -360,4 +368,4 @@ class CustomerAdmin(customers_admin.CustomerAdmin):
                 for b in balances
             ),
         )
-        return rows
+        return rows + record

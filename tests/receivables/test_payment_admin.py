@@ -414,6 +414,7 @@ def test_customer_page_shows_open_overdue_and_credit(paid, finance):
     assert "Receivables" in html
     assert "open $700.00 on" in html and "overdue $400.00 on 2" in html
     assert f'href="/admin/receivables/credit-balances/{paid.customer.pk}/">$500.00</a>' in html
+    assert f'href="/admin/receivables/payment/add/?customer={paid.customer.pk}"' in html
 
 
 def test_sales_gets_403_on_every_cash_page(paid, client):
