@@ -101,6 +101,12 @@ GROUPS = [
             _item("Payments", "payments", "receivables.payment"),
             _page("AR aging", "hourglass_bottom", "receivables-aging", _may_see_aging),
             _page(
+                "Credit balances",
+                "account_balance_wallet",
+                "receivables-credit-balances",
+                _may_see_aging,  # the same finance check as the aging page
+            ),
+            _page(
                 "Bank statements",
                 "account_balance",
                 "admin:receivables_bankstatement_changelist",

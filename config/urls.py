@@ -14,6 +14,7 @@ from invoicing.contract_api import (
 )
 from metering.api import EventBatchView, EventView
 from receivables.admin_aging import aging_view
+from receivables.admin_payments import credit_balance_view, credit_balances_view
 from receivables.admin_views import statement_view
 from receivables.api import CustomerBalanceView, PaymentsView, PaymentView
 
@@ -66,6 +67,16 @@ urlpatterns = [
         name="invoicing-shadow-billing",
     ),
     path("admin/receivables/aging/", admin.site.admin_view(aging_view), name="receivables-aging"),
+    path(
+        "admin/receivables/credit-balances/",
+        admin.site.admin_view(credit_balances_view),
+        name="receivables-credit-balances",
+    ),
+    path(
+        "admin/receivables/credit-balances/<int:customer_id>/",
+        admin.site.admin_view(credit_balance_view),
+        name="receivables-credit-balance",
+    ),
     path(
         "admin/subscriptions/subscription/<int:pk>/change-quantity/",
         admin.site.admin_view(quantity_view),

@@ -82,7 +82,7 @@ MODELS: dict[str, tuple[str, str, str, str]] = {
     "invoicing.invoice": ("v", "vcd", "", "vcd"),  # delete: drafts only
     "invoicing.creditnote": ("", "v", "", "v"),  # issued from the invoice page
     "invoicing.numberseries": ("", "v", "", "v"),
-    "receivables.payment": ("", "vac", "", "vacd"),
+    "receivables.payment": ("", "va", "", "va"),  # read-only facts: un-apply or reverse
     "receivables.dunningpolicy": ("", "vacd", "", "vacd"),
     "receivables.dunningpause": ("", "vacd", "", "vacd"),
     "receivables.dunningnotice": ("", "v", "", "v"),
@@ -100,7 +100,6 @@ ACTIONS: dict[tuple[str, str], set[str]] = {
     ("quotes.quote", "decline"): {"sales", "finance", "superuser"},
     ("quotes.quote", "expire"): {"sales", "finance", "superuser"},
     ("invoicing.invoice", "finalize"): {"finance", "superuser"},
-    ("receivables.payment", "apply_to_open_invoices"): {"finance", "superuser"},
     ("django_celery_beat.periodictask", "enable_tasks"): {"operator", "superuser"},
     ("django_celery_beat.periodictask", "disable_tasks"): {"operator", "superuser"},
     ("django_celery_beat.periodictask", "toggle_tasks"): {"operator", "superuser"},
