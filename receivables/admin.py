@@ -343,7 +343,8 @@ class InvoiceAdmin(invoicing_admin.InvoiceAdmin):
             c=cell,
             rows=format_html_join(
                 "",
-                '<tr><td class="' + cell + '">{}</td><td class="' + cell + '">{}</td>'
+                '<tr><td class="' + cell + ' whitespace-nowrap">{}</td>'
+                '<td class="' + cell + ' whitespace-nowrap">{}</td>'
                 '<td class="' + cell + '">{}</td><td class="' + cell + ' text-right">{}</td>'
                 '<td class="' + cell + '">{}</td></tr>',
                 (

@@ -682,7 +682,7 @@ RETURNED_AFTER_DAYS = 3
 RETURN_REASON = "Returned by the bank: insufficient funds (ACH return R01)"
 WRITES_OFF = "cust_fernhill"
 WRITE_OFF_AFTER_DAYS = 45
-WRITE_OFF_REASON = "Uncollectible: no answer since the trial month; three reminders unanswered"
+WRITE_OFF_REASON = "Uncollectible: the customer stopped answering after its trial month"
 
 
 # ----------------------------------------------------------------------------------------------
