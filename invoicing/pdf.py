@@ -18,7 +18,7 @@ def invoice_html(invoice: Invoice) -> str:
             "invoice": invoice,
             "credit_applied": credit_applied,
             "credit_applied_line": -credit_applied,
-            "amount_due": invoice.total - credit_applied,
+            "amount_due": invoice.total - credit_applied if credit_applied else None,
             "lines": invoice.lines.all(),
             "company": settings.BILLING_COMPANY,
             "customer": invoice.customer_snapshot or {"name": invoice.customer.name},

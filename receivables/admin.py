@@ -314,6 +314,8 @@ class InvoiceAdmin(invoicing_admin.InvoiceAdmin):
 
     @admin.display(description="Payment state")
     def payment_state(self, obj):
+        if obj.due_date is None and obj.status == Invoice.Status.FINALIZED:
+            return "—"  # not issued the usual way (no due date): no state to derive
         return state_badge(selectors.invoice_state(obj))
 
     @admin.display(description="Paid")
