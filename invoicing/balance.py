@@ -52,6 +52,13 @@ def credit_balances(customer: Customer | None = None) -> dict[tuple[int, str], D
     return {key: amount for key, amount in sums.items() if amount}
 
 
+def invoice_credit_applied(invoice: Invoice) -> Decimal:
+    """The customer's credit balance applied to the invoice (at finalization, or by finance),
+    net of what was taken back: the invoice's APPLIED entries, negated (0 when none)."""
+    amounts = invoice.credit_balance_entries.filter(kind=CreditBalanceEntry.Kind.APPLIED)
+    return round_money(-exact_sum(amounts.values_list("amount", flat=True)), invoice.currency)
+
+
 def lock_customer(customer: Customer | int) -> Customer:
     pk = customer if isinstance(customer, int) else customer.pk
     return Customer.objects.select_for_update().get(pk=pk)

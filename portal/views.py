@@ -6,6 +6,7 @@ subscription or alert answers 404, the same as one that does not exist.
 
 import csv
 import datetime as dt
+from decimal import Decimal
 
 from django import forms
 from django.contrib import messages
@@ -21,6 +22,7 @@ from catalog.models import BillableMetric
 from core import clock
 from core.errors import DomainError
 from core.money import plain
+from invoicing.balance import invoice_credit_applied
 from invoicing.models import CreditNote, Invoice
 from invoicing.pdf import credit_note_pdf, invoice_pdf
 from invoicing.selectors import upcoming_invoice
@@ -31,7 +33,6 @@ from quotes.documents import quote_document, quote_filename, quote_pdf
 from quotes.models import Quote
 from quotes.services import quote_accept
 from receivables.selectors import (
-    InvoiceState,
     customer_balances,
     invoice_amount_due,
     invoice_state,
@@ -106,13 +107,29 @@ def invoice_list(request):
     today = clock.today()
     for invoice in invoices:
         invoice.amount_due = invoice_amount_due(invoice)
-        invoice.overdue = invoice_state(invoice, today) == InvoiceState.OVERDUE
+        invoice.state = invoice_state(invoice, today)
     outstanding = sum((i.amount_due for i in invoices), start=0)
     return render(
         request,
         "portal/invoice_list.html",
         {"customer": customer, "invoices": invoices, "outstanding": outstanding},
     )
+
+
+def settled_rows(invoice: Invoice) -> list[tuple[str, Decimal]]:
+    """(label, negative amount) of what stands between the total and the amount due: the credit
+    balance applied, credit notes (less what went to the credit balance), payments, write-offs;
+    the ones that are not zero. Total + these = amount due (Invoice.open_amount)."""
+    if invoice.status not in (Invoice.Status.FINALIZED, Invoice.Status.PAID):
+        return []
+    credit = invoice_credit_applied(invoice)
+    rows = [
+        ("Credit balance applied", credit),
+        ("Credit notes", invoice.credited_amount - invoice.credit_to_balance),
+        ("Payments received", invoice.paid_amount - credit),
+        ("Written off", invoice.written_off_amount),
+    ]
+    return [(label, -amount) for label, amount in rows if amount]
 
 
 @login_required
@@ -127,7 +144,8 @@ def invoice_detail(request, number: str):
             "invoice": invoice,
             "lines": invoice.lines.all(),
             "amount_due": invoice_amount_due(invoice),
-            "overdue": invoice_state(invoice) == InvoiceState.OVERDUE,
+            "state": invoice_state(invoice),
+            "settled": settled_rows(invoice),
             "credit_notes": invoice.credit_notes.order_by("issue_date", "id"),
         },
     )

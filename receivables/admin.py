@@ -1,6 +1,13 @@
-from django.contrib import admin
-from django.db.models import Prefetch
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Prefetch, Q
+from django.http import Http404
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
@@ -8,14 +15,21 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateFilter
 from unfold.decorators import action, display
 from unfold.enums import ActionVariant
+from unfold.widgets import (
+    UnfoldAdminDecimalFieldWidget,
+    UnfoldAdminSingleDateWidget,
+    UnfoldAdminTextareaWidget,
+)
 
+from core import clock
 from core.admin import LINK_CLASSES, ReadOnly
+from core.errors import DomainError
 from core.formatting import format_money
-from core.money import exact_sum
+from core.money import exact_sum, round_money
 from customers import admin as customers_admin
 from customers.models import Customer
 from invoicing import admin as invoicing_admin
-from invoicing.models import Invoice
+from invoicing.models import CreditBalanceEntry, Invoice
 from receivables import admin_payments, selectors, services
 from receivables.admin_views import may_see_receivables
 from receivables.models import (
@@ -26,6 +40,7 @@ from receivables.models import (
     Payment,
     PaymentAllocation,
 )
+from receivables.selectors import InvoiceState as State
 
 
 class ReversedFilter(admin.SimpleListFilter):
@@ -255,19 +270,51 @@ class DunningNoticeAdmin(ReadOnly, ModelAdmin):
         return format_money(obj.amount_due, obj.invoice.currency)
 
 
-class OverdueFilter(admin.SimpleListFilter):
-    """Invoices that selectors.invoice_state calls overdue (the portal's badge, the same rule)."""
+PAYMENT_STATES = [State.OPEN, State.PARTIALLY_PAID, State.OVERDUE, State.PAID, State.WRITTEN_OFF]
 
-    title = "payment"
+
+class PaymentStateFilter(admin.SimpleListFilter):
+    """Invoices by selectors.invoice_state (the portal's badge, the same rule), in SQL: finalized
+    means something is left to pay and paid means nothing is (invoicing.balance.invoice_settle
+    keeps the stored status so). ?payment=overdue is the Overdue filter dunning links to."""
+
+    title = "payment state"
     parameter_name = "payment"
 
     def lookups(self, request, model_admin):
-        return [("overdue", "Overdue")]
+        return [(state.replace(" ", "_"), state.capitalize()) for state in PAYMENT_STATES]
 
     def queryset(self, request, queryset):
-        if self.value() == "overdue":
-            return queryset.filter(pk__in=selectors.overdue_invoice_ids())
-        return queryset
+        value, today = (self.value() or "").replace("_", " "), clock.today()
+        finalized = Q(status=Invoice.Status.FINALIZED)
+        not_due = finalized & Q(due_date__gte=today)
+        condition = {
+            State.OPEN: not_due & Q(paid_amount=0),
+            State.PARTIALLY_PAID: not_due & Q(paid_amount__gt=0),
+            State.OVERDUE: Q(pk__in=selectors.overdue_invoice_ids(today)),
+            State.PAID: Q(status=Invoice.Status.PAID, written_off_amount=0),
+            State.WRITTEN_OFF: Q(status=Invoice.Status.PAID, written_off_amount__gt=0),
+        }.get(value)
+        return queryset if condition is None else queryset.filter(condition)
+
+
+# The badge colours of unfold's own labels, by derived state.
+STATE_COLOURS = {
+    State.PAID: "bg-green-100 text-green-700 dark:bg-green-500/20 dark:text-green-400",
+    State.PARTIALLY_PAID: "bg-blue-100 text-blue-700 dark:bg-blue-500/20 dark:text-blue-400",
+    State.OPEN: "bg-orange-100 text-orange-700 dark:bg-orange-500/20 dark:text-orange-400",
+    State.OVERDUE: "bg-red-100 text-red-700 dark:bg-red-500/20 dark:text-red-400",
+}
+GREY = "bg-base-100 text-base-700 dark:bg-base-500/20 dark:text-base-200"
+
+
+def state_badge(state: str) -> str:
+    return format_html(
+        '<span class="inline-block font-semibold leading-normal px-2 py-1 rounded-default '
+        'text-xxs uppercase whitespace-nowrap {}">{}</span>',
+        STATE_COLOURS.get(state, GREY),
+        state,
+    )
 
 
 @admin.display(description="Dunning notices")
@@ -279,15 +326,78 @@ def dunning_notices_link(model_admin, obj):
     return format_html('<a class="{}" href="{}">{} sent</a>', LINK_CLASSES, url, count)
 
 
-# The invoice admin with receivables' Overdue filter and notices link: a subclass registered in
-# place of invoicing's (invoicing does not import receivables).
+def may_write_off(user) -> bool:
+    """Finance who may change invoices (a superuser too); Sales only sees invoices."""
+    return may_see_receivables(user) and user.has_perm("invoicing.change_invoice")
+
+
+class WriteOffForm(forms.Form):
+    amount = forms.DecimalField(
+        min_value=Decimal("0.01"),
+        decimal_places=2,
+        widget=UnfoldAdminDecimalFieldWidget,
+        help_text="All that is open, unless you write off less.",
+    )
+    on = forms.DateField(
+        label="Written off on", widget=UnfoldAdminSingleDateWidget, help_text="Today by default."
+    )
+    reason = forms.CharField(
+        max_length=300,
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 2}),
+        help_text="Why it will not be collected: kept on the write-off and the statement.",
+    )
+
+
+def collections_rows(invoice: Invoice) -> list[tuple]:
+    """(date, what, reference, amount, note) of what settled the invoice or took it back:
+    payments applied (and un-applied or reversed), the credit balance applied (and taken back),
+    write-offs; oldest first."""
+    currency = invoice.currency
+    rows = []
+    for row in invoice.allocations.select_related("payment").order_by("applied_on", "id"):
+        payment = row.payment
+        if row.amount > 0:
+            what = f"Payment ({payment.get_method_display().lower()})"
+        elif payment.reversed_on is not None and row.applied_on == payment.reversed_on:
+            what = "Payment reversed"
+        else:
+            what = "Payment un-applied"
+        url = reverse("admin:receivables_payment_change", args=[payment.pk])
+        reference = format_html(
+            '<a class="{}" href="{}">{}</a>', LINK_CLASSES, url, payment.reference or payment.pk
+        )
+        rows.append((row.applied_on, what, reference, row.amount, row.reason))
+    applied = invoice.credit_balance_entries.filter(kind=CreditBalanceEntry.Kind.APPLIED)
+    for entry in applied.order_by("effective_on", "id"):
+        what = "Credit balance applied" if entry.amount < 0 else "Credit balance taken back"
+        rows.append((entry.effective_on, what, "", -entry.amount, entry.memo))
+    for write_off in invoice.write_offs.order_by("written_off_on", "id"):
+        rows.append((write_off.written_off_on, "Write-off", "", write_off.amount, write_off.reason))
+    rows.sort(key=lambda r: r[0])
+    return [
+        (d, what, ref, format_money(amount, currency), note) for d, what, ref, amount, note in rows
+    ]
+
+
+# The invoice admin with receivables' figures, payment state, write-off page and notices link: a
+# subclass registered in place of invoicing's (invoicing does not import receivables).
 admin.site.unregister(Invoice)
 
 
 @admin.register(Invoice)
 class InvoiceAdmin(invoicing_admin.InvoiceAdmin):
-    list_filter = [*invoicing_admin.InvoiceAdmin.list_filter, OverdueFilter]
-    readonly_fields = [*invoicing_admin.InvoiceAdmin.readonly_fields, "dunning_notices_link"]
+    list_display = [*invoicing_admin.InvoiceAdmin.list_display, "payment_state"]
+    list_filter = [*invoicing_admin.InvoiceAdmin.list_filter, PaymentStateFilter]
+    actions_detail = [*invoicing_admin.InvoiceAdmin.actions_detail, "detail_write_off"]
+    readonly_fields = [
+        *invoicing_admin.InvoiceAdmin.readonly_fields,
+        "dunning_notices_link",
+        "payment_state",
+        "paid_shown",
+        "written_off_shown",
+        "open_shown",
+        "collections",
+    ]
     fieldsets = [
         (
             invoicing_admin.InvoiceAdmin.fieldsets[0][0],
@@ -299,9 +409,145 @@ class InvoiceAdmin(invoicing_admin.InvoiceAdmin):
                 ],
             },
         ),
-        *invoicing_admin.InvoiceAdmin.fieldsets[1:],
+        (
+            "Amounts",
+            {
+                "fields": [
+                    *dict(invoicing_admin.InvoiceAdmin.fieldsets)["Amounts"]["fields"],
+                    "paid_shown",
+                    "written_off_shown",
+                    "open_shown",
+                    "payment_state",
+                ]
+            },
+        ),
+        ("Payments, credit applied and write-offs", {"fields": ["collections"]}),
+        *(fs for fs in invoicing_admin.InvoiceAdmin.fieldsets[1:] if fs[0] != "Amounts"),
     ]
     dunning_notices_link = dunning_notices_link
+
+    @admin.display(description="Payment state")
+    def payment_state(self, obj):
+        if obj.due_date is None and obj.status == Invoice.Status.FINALIZED:
+            return "—"  # not issued the usual way (no due date): no state to derive
+        return state_badge(selectors.invoice_state(obj))
+
+    @admin.display(description="Paid")
+    def paid_shown(self, obj):
+        """Payments and credit balance applied, net of what was taken back."""
+        return format_money(obj.paid_amount, obj.currency)
+
+    @admin.display(description="Written off")
+    def written_off_shown(self, obj):
+        return format_money(obj.written_off_amount, obj.currency)
+
+    @admin.display(description="Open amount")
+    def open_shown(self, obj):
+        return format_money(obj.open_amount, obj.currency)
+
+    @admin.display(description="Applied to this invoice")
+    def collections(self, obj):
+        rows = collections_rows(obj) if obj and obj.pk else []
+        if not rows:
+            return "Nothing paid, applied or written off yet."
+        cell = "px-2 py-1 border-b border-base-200 dark:border-base-800"
+        return format_html(
+            '<table class="w-full text-sm"><thead><tr>'
+            '<th class="{c} text-left">Date</th><th class="{c} text-left">What</th>'
+            '<th class="{c} text-left">Payment</th><th class="{c} text-right">Amount</th>'
+            '<th class="{c} text-left">Note</th></tr></thead><tbody>{rows}</tbody></table>',
+            c=cell,
+            rows=format_html_join(
+                "",
+                '<tr><td class="' + cell + ' whitespace-nowrap">{}</td>'
+                '<td class="' + cell + ' whitespace-nowrap">{}</td>'
+                '<td class="' + cell + '">{}</td><td class="' + cell + ' text-right">{}</td>'
+                '<td class="' + cell + '">{}</td></tr>',
+                (
+                    (f"{d:%b %-d, %Y}", what, ref, amount, note)
+                    for d, what, ref, amount, note in rows
+                ),
+            ),
+        )
+
+    @action(description="Write off", icon="money_off", permissions=["write_off"])
+    def detail_write_off(self, request, object_id):
+        return redirect(reverse("admin:invoicing_invoice_write_off", args=[object_id]))
+
+    def has_write_off_permission(self, request, object_id=None):
+        """Finance, on an invoice with something open (finalized)."""
+        if not may_write_off(request.user):
+            return False
+        return object_id is None or (
+            Invoice.objects.filter(pk=object_id, status=Invoice.Status.FINALIZED).exists()
+        )
+
+    def get_urls(self):
+        urls = [
+            path(
+                "<int:pk>/write-off/",
+                self.admin_site.admin_view(self.write_off_view),
+                name="invoicing_invoice_write_off",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def write_off_view(self, request, pk):
+        if not may_write_off(request.user):
+            raise PermissionDenied
+        invoice = self.get_object(request, pk)
+        if invoice is None:
+            raise Http404(f"No invoice with id {pk}.")
+        initial = {
+            "amount": round_money(invoice.open_amount, invoice.currency),
+            "on": clock.today(),
+        }
+        form = WriteOffForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                with transaction.atomic(durable=True):
+                    write_off = services.invoice_write_off(
+                        invoice=invoice,
+                        amount=data["amount"],
+                        reason=data["reason"],
+                        on=data["on"],
+                        by=request.user,
+                    )
+            except DomainError as exc:
+                # Nothing was written: the figure the service refused carries the message.
+                message = exc.message
+                field = (
+                    "reason"
+                    if "reason" in message
+                    else "amount"
+                    if "open" in message or "amount" in message
+                    else None
+                )
+                form.add_error(field, message)
+            else:
+                invoice.refresh_from_db()
+                self.message_user(
+                    request,
+                    f"{format_money(write_off.amount, invoice.currency)} of invoice {invoice} "
+                    f"written off; {format_money(invoice.open_amount, invoice.currency)} is "
+                    "left open.",
+                    messages.SUCCESS,
+                )
+                return redirect(reverse("admin:invoicing_invoice_change", args=[pk]))
+        title = f"Write off invoice {invoice}"
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "content_title": title,
+            "model_admin": self,
+            "opts": self.model._meta,
+            "original": invoice,
+            "invoice": invoice,
+            "state": selectors.invoice_state(invoice),
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/receivables/write_off.html", context)
 
 
 # The customer admin with a receivables panel (open, overdue, credit balance): a subclass

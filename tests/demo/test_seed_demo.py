@@ -9,6 +9,7 @@ import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db.models import Sum
 
 from catalog.models import Charge
 from core.models import ApiKey
@@ -17,7 +18,7 @@ from invoicing.models import CreditNote, Invoice, InvoiceLine
 from metering.models import Event
 from quotes.models import Quote
 from quotes.pricing import list_pricing
-from receivables.models import Payment, PaymentAllocation
+from receivables.models import Payment, PaymentAllocation, Refund, WriteOff
 from revrec.models import RevenueSchedule, RevenueScheduleLine
 from subscriptions.models import PrepaidCredit, Subscription
 
@@ -83,7 +84,9 @@ def test_seed_demo_builds_the_company_once():
         "draft": 4,
         "in_review": 1,
     }
-    assert first["invoices"] == {"paid": 55, "finalized": 21}
+    # (Brightpath's returned ACH debit reopened one; Fernhill's written-off invoice counts as
+    # paid: nothing is left open on it)
+    assert first["invoices"] == {"paid": 54, "finalized": 22}
     assert first["invoice_numbers"] == [f"INV-{n:06d}" for n in range(1, 77)]
     assert first["eur_invoices"] == 8
     # (Meridian, cancelled 25 days ago, is not billed its next month's fees; Kestrel's seat
@@ -95,7 +98,9 @@ def test_seed_demo_builds_the_company_once():
         "credit": 3,
         "proration": 2,
     }
-    assert first["events"] > 0 and first["payments"] == first["allocations"] == 57
+    # 56 payments, each applied to its invoice; and Solace's and Meridian's over-payments put
+    # on account, Brightpath's returned debit taken back
+    assert first["events"] > 0 and (first["payments"], first["allocations"]) == (56, 59)
     assert first["schedules"] == 19 and first["recognized"] > 0
     assert first["users"] == ["admin", "customer", "finance", "operator", "sales"]
     assert first["superusers"] == ["admin"]
@@ -213,6 +218,47 @@ def test_seed_demo_builds_the_company_once():
     for credit in credits.values():
         used = sum(u.amount for u in credit.uses.all())
         assert used > 0 and used + credit.remaining == credit.granted
+
+    # A month of collections, none touching an invoice past due today: the overdue figure is
+    # that of the demo without them (3,643.35 USD on 7 invoices at this test's usage volume).
+    today = dt.date(2026, 11, 28)
+    late = [i for i in Invoice.objects.filter(status="finalized") if i.due_date < today]
+    assert (len(late), sum(i.open_amount for i in late)) == (7, Decimal("3643.35"))
+    # Solace's first payment of the last 55 days was rounded up to the next hundred: the 43.29
+    # over went on account and its next invoice took it at finalization.
+    solace = Customer.objects.get(external_id="cust_solace")
+    entries = solace.credit_balance_entries.order_by("effective_on", "id")
+    assert [(e.kind, e.amount, e.invoice and e.invoice.number) for e in entries] == [
+        ("payment", Decimal("43.29"), None),
+        ("applied", Decimal("-43.29"), "INV-000064"),
+    ]
+    assert Invoice.objects.get(number="INV-000064").status == Invoice.Status.PAID
+    # Meridian paid the invoice its cancellation credited at its full total; the 460.09 on
+    # account was refunded a week later.
+    (refund,) = Refund.objects.all()
+    assert (refund.customer.external_id, refund.amount, refund.refunded_on) == (
+        "cust_meridian",
+        Decimal("460.09"),
+        dt.date(2026, 11, 19),
+    )
+    assert refund.customer.credit_balance_entries.aggregate(s=Sum("amount"))["s"] == 0
+    # Brightpath's ACH debit came back three days later: its invoice, not yet due, is open again.
+    (returned,) = Payment.objects.exclude(reversed_on=None)
+    assert (returned.reference, returned.reversed_on, returned.received_on) == (
+        "ACH INV-000065",
+        dt.date(2026, 11, 15),
+        dt.date(2026, 11, 12),
+    )
+    reopened = Invoice.objects.get(number="INV-000065")
+    assert (reopened.status, reopened.open_amount) == (Invoice.Status.FINALIZED, returned.amount)
+    # Fernhill's first invoice, 93.51, written off 45 days after its due date.
+    (write_off,) = WriteOff.objects.all()
+    assert (write_off.invoice.number, write_off.amount, write_off.created_by.username) == (
+        "INV-000026",
+        Decimal("93.51"),
+        "finance",
+    )
+    assert write_off.written_off_on == write_off.invoice.due_date + dt.timedelta(days=45)
 
     # The portal login sees Northwind, which has paid and open invoices.
     membership = PortalMembership.objects.get(user__username="customer")

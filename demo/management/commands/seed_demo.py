@@ -48,6 +48,7 @@ from core.periods import add_months
 from core.services import api_key_create
 from customers.models import Customer, PortalMembership
 from demo import summary_text
+from invoicing.balance import credit_balance
 from invoicing.models import Invoice
 from invoicing.services import billing_run
 from metering.models import Event
@@ -61,9 +62,14 @@ from quotes.services import (
     quote_submit,
     quotes_expire_overdue,
 )
-from receivables.models import Payment
+from receivables.models import Payment, Refund, WriteOff
 from receivables.selectors import invoice_amount_due
-from receivables.services import payment_record
+from receivables.services import (
+    invoice_write_off,
+    payment_record,
+    payment_reverse,
+    refund_record,
+)
 from revrec.models import RevenueScheduleLine
 from revrec.services import revrec_sync
 from subscriptions.changes import items_in_force, subscription_cancel, subscription_set_quantity
@@ -655,6 +661,30 @@ CONTRACT_CHANGES = [
 ]
 
 
+# A month of collections, beyond the customers' usual habits (see collect_payments and
+# collections): each happens once, at a date relative to today, and leaves the overdue figure
+# as it was (none of them touches an invoice past due today).
+#  - Solace's first payment in the last 55 days is rounded up to the next hundred: the rest goes
+#    on account, and its next invoice takes it at finalization ("Credit balance applied").
+#  - Meridian pays the invoice its cancellation credited at its full total: the difference goes
+#    on account and is refunded by bank transfer a week later.
+#  - Brightpath pays its first invoice of the last 20 days that is not yet due by ACH debit; the
+#    bank returns it three days later, which reopens the invoice.
+#  - Fernhill never pays its first (small, trial-month) invoice; finance writes it off 45 days
+#    after its due date.
+OVERPAYS = "cust_solace"
+OVERPAID_SINCE = -55
+PAYS_CREDITED_IN_FULL = "cust_meridian"
+REFUND_AFTER_DAYS = 7
+BOUNCES = "cust_brightpath"
+BOUNCED_SINCE = -20
+RETURNED_AFTER_DAYS = 3
+RETURN_REASON = "Returned by the bank: insufficient funds (ACH return R01)"
+WRITES_OFF = "cust_fernhill"
+WRITE_OFF_AFTER_DAYS = 45
+WRITE_OFF_REASON = "Uncollectible: the customer stopped answering after its trial month"
+
+
 # ----------------------------------------------------------------------------------------------
 # Time
 # ----------------------------------------------------------------------------------------------
@@ -1138,6 +1168,7 @@ class Command(BaseCommand):
             with simulated_clock(self.moment(day, 2)):
                 revrec_sync(today=day)
             self.collect_payments(day, behaviour)
+            self.collections(day)
 
     def change_contracts(self, day: dt.date) -> None:
         """CONTRACT_CHANGES due on `day`, by finance, in the morning (once: a subscription that
@@ -1202,24 +1233,107 @@ class Command(BaseCommand):
         for invoice in open_invoices.order_by("issue_date", "number"):
             if invoice.pk not in self.payment_plans:
                 behaves = behaviour.get(invoice.customer.external_id, "never")
+                if invoice.customer.external_id == WRITES_OFF:
+                    behaves = "never"  # its first invoice is written off (collections)
                 self.payment_plans[invoice.pk] = payment_plan(invoice, behaves)
             plan = self.payment_plans[invoice.pk]
             if plan is None or plan.received_on > day:
                 continue
-            if Payment.objects.filter(customer=invoice.customer, reference=plan.reference).exists():
+            # (a returned ACH debit of BOUNCES is not paid again by the card the plan says)
+            references = [plan.reference, f"ACH {invoice.number}"]
+            paid = Payment.objects.filter(customer=invoice.customer, reference__in=references)
+            if paid.exists():
                 continue
             amount = round_money(invoice_amount_due(invoice) * plan.share, invoice.currency)
+            paid, method, reference = self.collected(invoice, plan, amount)
             with simulated_clock(self.moment(plan.received_on, 14)):
                 payment_record(
                     customer=invoice.customer,
-                    amount=amount,
+                    amount=paid,
                     currency=invoice.currency,
                     received_on=plan.received_on,
-                    method=plan.method,
-                    reference=plan.reference,
-                    allocations={invoice: amount},
+                    method=method,
+                    reference=reference,
+                    allocations={invoice: amount},  # the rest, if any, goes on account
                 )
-            self.log(f"{plan.received_on}: payment {plan.reference} {amount}")
+            self.log(f"{plan.received_on}: payment {reference} {paid}")
+
+    def collected(
+        self, invoice: Invoice, plan: PaymentPlan, amount: Decimal
+    ) -> tuple[Decimal, str, str]:
+        """(amount received, method, reference) of a planned payment: the plan's, except for the
+        month of collections described at OVERPAYS."""
+        customer = invoice.customer
+        key = customer.external_id
+        received = Payment.objects.filter(customer=customer)
+        since = self.day(OVERPAID_SINCE)
+        if (
+            key == OVERPAYS
+            and plan.received_on >= since
+            and not received.filter(received_on__gte=since).exists()
+        ):
+            rounded = (amount // 100 + 1) * 100
+            return round_money(rounded, invoice.currency), plan.method, plan.reference
+        if key == PAYS_CREDITED_IN_FULL and invoice.credited_amount > 0:
+            return round_money(invoice.total, invoice.currency), plan.method, plan.reference
+        if (
+            key == BOUNCES
+            and plan.received_on >= self.day(BOUNCED_SINCE)
+            and invoice.due_date > self.today
+            and not received.filter(received_on__gte=self.day(BOUNCED_SINCE)).exists()
+        ):
+            return amount, Payment.Method.BANK_TRANSFER, f"ACH {invoice.number}"
+        return amount, plan.method, plan.reference
+
+    def collections(self, day: dt.date) -> None:
+        """The month of collections' events due on `day` (OVERPAYS): a returned ACH debit, a
+        refund of a credit balance, a write-off. Each once: what was done is not found again."""
+        finance = get_user_model().objects.get(username="finance")
+        returned_on = day - dt.timedelta(days=RETURNED_AFTER_DAYS)
+        for payment in Payment.objects.filter(
+            customer__external_id=BOUNCES,
+            method=Payment.Method.BANK_TRANSFER,
+            reference__startswith="ACH ",
+            received_on=returned_on,
+            reversed_on=None,
+        ):
+            with simulated_clock(self.moment(day, 10)):
+                payment_reverse(payment=payment, reason=RETURN_REASON, on=day, by=finance)
+            self.created["returned payments"] += 1
+            self.log(f"{day}: payment {payment.reference} returned")
+        refund_due = day - dt.timedelta(days=REFUND_AFTER_DAYS)
+        for customer in Customer.objects.filter(
+            external_id=PAYS_CREDITED_IN_FULL, payments__received_on=refund_due
+        ):
+            balance = credit_balance(customer)
+            if balance <= 0 or customer.refunds.exists():
+                continue
+            with simulated_clock(self.moment(day, 11)):
+                refund_record(
+                    customer=customer,
+                    amount=balance,
+                    refunded_on=day,
+                    reference=f"Refund {customer.name}",
+                    reason="Paid in full an invoice its cancellation had credited",
+                    by=finance,
+                )
+            self.created["refunds"] += 1
+            self.log(f"{day}: refund {balance} to {customer}")
+        first = (
+            Invoice.objects.filter(customer__external_id=WRITES_OFF)
+            .exclude(status=Invoice.Status.DRAFT)
+            .order_by("billing_date", "id")
+            .first()
+        )
+        if (
+            first is not None
+            and first.status == Invoice.Status.FINALIZED
+            and first.due_date + dt.timedelta(days=WRITE_OFF_AFTER_DAYS) == day
+        ):
+            with simulated_clock(self.moment(day, 15)):
+                invoice_write_off(invoice=first, reason=WRITE_OFF_REASON, on=day, by=finance)
+            self.created["write-offs"] += 1
+            self.log(f"{day}: invoice {first.number} written off")
 
     # -- today's deals: finance's approval rules, a deal in review, one sent to the portal -----
 
@@ -1326,6 +1440,9 @@ class Command(BaseCommand):
             "events": Event.objects.count(),
             "invoices": dict(sorted(invoices.items())),
             "payments": Payment.objects.count(),
+            "reversed": Payment.objects.exclude(reversed_on=None).count(),
+            "refunds": Refund.objects.count(),
+            "write_offs": WriteOff.objects.count(),
         }
 
     def report(self, before: dict, after: dict, raw_key: str | None) -> None:
