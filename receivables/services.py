@@ -47,11 +47,20 @@ def payment_validate(*, customer: Customer, amount: Decimal, currency: str) -> N
     _check_amount(amount, str(currency), "The payment amount")
 
 
-def open_invoices(customer: Customer):
-    """The customer's invoices with something to pay, oldest due date first."""
-    return Invoice.objects.filter(customer=customer, status=Invoice.Status.FINALIZED).order_by(
-        "due_date", "id"
-    )
+def open_invoices(customer: Customer, currency: str | None = None):
+    """The customer's invoices with something to pay (in `currency`, theirs by default), oldest
+    due date first."""
+    currency = str(currency or customer.currency)
+    return Invoice.objects.filter(
+        customer=customer, currency=currency, status=Invoice.Status.FINALIZED
+    ).order_by("due_date", "id")
+
+
+def _check_currency(invoice: Invoice, currency: str) -> None:
+    if str(invoice.currency) != currency:
+        raise ValidationError(
+            f"Invoice {invoice} is in {invoice.currency}: a payment in {currency} cannot pay it."
+        )
 
 
 def _allocate(payment, invoice, amount, *, on, by=None, reverses=None, reason="") -> None:
@@ -170,6 +179,7 @@ def _distribute(payment: Payment, wanted: dict[int, Decimal], *, auto_apply: boo
             _check_amount(amount, currency, f"The amount applied to {invoice}")
             if invoice.status != Invoice.Status.FINALIZED:
                 raise ValidationError(f"Invoice {invoice} has nothing left to pay.")
+            _check_currency(invoice, currency)
             if amount > invoice.open_amount:
                 raise ValidationError(
                     f"Invoice {invoice} has {format_money(invoice.open_amount, currency)} open: "
@@ -183,7 +193,7 @@ def _distribute(payment: Payment, wanted: dict[int, Decimal], *, auto_apply: boo
                 f"payment's {format_money(payment.amount, currency)}."
             )
     elif auto_apply:
-        ids = open_invoices(payment.customer).values_list("pk", flat=True)
+        ids = open_invoices(payment.customer, currency).values_list("pk", flat=True)
         invoices = _lock_invoices(payment.customer, ids)
         ordered = sorted(invoices.values(), key=lambda i: (i.due_date, i.pk))
         plan, left = [], payment.amount
@@ -223,6 +233,7 @@ def payment_apply(
         if invoice.status != Invoice.Status.FINALIZED:
             raise ValidationError(f"Invoice {invoice} has nothing left to pay.")
         currency = str(payment.currency)
+        _check_currency(invoice, currency)
         customer = lock_customer(payment.customer)
         available = min(payment_on_account(payment), credit_balance(customer, currency))
         if amount is None:
