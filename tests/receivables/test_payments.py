@@ -146,8 +146,7 @@ def test_applying_more_than_is_on_account_is_refused(db):
         payment_apply(payment=payment, invoice=invoice, amount=Decimal("50.01"))
 
     assert caught.value.message == (
-        "Only $50.00 of this payment is on account and still in the credit balance: "
-        "$50.01 is more."
+        "Only $50.00 of this payment is on account and still in the credit balance: $50.01 is more."
     )
     assert PaymentAllocation.objects.count() == 1  # the 50.00 on account
     assert state(invoice) == (Invoice.Status.FINALIZED, Decimal("100.00"))
@@ -161,9 +160,7 @@ def test_error_messages_show_amounts_in_the_currencys_minor_unit(db):
     with pytest.raises(ValidationError) as caught:
         payment_apply(payment=payment, invoice=invoice, amount=Decimal("150.00"))
 
-    assert caught.value.message == (
-        f"Invoice {invoice.number} has $100.00 open: $150.00 is more."
-    )
+    assert caught.value.message == (f"Invoice {invoice.number} has $100.00 open: $150.00 is more.")
 
 
 @pytest.mark.parametrize("amount", ["0", "-0.01", "-100.00"])

@@ -17,7 +17,7 @@ from customers.models import Customer
 from invoicing.corrections import invoice_void
 from invoicing.models import CreditNote, Invoice
 from receivables.models import Payment
-from receivables.services import payment_apply, payment_record
+from receivables.services import payment_record
 from receivables.statements import customer_statement, last_full_month
 from tests.factories import (
     CustomerFactory,
@@ -68,16 +68,21 @@ def credit(invoice: Invoice, number: str, issued: str, total: str) -> CreditNote
 
 
 def pay(customer, amount: str, received: str, invoice=None, reference="") -> Payment:
-    payment = payment_record(
+    """A payment applied to `invoice` (what it has open at most, the rest on account), or (no
+    invoice) all on account."""
+    allocations = None
+    if invoice is not None:
+        invoice.refresh_from_db()
+        allocations = {invoice: min(D(amount), invoice.open_amount)}
+    return payment_record(
         customer=customer,
         amount=D(amount),
         currency="USD",
         received_on=day(received),
         reference=reference,
+        allocations=allocations,
+        auto_apply=False,
     )
-    if invoice is not None:
-        payment_apply(payment=payment, invoice=invoice)
-    return payment
 
 
 def void(invoice: Invoice, at: str) -> None:
