@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import ValidationError
+from invoicing.balance import credit_balance
 from invoicing.corrections import credit_note_issue
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, NumberSeries
 from invoicing.services import billing_run
-from invoicing.balance import credit_balance
 from receivables.selectors import customer_balances, invoice_amount_due
 from receivables.services import payment_on_account, payment_record
 from reporting.selectors import receivables

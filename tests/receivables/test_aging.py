@@ -11,7 +11,6 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.contrib.auth.models import Group
-
 from django.db.models import F
 
 from invoicing.models import CreditBalanceEntry, CreditNote, Invoice

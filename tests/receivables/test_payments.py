@@ -344,9 +344,11 @@ def test_applying_an_amount_with_too_many_decimals_is_refused(db):
 def test_a_payment_received_in_the_future_is_refused(db):
     customer = CustomerFactory()
 
-    with time_machine.travel("2026-01-19 12:00Z", tick=False):
-        with pytest.raises(ValidationError) as caught:
-            pay(customer, "10.00")
+    with (
+        time_machine.travel("2026-01-19 12:00Z", tick=False),
+        pytest.raises(ValidationError) as caught,
+    ):
+        pay(customer, "10.00")
 
     assert caught.value.message == "The payment cannot be received in the future (Jan 20, 2026)."
     assert Payment.objects.count() == 0
