@@ -238,7 +238,8 @@ def _run(op, acme, invoices) -> None:
         if payment is not None:
             payment_reverse(payment=payment, reason="Bounced")
     elif kind == "refund":
-        refund_record(customer=acme, amount=cents(op[1]))
+        held = balance(acme)  # up to the balance (over it is refused: tried when it is empty)
+        refund_record(customer=acme, amount=min(cents(op[1]), held) if held > 0 else cents(op[1]))
     elif kind == "issue":
         invoices.append(issue(acme, str(cents(op[1])), "2026-03-03"))
 
