@@ -100,6 +100,11 @@ def _on_account(payment, amount, *, on, by=None, reverses=None, reason="") -> No
     )
 
 
+# Locks take `of=("self",)` where a query joins the customer: PostgreSQL would lock the joined
+# customer row too, ahead of the invoices, against the lock order (a deadlock with a payment
+# that holds an invoice and waits for the customer).
+
+
 def _lock_invoices(customer: Customer, ids) -> dict[int, Invoice]:
     rows = Invoice.objects.select_for_update().filter(customer=customer, pk__in=list(ids))
     return {invoice.pk: invoice for invoice in rows.order_by("pk")}
@@ -224,7 +229,11 @@ def payment_apply(
     """Apply money of the payment that is on account to an open invoice (`amount`, or as much as
     both allow). The customer's credit balance must still hold it."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().select_related("customer").get(pk=payment.pk)
+        payment = (
+            Payment.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .get(pk=payment.pk)
+        )
         if payment.reversed_on:
             raise Conflict(f"This payment was reversed on {payment.reversed_on:%b %-d, %Y}.")
         if invoice.customer_id != payment.customer_id:
@@ -274,7 +283,7 @@ def allocation_unapply(*, allocation: PaymentAllocation, reason: str, by=None) -
         raise ValidationError("Say why the payment is un-applied (the reason is required).")
     with transaction.atomic():
         payment = (
-            Payment.objects.select_for_update()
+            Payment.objects.select_for_update(of=("self",))
             .select_related("customer")
             .get(pk=allocation.payment_id)
         )
@@ -303,7 +312,11 @@ def payment_reverse(
         raise ValidationError("Say why the payment is reversed (the reason is required).")
     on = on or clock.today()
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().select_related("customer").get(pk=payment.pk)
+        payment = (
+            Payment.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .get(pk=payment.pk)
+        )
         if payment.reversed_on:
             raise Conflict(
                 f"This payment was already reversed on {payment.reversed_on:%b %-d, %Y}."

@@ -61,6 +61,7 @@ def test_payments_write_offs_and_credit_notes_at_once_never_over_apply(round_):
     postgres_only()
     # Given an invoice of 100.00, and 30.00 of an earlier payment on account
     acme = customer(name=f"Acme {round_}")
+    invoice = issue(acme, "100.00", "2026-01-01")
     earlier = payment_record(
         customer=acme,
         amount=D("30.00"),
@@ -68,8 +69,6 @@ def test_payments_write_offs_and_credit_notes_at_once_never_over_apply(round_):
         received_on=day("2026-01-02"),
         auto_apply=False,
     )
-    invoice = issue(acme, "100.00", "2026-01-01")
-    assert fresh(invoice).open_amount == D("100.00")  # made before the payment: nothing taken
 
     def pay(amount, **kwargs):
         return lambda: payment_record(
