@@ -13,9 +13,12 @@ from invoicing.corrections import credit_note_issue
 from invoicing.models import CreditBalanceEntry, Invoice
 from receivables.models import Payment
 from receivables.services import (
+    allocation_unapply,
     invoice_write_off,
     payment_apply,
     payment_record,
+    payment_reverse,
+    refund_record,
 )
 from tests.factories import day
 from tests.receivables.cash import balance, customer, fresh, issue, open_from_rows
@@ -160,3 +163,57 @@ def test_the_database_refuses_an_invoice_settled_beyond_its_total():
         D("0.00"),
         D("40.00"),
     )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("round_", range(3))
+def test_a_reversal_un_applies_refunds_and_payments_at_once_keep_every_sum_true(round_):
+    postgres_only()
+    # Given X and Y (100.00 each): 150.00 paid X and 50.00 of Y; 60.00 more on account, of
+    # which Z (40.00) took 40.00 at its finalization: 20.00 left in the balance
+    acme = customer(name=f"Acme {round_}")
+    x = issue(acme, "100.00", "2026-01-01")
+    y = issue(acme, "100.00", "2026-01-02")
+    first = payment_record(
+        customer=acme, amount=D("150.00"), currency="USD", received_on=day("2026-01-10")
+    )
+    second = payment_record(
+        customer=acme,
+        amount=D("60.00"),
+        currency="USD",
+        received_on=day("2026-01-11"),
+        auto_apply=False,
+    )
+    z = issue(acme, "40.00", "2026-01-12")
+    assert (fresh(z).open_amount, balance(acme)) == (D("0.00"), D("20.00"))
+    on_y = first.allocations.get(invoice=y)
+
+    # When seven things happen at once
+    outcomes = at_once(
+        [
+            lambda: payment_reverse(payment=first, reason="Bounced"),
+            lambda: allocation_unapply(allocation=on_y, reason="Meant for X"),
+            lambda: payment_record(
+                customer=acme,
+                amount=D("100.00"),
+                currency="USD",
+                received_on=day("2026-01-20"),
+                allocations={y.pk: D("50.00")},
+            ),
+            lambda: payment_apply(payment=second, invoice=y, amount=D("20.00")),
+            lambda: refund_record(customer=acme, amount=D("20.00")),
+            lambda: credit_note_issue(invoice=z, amount=D("10.00"), reason="Goodwill"),
+            lambda: invoice_write_off(invoice=x, reason="Bad debt", amount=D("10.00")),
+        ]
+    )
+
+    # Then each was done or refused, and every invoice's sums agree with its rows
+    assert set(outcomes) <= {"ok", "ValidationError", "Conflict"}, outcomes
+    for invoice in (x, y, z):
+        invoice = fresh(invoice)
+        assert invoice.open_amount == open_from_rows(invoice) >= 0, outcomes
+        assert (invoice.status == Invoice.Status.PAID) == (invoice.open_amount == 0)
+    entries = CreditBalanceEntry.objects.filter(customer=acme).values_list("amount", flat=True)
+    assert balance(acme) == exact_sum(entries)
+    # below zero only when the reversal could not take its money back (it was refunded)
+    assert balance(acme) >= 0 or outcomes[0] == "ok" and outcomes[4] == "ok"
