@@ -102,3 +102,40 @@ def rows_written() -> tuple[int, int, int]:
         PaymentAllocation.objects.count(),
         CreditBalanceEntry.objects.count(),
     )
+
+
+def bounced_month():
+    """Acme, through the services:
+    Jan 5   invoice A 100.00 (due Feb 4)        Jan 10  invoice B 80.00 (due Feb 9)
+    Jan 20  P1 150.00: A 100.00, B 50.00        Jan 25  P2 60.00: B 30.00, 30.00 on account
+    Feb 3   P1 reversed: A and B open again     Feb 10  40.00 of A written off
+    Feb 15  the 30.00 on account refunded
+    """
+    from receivables.services import (
+        invoice_write_off,
+        payment_record,
+        payment_reverse,
+        refund_record,
+    )
+
+    acme = customer(name="Acme Corp")
+    a = issue(acme, "100.00", "2026-01-05")
+    b = issue(acme, "80.00", "2026-01-10")
+    p1 = payment_record(
+        customer=acme,
+        amount=D("150.00"),
+        currency="USD",
+        received_on=day("2026-01-20"),
+        reference="P1",
+    )
+    payment_record(
+        customer=acme,
+        amount=D("60.00"),
+        currency="USD",
+        received_on=day("2026-01-25"),
+        reference="P2",
+    )
+    payment_reverse(payment=p1, reason="Bounced", on=day("2026-02-03"))
+    invoice_write_off(invoice=a, reason="Disputed", amount=D("40.00"), on=day("2026-02-10"))
+    refund_record(customer=acme, amount=D("30.00"), refunded_on=day("2026-02-15"), reference="R1")
+    return acme, a, b

@@ -16,7 +16,9 @@ from django.db.models import F
 from invoicing.models import CreditBalanceEntry, CreditNote, Invoice
 from receivables.aging import DsoMethod, ar_aging, bucket_index, bucket_labels, dso
 from receivables.models import Payment, PaymentAllocation
+from receivables.statements import customer_statement
 from tests.factories import CustomerFactory, PlanFactory, UserFactory, day, subscribe
+from tests.receivables.cash import bounced_month
 
 D = Decimal
 numbers = itertools.count(1)
@@ -326,3 +328,30 @@ def test_dso_without_sales_is_none_and_a_bad_date_is_refused(acme, client):
         dso(start=day("2026-01-01"), end=day("2026-03-31"), method="average")
     html = login(client, "Finance").get("/admin/receivables/aging/?as_of=31/02").content.decode()
     assert "Enter a valid date." in html and 'id="aging"' not in html
+
+
+def test_aging_as_of_past_dates_ignores_the_later_reversal_write_off_and_refund(db):
+    # Given Acme's January and February (tests/receivables/cash.py, bounced_month)
+    acme, a, b = bounced_month()
+
+    def figures(as_of):
+        row = row_of(ar_aging(as_of=day(as_of)), acme)
+        return row.buckets[:2], row.open, row.unapplied_credit, row.balance
+
+    # Jan 31: both paid (the reversal of Feb 3 does not count yet), 30.00 on account
+    assert figures("2026-01-31") == ((D(0), D(0)), D(0), D("30.00"), D("-30.00"))
+    # Feb 5: reversed — A 100.00 (1 day late), B 50.00 (not due); the write-off is later
+    assert figures("2026-02-05") == (
+        (D("50.00"), D("100.00")),
+        D("150.00"),
+        D("30.00"),
+        D("120.00"),
+    )
+    # Feb 12: 40.00 of A written off; both late now; the refund is later
+    assert figures("2026-02-12") == ((D(0), D("110.00")), D("110.00"), D("30.00"), D("80.00"))
+    # Feb 20: refunded: nothing on account
+    assert figures("2026-02-20") == ((D(0), D("110.00")), D("110.00"), D(0), D("110.00"))
+    # each balance is the statement's closing on that day
+    for as_of in ["2026-01-31", "2026-02-05", "2026-02-12", "2026-02-20"]:
+        statement = customer_statement(customer=acme, start=day("2026-01-01"), end=day(as_of))
+        assert statement.closing == figures(as_of)[3]
