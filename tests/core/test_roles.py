@@ -91,7 +91,6 @@ ACTIONS: dict[tuple[str, str], set[str]] = {
     ("quotes.quote", "decline"): {"sales", "finance", "superuser"},
     ("quotes.quote", "expire"): {"sales", "finance", "superuser"},
     ("invoicing.invoice", "finalize"): {"finance", "superuser"},
-    ("receivables.payment", "apply_to_open_invoices"): {"finance", "superuser"},
     ("django_celery_beat.periodictask", "enable_tasks"): {"operator", "superuser"},
     ("django_celery_beat.periodictask", "disable_tasks"): {"operator", "superuser"},
     ("django_celery_beat.periodictask", "toggle_tasks"): {"operator", "superuser"},
