@@ -66,7 +66,9 @@ def lock_customer(customer: Customer | int) -> Customer:
 
 def lock_invoice(invoice: Invoice | int) -> Invoice:
     pk = invoice if isinstance(invoice, int) else invoice.pk
-    return Invoice.objects.select_for_update().select_related("customer").get(pk=pk)
+    # of=("self",): the joined customer row is locked after the invoices (lock_customer), not
+    # with it.
+    return Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=pk)
 
 
 def invoice_settle(invoice: Invoice, fields: tuple[str, ...] = ()) -> Invoice:

@@ -47,11 +47,20 @@ def payment_validate(*, customer: Customer, amount: Decimal, currency: str) -> N
     _check_amount(amount, str(currency), "The payment amount")
 
 
-def open_invoices(customer: Customer):
-    """The customer's invoices with something to pay, oldest due date first."""
-    return Invoice.objects.filter(customer=customer, status=Invoice.Status.FINALIZED).order_by(
-        "due_date", "id"
-    )
+def open_invoices(customer: Customer, currency: str | None = None):
+    """The customer's invoices with something to pay (in `currency`, theirs by default), oldest
+    due date first."""
+    currency = str(currency or customer.currency)
+    return Invoice.objects.filter(
+        customer=customer, currency=currency, status=Invoice.Status.FINALIZED
+    ).order_by("due_date", "id")
+
+
+def _check_currency(invoice: Invoice, currency: str) -> None:
+    if str(invoice.currency) != currency:
+        raise ValidationError(
+            f"Invoice {invoice} is in {invoice.currency}: a payment in {currency} cannot pay it."
+        )
 
 
 def _allocate(payment, invoice, amount, *, on, by=None, reverses=None, reason="") -> None:
@@ -89,6 +98,11 @@ def _on_account(payment, amount, *, on, by=None, reverses=None, reason="") -> No
         reason=reason[:300],
         created_by=by,
     )
+
+
+# Locks take `of=("self",)` where a query joins the customer: PostgreSQL would lock the joined
+# customer row too, ahead of the invoices, against the lock order (a deadlock with a payment
+# that holds an invoice and waits for the customer).
 
 
 def _lock_invoices(customer: Customer, ids) -> dict[int, Invoice]:
@@ -171,6 +185,7 @@ def _distribute(payment: Payment, wanted: dict[int, Decimal], *, auto_apply: boo
             _check_amount(amount, currency, f"The amount applied to {invoice}")
             if invoice.status != Invoice.Status.FINALIZED:
                 raise ValidationError(f"Invoice {invoice} has nothing left to pay.")
+            _check_currency(invoice, currency)
             if amount > invoice.open_amount:
                 raise ValidationError(
                     f"Invoice {invoice} has {format_money(invoice.open_amount, currency)} open: "
@@ -184,7 +199,7 @@ def _distribute(payment: Payment, wanted: dict[int, Decimal], *, auto_apply: boo
                 f"payment's {format_money(payment.amount, currency)}."
             )
     elif auto_apply:
-        ids = open_invoices(payment.customer).values_list("pk", flat=True)
+        ids = open_invoices(payment.customer, currency).values_list("pk", flat=True)
         invoices = _lock_invoices(payment.customer, ids)
         ordered = sorted(invoices.values(), key=lambda i: (i.due_date, i.pk))
         plan, left = [], payment.amount
@@ -215,7 +230,11 @@ def payment_apply(
     """Apply money of the payment that is on account to an open invoice (`amount`, or as much as
     both allow). The customer's credit balance must still hold it."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().select_related("customer").get(pk=payment.pk)
+        payment = (
+            Payment.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .get(pk=payment.pk)
+        )
         if payment.reversed_on:
             raise Conflict(f"This payment was reversed on {payment.reversed_on:%b %-d, %Y}.")
         if invoice.customer_id != payment.customer_id:
@@ -224,6 +243,7 @@ def payment_apply(
         if invoice.status != Invoice.Status.FINALIZED:
             raise ValidationError(f"Invoice {invoice} has nothing left to pay.")
         currency = str(payment.currency)
+        _check_currency(invoice, currency)
         customer = lock_customer(payment.customer)
         available = min(payment_on_account(payment), credit_balance(customer, currency))
         if amount is None:
@@ -264,7 +284,7 @@ def allocation_unapply(*, allocation: PaymentAllocation, reason: str, by=None) -
         raise ValidationError("Say why the payment is un-applied (the reason is required).")
     with transaction.atomic():
         payment = (
-            Payment.objects.select_for_update()
+            Payment.objects.select_for_update(of=("self",))
             .select_related("customer")
             .get(pk=allocation.payment_id)
         )
@@ -293,7 +313,11 @@ def payment_reverse(
         raise ValidationError("Say why the payment is reversed (the reason is required).")
     on = on or clock.today()
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().select_related("customer").get(pk=payment.pk)
+        payment = (
+            Payment.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .get(pk=payment.pk)
+        )
         if payment.reversed_on:
             raise Conflict(
                 f"This payment was already reversed on {payment.reversed_on:%b %-d, %Y}."

@@ -9,7 +9,7 @@ from invoicing.models import Invoice
 from invoicing.services import billing_run
 from quotes.models import Quote
 from quotes.services import quote_accept, quote_mark_sent, quote_populate_lines, quote_submit
-from receivables.services import payment_apply, payment_record
+from receivables.services import payment_record
 from revrec.models import RevenueScheduleLine
 from revrec.services import revrec_sync
 from tests.factories import CustomerFactory, PortalMembershipFactory, day, hybrid_plan
@@ -94,10 +94,16 @@ def test_quote_to_cash(db, api, client):
         assert billing_run().invoices == []
 
     # Payment makes the invoice paid
-    payment = payment_record(
-        customer=customer, amount=Decimal("836.77"), currency="USD", received_on=day("2026-02-20")
-    )
-    assert payment_apply(payment=payment, invoice=second).status == Invoice.Status.PAID
+    with time_machine.travel("2026-02-20 15:00Z", tick=False):  # not received in the future
+        payment_record(
+            customer=customer,
+            amount=Decimal("836.77"),
+            currency="USD",
+            received_on=day("2026-02-20"),
+            allocations={second: Decimal("836.77")},
+        )
+    second.refresh_from_db()
+    assert second.status == Invoice.Status.PAID
 
     # Revenue: the 3-month fee (3 × 770.00) spread over the term's days, summing exactly
     revrec_sync(today=day("2026-02-28"))

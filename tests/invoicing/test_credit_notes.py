@@ -11,11 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import ValidationError
+from invoicing.balance import credit_balance
 from invoicing.corrections import credit_note_issue
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, NumberSeries
 from invoicing.services import billing_run
-from receivables.selectors import customer_balances, invoice_amount_due, invoice_customer_credit
-from receivables.services import payment_apply, payment_record
+from receivables.selectors import customer_balances, invoice_amount_due
+from receivables.services import payment_on_account, payment_record
 from reporting.selectors import receivables
 from tests.factories import CustomerFactory, day, hybrid_plan, subscribe
 
@@ -222,24 +223,28 @@ def test_a_payment_takes_only_what_is_left_after_a_credit(db):
         received_on=day("2026-01-25"),
     )
 
-    invoice = payment_apply(payment=payment, invoice=invoice)
-
+    # The payment pays what is open (676.56 − 108.25) and the rest goes on account
+    invoice.refresh_from_db()
     assert invoice.allocations.get().amount == D("568.31")
     assert invoice.status == Invoice.Status.PAID
+    assert payment_on_account(payment) == D("431.69")
 
 
 def test_a_credit_on_a_paid_invoice_is_customer_credit(db):
     invoice = first_invoice()
-    payment = payment_record(
+    payment_record(
         customer=invoice.customer, amount=D("676.56"), currency="USD", received_on=day("2026-01-25")
     )
-    invoice = payment_apply(payment=payment, invoice=invoice)
 
     issue(invoice, lines={seats(invoice).pk: D("40.00")})
 
+    # The paid invoice stays paid; the 43.30 credited (40.00 + 8.25 % tax) goes to the
+    # customer's credit balance, which their next invoice takes at finalization
     invoice.refresh_from_db()
     assert invoice_amount_due(invoice) == D("0.00")
-    assert invoice_customer_credit(invoice) == D("43.30")
+    assert invoice.status == Invoice.Status.PAID
+    assert invoice.credit_to_balance == D("43.30")
+    assert credit_balance(invoice.customer) == D("43.30")
     (balance,) = customer_balances(customer=invoice.customer, as_of=day("2026-03-01"))
     assert (balance.due, balance.open_invoices, balance.credit) == (D("0"), 0, D("43.30"))
 

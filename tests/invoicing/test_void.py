@@ -15,7 +15,7 @@ from invoicing.pdf import invoice_html
 from invoicing.services import billing_run
 from metering.models import Event
 from receivables.selectors import customer_balances, invoice_amount_due
-from receivables.services import payment_apply, payment_record
+from receivables.services import allocation_unapply, payment_record
 from subscriptions.models import PrepaidCredit
 from tests.factories import CustomerFactory, UserFactory, day, hybrid_plan, subscribe
 
@@ -114,18 +114,18 @@ def test_a_paid_or_credited_invoice_cannot_be_voided(db):
     payment = payment_record(
         customer=customer, amount=D("10.00"), currency="USD", received_on=day("2026-01-20")
     )
-    payment_apply(payment=payment, invoice=invoice)
 
     with pytest.raises(Conflict) as paid:
         void(invoice)
-    Invoice.objects.filter(pk=invoice.pk).update(status=Invoice.Status.FINALIZED)
-    invoice.allocations.all().delete()
+    # The payment taken off the invoice (to the customer's account), then a credit note
+    allocation_unapply(allocation=payment.allocations.get(), reason="Meant for another invoice")
     credit_note_issue(invoice=invoice, amount=D("1.00"), reason="Goodwill")
     with pytest.raises(Conflict) as credited:
         void(invoice)
 
     assert paid.value.message == (
-        f"Invoice {invoice} has payments applied: it cannot be voided. Issue a credit note instead."
+        f"Invoice {invoice} has payments or a write-off applied: it cannot be voided. "
+        "Issue a credit note instead."
     )
     assert "has credit notes" in credited.value.message
     invoice.refresh_from_db()

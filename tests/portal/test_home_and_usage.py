@@ -15,7 +15,7 @@ from metering.models import AlertFiring, UsageAlert
 from metering.selectors import daily_usage, metric_quantity
 from metering.services import events_ingest
 from receivables.selectors import customer_balances
-from receivables.services import payment_apply, payment_record
+from receivables.services import payment_record
 from tests.factories import (
     ChargeFactory,
     CustomerFactory,
@@ -85,11 +85,12 @@ def acme(db):
     ingest(subscription, "2026-01-20 10:00Z", calls=300, tokens=[1000])
     ingest(subscription, "2026-01-21 10:00Z", calls=200, tokens=[200])
     bill("2026-02-15")
-    payment = payment_record(
-        customer=customer, amount=Decimal("200.00"), currency="USD", received_on=day("2026-02-16")
-    )
-    payment_apply(
-        payment=payment, invoice=Invoice.objects.get(number="INV-000001"), amount=Decimal("200.00")
+    payment_record(
+        customer=customer,
+        amount=Decimal("200.00"),
+        currency="USD",
+        received_on=day("2026-02-16"),
+        allocations={Invoice.objects.get(number="INV-000001"): Decimal("200.00")},
     )
     ingest(subscription, "2026-02-16 09:00Z", calls=250)
     ingest(subscription, "2026-02-18 09:00Z", calls=40, tokens=[1_234_000, 567])

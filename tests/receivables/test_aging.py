@@ -11,11 +11,14 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.contrib.auth.models import Group
+from django.db.models import F
 
-from invoicing.models import CreditNote, Invoice
+from invoicing.models import CreditBalanceEntry, CreditNote, Invoice
 from receivables.aging import DsoMethod, ar_aging, bucket_index, bucket_labels, dso
 from receivables.models import Payment, PaymentAllocation
+from receivables.statements import customer_statement
 from tests.factories import CustomerFactory, PlanFactory, UserFactory, day, subscribe
+from tests.receivables.cash import bounced_month
 
 D = Decimal
 numbers = itertools.count(1)
@@ -49,19 +52,48 @@ def invoice(customer, issued, due, total, *, status=Invoice.Status.FINALIZED, **
 
 
 def payment(customer, received, amount, *to):
+    """The rows payment_record writes: allocations to invoices (dated when both the payment and
+    the invoice exist), the rest on account (a credit balance entry)."""
     paid = Payment.objects.create(
         customer=customer, amount=D(amount), currency=customer.currency, received_on=day(received)
     )
     for inv, part in to:
-        PaymentAllocation.objects.create(payment=paid, invoice=inv, amount=D(part))
+        PaymentAllocation.objects.create(
+            payment=paid, invoice=inv, amount=D(part), applied_on=max(day(received), inv.issue_date)
+        )
+        Invoice.objects.filter(pk=inv.pk).update(paid_amount=F("paid_amount") + D(part))
+    rest = D(amount) - sum((D(part) for _, part in to), D(0))
+    if rest:
+        on_account(paid, rest)
     return paid
 
 
+def on_account(paid, amount):
+    """Money of a payment on account: in the customer's credit balance."""
+    entry = CreditBalanceEntry.objects.create(
+        customer=paid.customer,
+        currency=paid.currency,
+        amount=amount,
+        kind=CreditBalanceEntry.Kind.PAYMENT,
+        effective_on=paid.received_on,
+    )
+    PaymentAllocation.objects.create(
+        payment=paid, credit_entry=entry, amount=amount, applied_on=paid.received_on
+    )
+
+
 def credit_note(inv, issued, total):
+    """The rows credit_note_issue writes: what the note gives beyond what was open goes to the
+    customer's credit balance."""
     n = next(numbers)
-    Invoice.objects.filter(pk=inv.pk).update(credited_amount=inv.credited_amount + D(total))
     inv.refresh_from_db()
-    return CreditNote.objects.create(
+    beyond = max(D(total) - inv.open_amount, D(0))
+    Invoice.objects.filter(pk=inv.pk).update(
+        credited_amount=inv.credited_amount + D(total),
+        credit_to_balance=inv.credit_to_balance + beyond,
+    )
+    inv.refresh_from_db()
+    note = CreditNote.objects.create(
         invoice=inv,
         customer=inv.customer,
         number=f"CN-{n:05d}",
@@ -72,6 +104,17 @@ def credit_note(inv, issued, total):
         tax_amount=D(0),
         total=D(total),
     )
+    if beyond:
+        CreditBalanceEntry.objects.create(
+            customer=inv.customer,
+            currency=inv.currency,
+            amount=beyond,
+            kind=CreditBalanceEntry.Kind.CREDIT_NOTE,
+            effective_on=day(issued),
+            invoice=inv,
+            credit_note=note,
+        )
+    return note
 
 
 @pytest.fixture
@@ -260,7 +303,18 @@ def test_dashboard_shows_dso_by_countback(delta, client):
 def test_a_payment_ahead_of_its_invoice_is_credit_until_the_invoice_is_issued(db):
     eta = customer_with_subscription("Eta")
     e1 = invoice(eta, "2026-01-20", "2026-02-19", "100.00", status=Invoice.Status.PAID)
-    payment(eta, "2026-01-10", "100.00", (e1, "100.00"))
+    # On account on Jan 10, taken by the invoice at its finalization on Jan 20
+    paid = payment(eta, "2026-01-10", "100.00")
+    CreditBalanceEntry.objects.create(
+        customer=eta,
+        currency="USD",
+        amount=D("-100.00"),
+        kind=CreditBalanceEntry.Kind.APPLIED,
+        effective_on=e1.issue_date,
+        invoice=e1,
+    )
+    Invoice.objects.filter(pk=e1.pk).update(paid_amount=D("100.00"))
+    assert paid.allocations.get().invoice is None
 
     row = row_of(ar_aging(as_of=day("2026-01-15")), eta)
     assert (row.open, row.unapplied_credit, row.balance) == (D(0), D("100.00"), D("-100.00"))
@@ -274,3 +328,30 @@ def test_dso_without_sales_is_none_and_a_bad_date_is_refused(acme, client):
         dso(start=day("2026-01-01"), end=day("2026-03-31"), method="average")
     html = login(client, "Finance").get("/admin/receivables/aging/?as_of=31/02").content.decode()
     assert "Enter a valid date." in html and 'id="aging"' not in html
+
+
+def test_aging_as_of_past_dates_ignores_the_later_reversal_write_off_and_refund(db):
+    # Given Acme's January and February (tests/receivables/cash.py, bounced_month)
+    acme, a, b = bounced_month()
+
+    def figures(as_of):
+        row = row_of(ar_aging(as_of=day(as_of)), acme)
+        return row.buckets[:2], row.open, row.unapplied_credit, row.balance
+
+    # Jan 31: both paid (the reversal of Feb 3 does not count yet), 30.00 on account
+    assert figures("2026-01-31") == ((D(0), D(0)), D(0), D("30.00"), D("-30.00"))
+    # Feb 5: reversed — A 100.00 (1 day late), B 50.00 (not due); the write-off is later
+    assert figures("2026-02-05") == (
+        (D("50.00"), D("100.00")),
+        D("150.00"),
+        D("30.00"),
+        D("120.00"),
+    )
+    # Feb 12: 40.00 of A written off; both late now; the refund is later
+    assert figures("2026-02-12") == ((D(0), D("110.00")), D("110.00"), D("30.00"), D("80.00"))
+    # Feb 20: refunded: nothing on account
+    assert figures("2026-02-20") == ((D(0), D("110.00")), D("110.00"), D(0), D("110.00"))
+    # each balance is the statement's closing on that day
+    for as_of in ["2026-01-31", "2026-02-05", "2026-02-12", "2026-02-20"]:
+        statement = customer_statement(customer=acme, start=day("2026-01-01"), end=day(as_of))
+        assert statement.closing == figures(as_of)[3]

@@ -17,7 +17,7 @@ from receivables.dunning import dunning_run
 from receivables.dunning_defaults import ensure_default_policy
 from receivables.models import DunningNotice, DunningPause, DunningPolicy, DunningStep
 from receivables.selectors import invoice_state
-from receivables.services import payment_apply, payment_record
+from receivables.services import payment_record
 from tests.factories import (
     CustomerFactory,
     PlanFactory,
@@ -178,18 +178,16 @@ def test_dunning_stops_once_the_invoice_is_paid():
     assert run("2026-03-02") == ["Payment overdue"]
 
     # A partial payment: the next notice asks for what is left
-    payment = payment_record(
+    payment_record(
         customer=customer, amount=Decimal("60.00"), currency="USD", received_on=day("2026-03-05")
     )
-    payment_apply(payment=payment, invoice=invoice)
     assert run("2026-03-08") == ["Second notice"]
     assert "$40.00" in mail.outbox[-1].body
 
     # Paid in full: no final notice
-    payment = payment_record(
+    payment_record(
         customer=customer, amount=Decimal("40.00"), currency="USD", received_on=day("2026-03-10")
     )
-    payment_apply(payment=payment, invoice=invoice)
     assert run("2026-03-15") == []
     assert notices() == [
         ("Payment overdue", "2026-03-02", Decimal("100.00")),
@@ -273,23 +271,23 @@ def test_invoice_state_follows_payments_and_the_due_date():
     invoice = due_march_1()
     assert invoice_state(invoice, day("2026-03-01")) == "open"
     assert invoice_state(invoice, day("2026-03-02")) == "overdue"
-    payment = payment_record(
+    payment_record(
         customer=invoice.customer,
         amount=Decimal("30.00"),
         currency="USD",
         received_on=day("2026-02-20"),
+        allocations={invoice: Decimal("30.00")},
     )
-    payment_apply(payment=payment, invoice=invoice)
     invoice.refresh_from_db()
     assert invoice_state(invoice, day("2026-03-01")) == "partially paid"
     assert invoice_state(invoice, day("2026-03-02")) == "overdue"
-    payment = payment_record(
+    payment_record(
         customer=invoice.customer,
         amount=Decimal("70.00"),
         currency="USD",
         received_on=day("2026-03-03"),
+        allocations={invoice: Decimal("70.00")},
     )
-    payment_apply(payment=payment, invoice=invoice)
     invoice.refresh_from_db()
     assert invoice_state(invoice, day("2026-03-04")) == "paid"
 
@@ -316,10 +314,13 @@ def test_the_portal_badge_and_the_admin_filter_agree_with_invoice_state(client):
     subscription = subscribe(customer=customer, plan=PlanFactory())
     late = invoice_of(subscription, "INV-LATE", due="2026-03-01", total="100.00")
     paid = invoice_of(subscription, "INV-PAID", due="2026-02-28", total="50.00")
-    payment = payment_record(
-        customer=customer, amount=Decimal("50.00"), currency="USD", received_on=day("2026-03-02")
+    payment_record(
+        customer=customer,
+        amount=Decimal("50.00"),
+        currency="USD",
+        received_on=day("2026-03-02"),
+        allocations={paid: Decimal("50.00")},
     )
-    payment_apply(payment=payment, invoice=paid)
     invoice_of(subscription, "INV-SOON", due="2026-03-31", total="70.00")
     invoice_of(subscription, "INV-TODAY", due="2026-03-05", total="30.00")
     states = {

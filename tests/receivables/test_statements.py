@@ -17,7 +17,7 @@ from customers.models import Customer
 from invoicing.corrections import invoice_void
 from invoicing.models import CreditNote, Invoice
 from receivables.models import Payment
-from receivables.services import payment_apply, payment_record
+from receivables.services import payment_record
 from receivables.statements import customer_statement, last_full_month
 from tests.factories import (
     CustomerFactory,
@@ -27,6 +27,7 @@ from tests.factories import (
     day,
     subscribe,
 )
+from tests.receivables.cash import bounced_month
 
 D = Decimal
 
@@ -68,16 +69,21 @@ def credit(invoice: Invoice, number: str, issued: str, total: str) -> CreditNote
 
 
 def pay(customer, amount: str, received: str, invoice=None, reference="") -> Payment:
-    payment = payment_record(
+    """A payment applied to `invoice` (what it has open at most, the rest on account), or (no
+    invoice) all on account."""
+    allocations = None
+    if invoice is not None:
+        invoice.refresh_from_db()
+        allocations = {invoice: min(D(amount), invoice.open_amount)}
+    return payment_record(
         customer=customer,
         amount=D(amount),
         currency="USD",
         received_on=day(received),
         reference=reference,
+        allocations=allocations,
+        auto_apply=False,
     )
-    if invoice is not None:
-        payment_apply(payment=payment, invoice=invoice)
-    return payment
 
 
 def void(invoice: Invoice, at: str) -> None:
@@ -318,3 +324,36 @@ def test_a_login_without_a_customer_account_has_no_statement(client, db):
 
     assert client.get("/portal/statement/").status_code == 404
     assert client.get("/portal/statement/pdf/").status_code == 404
+
+
+def test_reversal_write_off_and_refund_lines_roll_forward(db):
+    # Given Acme's January and February (tests/receivables/cash.py, bounced_month)
+    acme, a, b = bounced_month()
+
+    # When the statements of January, February and March are made
+    january = customer_statement(customer=acme, start=day("2026-01-01"), end=day("2026-01-31"))
+    february = customer_statement(customer=acme, start=day("2026-02-01"), end=day("2026-02-28"))
+    march = customer_statement(customer=acme, start=day("2026-03-01"), end=day("2026-03-31"))
+
+    # Then January: 100 + 80 − 150 − 60 = −30.00 (credit in Acme's favour)
+    assert [(line.kind, line.amount, line.balance) for line in january.lines] == [
+        ("invoice", D("100.00"), D("100.00")),
+        ("invoice", D("80.00"), D("180.00")),
+        ("payment", D("-150.00"), D("30.00")),
+        ("payment", D("-60.00"), D("-30.00")),
+    ]
+    # February: the bounced 150.00 is owed again, 40.00 written off, the 30.00 paid back
+    assert february.opening == january.closing == D("-30.00")
+    assert [(line.kind, line.reference, line.amount, line.balance) for line in february.lines] == [
+        ("reversal", "P1", D("150.00"), D("120.00")),
+        ("write_off", a.number, D("-40.00"), D("80.00")),
+        ("refund", "R1", D("30.00"), D("110.00")),
+    ]
+    assert february.lines[0].description == "Payment of Jan 20, 2026 reversed: Bounced"
+    assert february.lines[1].description == "Written off: Disputed"
+    # March opens where February closed: what is open on A (60.00) and B (50.00)
+    assert march.opening == february.closing == D("110.00") == march.closing
+    assert march.lines == []
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.open_amount, b.open_amount) == (D("60.00"), D("50.00"))

@@ -12,7 +12,7 @@ from invoicing.services import invoice_create, subscription_bill
 from metering.services import events_ingest
 from quotes.models import Quote
 from quotes.services import quote_accept, quote_populate_lines
-from receivables.services import payment_apply, payment_record
+from receivables.services import payment_record
 from reporting import selectors
 from subscriptions.models import BillingPeriod, Subscription
 from tests.factories import (
@@ -179,10 +179,13 @@ def billed(db):
         )
     with time_machine.travel("2026-03-10 01:00Z", tick=False):
         (second,) = subscription_bill(subscription=subscription, today=day("2026-03-10"))
-    payment = payment_record(
-        customer=customer, amount=Decimal("200.00"), currency="USD", received_on=AS_OF
+    payment_record(
+        customer=customer,
+        amount=Decimal("200.00"),
+        currency="USD",
+        received_on=AS_OF,
+        allocations={first: Decimal("200.00")},
     )
-    payment_apply(payment=payment, invoice=first)
     # A draft for another subscription: awaiting review, not billed, not owed.
     other = sub("N", plan=hybrid_plan(platform_fee="100.00"), start="2026-03-15")
     period = BillingPeriod.objects.get(subscription=other, sequence=0)
