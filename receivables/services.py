@@ -38,6 +38,17 @@ def _check_amount(amount, currency: str, what: str) -> None:
         raise ValidationError(f"{what} ({amount}) has more decimals than {currency} allows.")
 
 
+def _check_day(day: dt.date, what: str, *, not_before: dt.date | None = None) -> dt.date:
+    """A document's date: not in the future, and not before `not_before` (what it follows)."""
+    if day > clock.today():
+        raise ValidationError(f"{what} cannot be in the future ({day:%b %-d, %Y}).")
+    if not_before is not None and day < not_before:
+        raise ValidationError(
+            f"{what} ({day:%b %-d, %Y}) cannot be before {not_before:%b %-d, %Y}."
+        )
+    return day
+
+
 def payment_validate(*, customer: Customer, amount: Decimal, currency: str) -> None:
     if str(currency) != str(customer.currency):
         raise ValidationError(
@@ -179,7 +190,10 @@ def _distribute(payment: Payment, wanted: dict[int, Decimal], *, auto_apply: boo
         for invoice_id, amount in wanted.items():
             invoice = invoices.get(invoice_id)
             if invoice is None:
-                raise ValidationError(f"Invoice {invoice_id} is not one of {payment.customer}'s.")
+                other = Invoice.objects.filter(pk=invoice_id).first()
+                raise ValidationError(
+                    f"Invoice {other or invoice_id} is not one of {payment.customer}'s."
+                )
             if not amount:
                 continue
             _check_amount(amount, currency, f"The amount applied to {invoice}")
@@ -311,7 +325,7 @@ def payment_reverse(
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError("Say why the payment is reversed (the reason is required).")
-    on = on or clock.today()
+    on = _check_day(on or clock.today(), "The reversal")
     with transaction.atomic():
         payment = (
             Payment.objects.select_for_update(of=("self",))
@@ -371,7 +385,7 @@ def refund_record(
     """Pay back (part of) the customer's credit balance."""
     currency = str(customer.currency)
     _check_amount(amount, currency, "The refund")
-    refunded_on = refunded_on or clock.today()
+    refunded_on = _check_day(refunded_on or clock.today(), "The refund")
     with transaction.atomic():
         entry, _ = credit_balance_take(
             customer=customer,
@@ -411,6 +425,7 @@ def invoice_write_off(
         currency = str(invoice.currency)
         if invoice.status != Invoice.Status.FINALIZED:
             raise ValidationError(f"Invoice {invoice} has nothing left to write off.")
+        on = _check_day(on or clock.today(), "The write-off", not_before=invoice.issue_date)
         amount = invoice.open_amount if amount is None else amount
         _check_amount(amount, currency, "The amount written off")
         if amount > invoice.open_amount:
@@ -421,7 +436,7 @@ def invoice_write_off(
         write_off = WriteOff.objects.create(
             invoice=invoice,
             amount=amount,
-            written_off_on=on or clock.today(),
+            written_off_on=on,
             reason=reason[:300],
             created_by=by,
         )

@@ -475,3 +475,28 @@ def test_an_idempotency_key_used_for_another_payment_is_a_conflict(three, change
         "payment."
     )
     assert rows_written() == before
+
+
+def test_reversals_refunds_and_write_offs_are_not_dated_in_the_future_or_before_the_invoice(
+    three,
+):
+    # Given Acme's invoices (B issued Jan 10) and a payment of 80.00 on B, then 20.00 on account
+    acme, a, b, c = three
+    payment = pay(acme, "100.00", "2026-01-20", allocations={b: D("80.00")})
+
+    # When each is dated where it cannot be
+    with time_machine.travel("2026-02-01 12:00Z", tick=False):
+        with pytest.raises(ValidationError) as reversal:
+            payment_reverse(payment=payment, reason="Bounced", on=day("2026-02-02"))
+        with pytest.raises(ValidationError) as refund:
+            refund_record(customer=acme, amount=D("20.00"), refunded_on=day("2026-02-03"))
+        with pytest.raises(ValidationError) as write_off:
+            invoice_write_off(invoice=a, reason="Bad debt", on=day("2025-12-31"))
+
+    # Then each says why, and nothing was written
+    assert reversal.value.message == "The reversal cannot be in the future (Feb 2, 2026)."
+    assert refund.value.message == "The refund cannot be in the future (Feb 3, 2026)."
+    assert write_off.value.message == ("The write-off (Dec 31, 2025) cannot be before Jan 1, 2026.")
+    payment.refresh_from_db()
+    assert payment.reversed_on is None
+    assert (Refund.objects.count(), WriteOff.objects.count(), balance(acme)) == (0, 0, D("20.00"))
