@@ -11,8 +11,9 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.contrib.auth.models import Group
+from django.db.models import F
 
-from invoicing.models import CreditNote, Invoice
+from invoicing.models import CreditBalanceEntry, CreditNote, Invoice
 from receivables.aging import DsoMethod, ar_aging, bucket_index, bucket_labels, dso
 from receivables.models import Payment, PaymentAllocation
 from tests.factories import CustomerFactory, PlanFactory, UserFactory, day, subscribe
@@ -49,19 +50,41 @@ def invoice(customer, issued, due, total, *, status=Invoice.Status.FINALIZED, **
 
 
 def payment(customer, received, amount, *to):
+    """A payment as payment_record leaves it, without the clock's checks: its parts applied to
+    invoices (dated the later of receipt and issue), the rest on account (credit balance)."""
     paid = Payment.objects.create(
         customer=customer, amount=D(amount), currency=customer.currency, received_on=day(received)
     )
     for inv, part in to:
-        PaymentAllocation.objects.create(payment=paid, invoice=inv, amount=D(part))
+        PaymentAllocation.objects.create(
+            payment=paid, invoice=inv, amount=D(part), applied_on=max(day(received), inv.issue_date)
+        )
+        Invoice.objects.filter(pk=inv.pk).update(paid_amount=F("paid_amount") + D(part))
+    rest = D(amount) - sum((D(part) for _, part in to), D(0))
+    if rest > 0:
+        entry = CreditBalanceEntry.objects.create(
+            customer=customer,
+            currency=customer.currency,
+            amount=rest,
+            kind=CreditBalanceEntry.Kind.PAYMENT,
+            effective_on=day(received),
+        )
+        PaymentAllocation.objects.create(
+            payment=paid, credit_entry=entry, amount=rest, applied_on=day(received)
+        )
     return paid
 
 
 def credit_note(inv, issued, total):
+    """A credit note as credit_note_issue leaves it: what it gives beyond what was left to pay
+    goes to the customer's credit balance."""
     n = next(numbers)
-    Invoice.objects.filter(pk=inv.pk).update(credited_amount=inv.credited_amount + D(total))
     inv.refresh_from_db()
-    return CreditNote.objects.create(
+    inv.credited_amount += D(total)
+    beyond = max(-inv.open_amount, D(0))
+    inv.credit_to_balance += beyond
+    inv.save(update_fields=["credited_amount", "credit_to_balance"])
+    note = CreditNote.objects.create(
         invoice=inv,
         customer=inv.customer,
         number=f"CN-{n:05d}",
@@ -72,6 +95,17 @@ def credit_note(inv, issued, total):
         tax_amount=D(0),
         total=D(total),
     )
+    if beyond:
+        CreditBalanceEntry.objects.create(
+            customer=inv.customer,
+            currency=inv.currency,
+            amount=beyond,
+            kind=CreditBalanceEntry.Kind.CREDIT_NOTE,
+            effective_on=day(issued),
+            invoice=inv,
+            credit_note=note,
+        )
+    return note
 
 
 @pytest.fixture
@@ -257,13 +291,15 @@ def test_dashboard_shows_dso_by_countback(delta, client):
     assert "countback method, on $30,000.00 open" in html
 
 
-def test_a_payment_ahead_of_its_invoice_is_credit_until_the_invoice_is_issued(db):
+def test_a_payment_applied_ahead_of_its_invoice_counts_from_the_issue_date(db):
+    # Given a payment received on Jan 10 applied to an invoice issued on Jan 20 (payment_record
+    # dates the application on the issue date)
     eta = customer_with_subscription("Eta")
     e1 = invoice(eta, "2026-01-20", "2026-02-19", "100.00", status=Invoice.Status.PAID)
     payment(eta, "2026-01-10", "100.00", (e1, "100.00"))
 
-    row = row_of(ar_aging(as_of=day("2026-01-15")), eta)
-    assert (row.open, row.unapplied_credit, row.balance) == (D(0), D("100.00"), D("-100.00"))
+    # Then neither the invoice nor the payment shows before Jan 20, nor after (paid)
+    assert ar_aging(as_of=day("2026-01-15")).rows == []
     assert ar_aging(as_of=day("2026-01-25")).rows == []
 
 
