@@ -1,17 +1,27 @@
 """AR aging over a large book: receivables.aging.ar_aging for all customers, against one raw SQL
 aggregate of the same open amounts.
 
-    .venv/bin/python bench/aging.py [--invoices N] [--repeat K]
+    .venv/bin/python bench/aging.py [--invoices N] [--repeat K] [--db-prefix NAME]
 
 On DATABASE_URL's server (default postgres://root@127.0.0.1:5432/postgres) it creates a scratch
 database and migrates it, then makes N invoices over the two years before today for N ÷ 100
 customers (at least one), one subscription each: issued every few days, due 30 days later,
-totals from 50.00 to 5,049.99. Of the invoices, 70% are paid in full between 5 and 85 days
-after issue (one payment each), 15% paid in part, 15% left open; every 20th has a credit note of
-10% issued 10 days after it; every customer has one payment of 25.00 applied to nothing.
+totals from 50.00 to 5,049.99, with the rows and stored sums (paid_amount, written_off_amount,
+credit_to_balance, credited_amount) and statuses the services would leave:
 
-It then runs ar_aging as of today K times after one warm-up (and once as of a year ago) and the
-raw SQL aggregate once, checks that their open totals agree to the cent, and prints them.
+- 70% paid in full 5–85 days after issue (one payment each; none later than today, so the
+  recent ones are still open); of them every 40th un-applied a week later (the money on
+  account) and applied again from the account 13 days after that, every 20th credited 10%
+  3 days after payment (all of it to the credit balance);
+- 15% paid half; 15% left open, every 20th invoice credited 10% 10 days after issue;
+- 10.00 of the credit balance applied to a fifth of the invoices issued in the last year;
+- two in twenty (a half-paid one and an open one) written off 150 days after issue;
+- every 100th voided 3 days after issue; every 1,000th below zero (−50.00, to the balance);
+- every customer: 1,000.00 on account a year ago and 25.00 on account today.
+
+It then runs ar_aging as of today K times after one warm-up, and 3 times as of a year ago, and
+the raw SQL aggregate (from the dated rows alone, not the stored sums) 3 times for each date;
+checks that the open totals agree to the cent on both dates, and prints them.
 
 Progress goes to stderr; the last line on stdout is the result:
     aging <ms> ms median, <ms> ms p95 at <N> invoices
