@@ -124,21 +124,27 @@ def _sums(queryset, *keys: str, value: str = "amount") -> dict:
 # credit notes' parts sent to the balance later (−), write-offs later (+). That is exactly the
 # open amount from the rows dated on or before the date (total − credit notes + parts sent to the
 # balance − payments − credit applied − write-offs), read in one pass over the few rows dated
-# after it (indexed by date, migration receivables 0005_aging_indexes) instead of every row.
+# after it (indexed by date: migrations invoicing 0009 and receivables 0005_aging_indexes) instead
+# of every row; those of invoices issued after the date are dropped before grouping (as of a year
+# ago, most of the later rows).
 # A paid invoice has nothing open now (invoicing.balance.invoice_settle derives the status:
 # paid ⇔ nothing open), so one with nothing dated after the date had nothing open then: only the
 # open and void invoices (a partial index) and the paid ones with rows after the date are read.
 AGING_SQL = """
 WITH later AS (
-    SELECT invoice_id, total AS s FROM {credit_note} WHERE issue_date > %(as_of)s
-    UNION ALL
-    SELECT invoice_id, amount FROM {allocation}
-    WHERE applied_on > %(as_of)s AND invoice_id IS NOT NULL
-    UNION ALL
-    SELECT invoice_id, -amount FROM {entry}
-    WHERE effective_on > %(as_of)s AND kind IN ('applied', 'credit_note')
-    UNION ALL
-    SELECT invoice_id, amount FROM {write_off} WHERE written_off_on > %(as_of)s
+    SELECT l.invoice_id, l.s
+    FROM (
+        SELECT invoice_id, total AS s FROM {credit_note} WHERE issue_date > %(as_of)s
+        UNION ALL
+        SELECT invoice_id, amount FROM {allocation}
+        WHERE applied_on > %(as_of)s AND invoice_id IS NOT NULL
+        UNION ALL
+        SELECT invoice_id, -amount FROM {entry}
+        WHERE effective_on > %(as_of)s AND kind IN ('applied', 'credit_note')
+        UNION ALL
+        SELECT invoice_id, amount FROM {write_off} WHERE written_off_on > %(as_of)s
+    ) l JOIN {invoice} li ON li.id = l.invoice_id
+    WHERE li.issue_date <= %(as_of)s
 ), undone AS (
     SELECT invoice_id, SUM(s) AS s FROM later GROUP BY invoice_id
 ), counted AS (
