@@ -76,6 +76,15 @@ class Invoice(models.Model):
             ("issue_credit_note", "Can issue a credit note on an invoice"),
             ("void_invoice", "Can void an invoice"),
         ]
+        indexes = [
+            # AR aging reads the invoices not paid (paid ones only when rows dated after the
+            # as-of date touch them): receivables.aging.AGING_SQL.
+            models.Index(
+                fields=["issue_date"],
+                condition=models.Q(status__in=["finalized", "void"]),
+                name="invoice_unpaid_issue_date",
+            )
+        ]
         constraints = [
             # A void invoice does not count: what it billed is billed again by a new invoice.
             models.UniqueConstraint(
@@ -246,6 +255,7 @@ class CreditNote(models.Model):
 
     class Meta:
         ordering = ["-issue_date", "-id"]
+        indexes = [models.Index(fields=["issue_date"], name="credit_note_issue_date")]
         constraints = [
             models.CheckConstraint(condition=models.Q(total__gt=0), name="credit_note_total_gt_0")
         ]
@@ -312,6 +322,7 @@ class CreditBalanceEntry(models.Model):
     class Meta:
         ordering = ["-effective_on", "-id"]
         verbose_name_plural = "credit balance entries"
+        indexes = [models.Index(fields=["effective_on"], name="credit_balance_effective_on")]
         constraints = [
             models.CheckConstraint(
                 condition=~models.Q(amount=0), name="credit_balance_entry_not_zero"

@@ -79,6 +79,7 @@ class PaymentAllocation(models.Model):
 
     class Meta:
         ordering = ["applied_on", "id"]
+        indexes = [models.Index(fields=["applied_on"], name="allocation_applied_on")]
         constraints = [
             models.CheckConstraint(condition=~models.Q(amount=0), name="allocation_not_zero"),
             models.CheckConstraint(
@@ -107,6 +108,7 @@ class WriteOff(models.Model):
 
     class Meta:
         ordering = ["-written_off_on", "-id"]
+        indexes = [models.Index(fields=["written_off_on"], name="write_off_written_off_on")]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="write_off_amount_gt_0")
         ]

@@ -300,7 +300,9 @@ def test_dashboard_shows_dso_by_countback(delta, client):
     assert "countback method, on $30,000.00 open" in html
 
 
-def test_a_payment_ahead_of_its_invoice_is_credit_until_the_invoice_is_issued(db):
+def test_a_payment_applied_ahead_of_its_invoice_counts_from_the_issue_date(db):
+    # Given a payment received on Jan 10 applied to an invoice issued on Jan 20 (payment_record
+    # dates the application on the issue date)
     eta = customer_with_subscription("Eta")
     e1 = invoice(eta, "2026-01-20", "2026-02-19", "100.00", status=Invoice.Status.PAID)
     # On account on Jan 10, taken by the invoice at its finalization on Jan 20
@@ -316,8 +318,8 @@ def test_a_payment_ahead_of_its_invoice_is_credit_until_the_invoice_is_issued(db
     Invoice.objects.filter(pk=e1.pk).update(paid_amount=D("100.00"))
     assert paid.allocations.get().invoice is None
 
-    row = row_of(ar_aging(as_of=day("2026-01-15")), eta)
-    assert (row.open, row.unapplied_credit, row.balance) == (D(0), D("100.00"), D("-100.00"))
+    # Then neither the invoice nor the payment shows before Jan 20, nor after (paid)
+    assert ar_aging(as_of=day("2026-01-15")).rows == []
     assert ar_aging(as_of=day("2026-01-25")).rows == []
 
 
