@@ -224,11 +224,18 @@ def _distribute(payment: Payment, wanted: dict[int, Decimal], *, auto_apply: boo
                 left -= take
     else:
         plan = []
+    lock_customer(payment.customer)
     for invoice, amount in plan:
+        if invoice.issue_date > on:
+            # Money received before its invoice was issued (recorded late): on account from the
+            # day it came, applied on the day the invoice was issued.
+            _on_account(payment, amount, on=on, by=by)
+            _on_account(
+                payment, -amount, on=invoice.issue_date, by=by, reason=f"Applied to {invoice}"
+            )
         _allocate(payment, invoice, amount, on=max(on, invoice.issue_date), by=by)
     rest = payment.amount - exact_sum(a for _, a in plan)
     if rest > 0:
-        lock_customer(payment.customer)
         _on_account(payment, rest, on=on, by=by)
 
 

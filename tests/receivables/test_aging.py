@@ -16,6 +16,7 @@ from django.db.models import F
 from invoicing.models import CreditBalanceEntry, CreditNote, Invoice
 from receivables.aging import DsoMethod, ar_aging, bucket_index, bucket_labels, dso
 from receivables.models import Payment, PaymentAllocation
+from receivables.services import payment_record
 from receivables.statements import customer_statement
 from tests.factories import CustomerFactory, PlanFactory, UserFactory, day, subscribe
 from tests.receivables.cash import bounced_month
@@ -300,26 +301,25 @@ def test_dashboard_shows_dso_by_countback(delta, client):
     assert "countback method, on $30,000.00 open" in html
 
 
-def test_a_payment_applied_ahead_of_its_invoice_counts_from_the_issue_date(db):
-    # Given a payment received on Jan 10 applied to an invoice issued on Jan 20 (payment_record
-    # dates the application on the issue date)
+def test_a_payment_ahead_of_its_invoice_is_credit_until_the_invoice_is_issued(db):
+    # Given an invoice issued on Jan 20, and a payment received on Jan 10 recorded on Jan 25
+    # against it (through the service)
     eta = customer_with_subscription("Eta")
-    e1 = invoice(eta, "2026-01-20", "2026-02-19", "100.00", status=Invoice.Status.PAID)
-    # On account on Jan 10, taken by the invoice at its finalization on Jan 20
-    paid = payment(eta, "2026-01-10", "100.00")
-    CreditBalanceEntry.objects.create(
-        customer=eta,
-        currency="USD",
-        amount=D("-100.00"),
-        kind=CreditBalanceEntry.Kind.APPLIED,
-        effective_on=e1.issue_date,
-        invoice=e1,
-    )
-    Invoice.objects.filter(pk=e1.pk).update(paid_amount=D("100.00"))
-    assert paid.allocations.get().invoice is None
+    e1 = invoice(eta, "2026-01-20", "2026-02-19", "100.00")
+    with time_machine.travel("2026-01-25 12:00Z", tick=False):
+        payment_record(
+            customer=eta,
+            amount=D("100.00"),
+            currency="USD",
+            received_on=day("2026-01-10"),
+            allocations={e1: D("100.00")},
+        )
 
-    # Then neither the invoice nor the payment shows before Jan 20, nor after (paid)
-    assert ar_aging(as_of=day("2026-01-15")).rows == []
+    # Then on Jan 15 the money is Eta's credit (the invoice is not issued yet) ...
+    row = row_of(ar_aging(as_of=day("2026-01-15")), eta)
+    assert (row.open, row.unapplied_credit, row.balance) == (D(0), D("100.00"), D("-100.00"))
+    # ... and from Jan 20 it pays the invoice: nothing open, nothing on account
+    assert ar_aging(as_of=day("2026-01-20")).rows == []
     assert ar_aging(as_of=day("2026-01-25")).rows == []
 
 

@@ -273,7 +273,7 @@ def test_a_payment_cannot_be_applied_to_another_customers_invoice(db):
     # When globex's payment names acme's invoice
     with pytest.raises(ValidationError) as caught:
         pay(globex, "100.00", allocations={invoice: Decimal("100.00")})
-    assert caught.value.message == f"Invoice {invoice.pk} is not one of {globex}'s."
+    assert caught.value.message == f"Invoice {invoice.number} is not one of {globex}'s."
 
     # Or globex's money on account is applied to it
     payment = pay(globex, "100.00")
