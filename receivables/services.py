@@ -74,17 +74,25 @@ def _check_currency(invoice: Invoice, currency: str) -> None:
         )
 
 
-def _allocate(payment, invoice, amount, *, on, by=None, reverses=None, reason="") -> None:
-    """Move `amount` (signed) of the payment to or from an invoice whose row lock is held."""
+def _row(
+    payment, amount, *, on, invoice=None, credit_entry=None, by=None, reverses=None, reason=""
+):
+    """One signed allocation row of the payment: to an invoice, or on account (credit_entry)."""
     PaymentAllocation.objects.create(
         payment=payment,
         invoice=invoice,
+        credit_entry=credit_entry,
         amount=amount,
         applied_on=on,
         reverses=reverses,
         reason=reason[:300],
         created_by=by,
     )
+
+
+def _allocate(payment, invoice, amount, *, on, by=None, reverses=None, reason="") -> None:
+    """Move `amount` (signed) of the payment to or from an invoice whose row lock is held."""
+    _row(payment, amount, on=on, invoice=invoice, by=by, reverses=reverses, reason=reason)
     invoice.paid_amount += amount
     invoice_settle(invoice, ("paid_amount",))
 
@@ -100,15 +108,7 @@ def _on_account(payment, amount, *, on, by=None, reverses=None, reason="") -> No
         effective_on=on,
         memo=f"Payment {payment.reference or payment.pk}",
     )
-    PaymentAllocation.objects.create(
-        payment=payment,
-        credit_entry=entry,
-        amount=amount,
-        applied_on=on,
-        reverses=reverses,
-        reason=reason[:300],
-        created_by=by,
-    )
+    _row(payment, amount, on=on, credit_entry=entry, by=by, reverses=reverses, reason=reason)
 
 
 # Locks take `of=("self",)` where a query joins the customer: PostgreSQL would lock the joined
@@ -366,14 +366,7 @@ def payment_reverse(
                 reclaim=True,
             )
             reopened += taken_back
-            PaymentAllocation.objects.create(
-                payment=payment,
-                credit_entry=entry,
-                amount=-on_account,
-                applied_on=on,
-                reason=reason[:300],
-                created_by=by,
-            )
+            _row(payment, -on_account, on=on, credit_entry=entry, by=by, reason=reason)
         payment.reversed_on, payment.reversal_reason = on, reason[:300]
         payment.save(update_fields=["reversed_on", "reversal_reason"])
         return reopened

@@ -13,6 +13,7 @@ from invoicing.corrections import credit_note_issue
 from invoicing.models import CreditBalanceEntry, Invoice
 from invoicing.services import invoice_finalize
 from receivables.models import Payment, PaymentAllocation, WriteOff
+from receivables.services import payment_record
 from tests.factories import CustomerFactory, PlanFactory, day, subscribe
 
 D = Decimal
@@ -47,6 +48,13 @@ def issue(person, total: str, issued: str, due: str | None = None) -> Invoice:
         Invoice.objects.filter(pk=invoice.pk).update(due_date=day(due))
     invoice.refresh_from_db()
     return invoice
+
+
+def pay(person, amount: str, on: str, **kwargs) -> Payment:
+    """A payment received on `on`, through payment_record (allocations=…, auto_apply=…)."""
+    return payment_record(
+        customer=person, amount=D(amount), currency=person.currency, received_on=day(on), **kwargs
+    )
 
 
 def credit(invoice: Invoice, amount: str, on: str, reason: str = "Goodwill"):

@@ -30,21 +30,12 @@ from tests.receivables.cash import (
     fresh,
     issue,
     open_from_rows,
+    pay,
     rows_written,
 )
 
 D = Decimal
 FIN, PAID = Invoice.Status.FINALIZED, Invoice.Status.PAID
-
-
-def pay(person, amount: str, on: str, **kwargs) -> Payment:
-    return payment_record(
-        customer=person,
-        amount=D(amount),
-        currency=person.currency,
-        received_on=day(on),
-        **kwargs,
-    )
 
 
 def applied(payment) -> dict[str, Decimal]:

@@ -26,7 +26,6 @@ from receivables.services import (
     invoice_write_off,
     payment_apply,
     payment_on_account,
-    payment_record,
     payment_reverse,
     refund_record,
 )
@@ -39,17 +38,12 @@ from tests.receivables.cash import (
     fresh,
     issue,
     open_from_rows,
+    pay,
     rows_written,
 )
 
 D = Decimal
 FIN, PAID = Invoice.Status.FINALIZED, Invoice.Status.PAID
-
-
-def pay(person, amount: str, on: str, **kwargs) -> Payment:
-    return payment_record(
-        customer=person, amount=D(amount), currency=person.currency, received_on=day(on), **kwargs
-    )
 
 
 def test_an_over_payment_goes_on_account_and_the_next_invoice_takes_it(db):
