@@ -1,8 +1,11 @@
+from django.conf import settings
 from django.db import models
 from djmoney.models.fields import CurrencyField
+from simple_history.models import HistoricalRecords
 
 from core.fields import amount_field
 from core.formatting import format_money
+from customers.models import Customer
 from subscriptions.models import Subscription
 
 
@@ -36,3 +39,131 @@ class RevenueScheduleLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.month:%b %Y}: {format_money(self.amount, self.schedule.currency)}"
+
+
+class Account(models.Model):
+    """An account of the chart of accounts, which finance can edit. The accounts the product
+    posts to on its own are found by `role` (one account per role)."""
+
+    class Type(models.TextChoices):
+        ASSET = "asset", "Asset"
+        LIABILITY = "liability", "Liability"
+        EQUITY = "equity", "Equity"
+        REVENUE = "revenue", "Revenue"
+        EXPENSE = "expense", "Expense"
+
+    class Role(models.TextChoices):
+        CASH = "cash", "Cash"
+        ACCOUNTS_RECEIVABLE = "accounts_receivable", "Accounts receivable"
+        UNBILLED_RECEIVABLE = "unbilled_receivable", "Unbilled receivable"
+        DEFERRED_REVENUE = "deferred_revenue", "Deferred revenue"
+        REVENUE = "revenue", "Revenue"
+        TAX_PAYABLE = "tax_payable", "Sales tax payable"
+        CUSTOMER_CREDIT = "customer_credit", "Customer credit balances"
+        BAD_DEBT = "bad_debt", "Bad debt expense"
+
+    code = models.CharField(max_length=20, unique=True)
+    name = models.CharField(max_length=100)
+    type = models.CharField(max_length=10, choices=Type.choices)
+    role = models.CharField(
+        max_length=30,
+        choices=Role.choices,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="What the product posts here on its own (at most one account per role).",
+    )
+    active = models.BooleanField(default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class AccountingPeriod(models.Model):
+    """A calendar month of the books, [start, end) like every period here. Open until finance
+    closes it; a closed period takes no posting (the database refuses one on PostgreSQL)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    start = models.DateField(unique=True, help_text="The first day of the month.")
+    end = models.DateField(help_text="The first day of the next month (not included).")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reopen_reason = models.CharField(max_length=300, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-start"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end__gt=models.F("start")), name="period_ends_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.start:%B %Y}"
+
+
+class JournalEntry(models.Model):
+    """A double entry: its lines' debits equal their credits. Immutable once posted; a correction
+    is a reversing entry. `source` names the document it comes from (kind + source are unique, so
+    posting a document twice posts it once). Dated in a closed period, it lands on the first day
+    of the first open period after it, with `original_date` kept."""
+
+    period = models.ForeignKey(AccountingPeriod, on_delete=models.PROTECT, related_name="entries")
+    entry_date = models.DateField()
+    original_date = models.DateField()
+    kind = models.CharField(max_length=30)
+    source = models.CharField(max_length=60)
+    memo = models.CharField(max_length=300)
+    currency = CurrencyField()
+    reverses = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversed_by"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-entry_date", "-id"]
+        verbose_name_plural = "journal entries"
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "source"], name="journal_entry_once_per_source")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entry_date}: {self.memo}"
+
+
+class JournalLine(models.Model):
+    """One side of an entry: a debit or a credit (exactly one of them above zero) on an account,
+    with the customer when it is theirs (receivables, credit balances)."""
+
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="lines")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="lines")
+    debit = amount_field(default=0)
+    credit = amount_field(default=0)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    memo = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["entry", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(debit__gt=0, credit=0) | models.Q(debit=0, credit__gt=0),
+                name="journal_line_debit_or_credit",
+            )
+        ]
+
+    def __str__(self) -> str:
+        side = f"Dr {self.debit}" if self.debit else f"Cr {self.credit}"
+        return f"{self.account.code} {side}"

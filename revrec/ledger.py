@@ -1,0 +1,155 @@
+"""The journal: double entries posted against the chart of accounts, in accounting periods.
+
+post_entry is the one way in. An entry balances by construction (its debits equal its credits,
+refused otherwise), is posted once per source document (kind + source are unique: posting again
+returns the entry already posted), and is dated in an open period: dated in a closed one, it
+lands on the first day of the first open period after it, its original date kept. The period's
+row is locked while the entry is written, so a close waits for postings in flight.
+Entries are never edited: reverse_entry posts the mirror image.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+
+from core.errors import ValidationError
+from core.money import exact_sum, round_money
+from core.periods import add_months
+from customers.models import Customer
+from revrec.models import Account, AccountingPeriod, JournalEntry, JournalLine
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Line:
+    """A debit or a credit on the account of `role` (Account.Role) or on `account`."""
+
+    role: str | None = None
+    debit: Decimal = ZERO
+    credit: Decimal = ZERO
+    customer: Customer | None = None
+    memo: str = ""
+    account: Account | None = None
+
+
+def account_for(role: str) -> Account:
+    account = Account.objects.filter(role=role).first()
+    if account is None:
+        raise ValidationError(
+            f"No account has the role “{Account.Role(role).label}”: finance sets it on an "
+            "account of the chart (Revenue › Accounts)."
+        )
+    return account
+
+
+def month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def period_for(day: dt.date, *, lock: bool = False) -> AccountingPeriod:
+    """The month's period (made open if it does not exist yet)."""
+    start = month_start(day)
+    period, _ = AccountingPeriod.objects.get_or_create(
+        start=start, defaults={"end": add_months(start, 1)}
+    )
+    if lock:
+        period = AccountingPeriod.objects.select_for_update().get(pk=period.pk)
+    return period
+
+
+def open_period_for(day: dt.date) -> AccountingPeriod:
+    """The period an entry dated `day` is posted in, locked: its own if open, else the first open
+    one after it."""
+    period = period_for(day, lock=True)
+    while period.status != AccountingPeriod.Status.OPEN:
+        period = period_for(period.end, lock=True)
+    return period
+
+
+def post_entry(
+    *,
+    kind: str,
+    source: str,
+    on: dt.date,
+    memo: str,
+    currency: str,
+    lines: list[Line],
+    reverses: JournalEntry | None = None,
+) -> JournalEntry:
+    """Post a balanced entry once per (kind, source); returns it (the one already posted when
+    the source was posted before)."""
+    earlier = JournalEntry.objects.filter(kind=kind, source=source).first()
+    if earlier is not None:
+        return earlier
+    currency = str(currency)
+    lines = [line for line in lines if line.debit or line.credit]
+    for line in lines:
+        for amount in (line.debit, line.credit):
+            if amount < 0 or round_money(amount, currency) != amount:
+                raise ValidationError(
+                    f"A journal line takes amounts of zero or more in {currency}'s minor unit: "
+                    f"{amount} is not one."
+                )
+        if line.debit and line.credit:
+            raise ValidationError("A journal line is a debit or a credit, not both.")
+    debits, credits = exact_sum(x.debit for x in lines), exact_sum(x.credit for x in lines)
+    if not lines or debits != credits:
+        raise ValidationError(
+            f"The entry does not balance: debits {debits}, credits {credits} ({memo})."
+        )
+    try:
+        with transaction.atomic():
+            period = open_period_for(on)
+            entry = JournalEntry.objects.create(
+                period=period,
+                entry_date=max(on, period.start),
+                original_date=on,
+                kind=kind,
+                source=source,
+                memo=memo[:300],
+                currency=currency,
+                reverses=reverses,
+            )
+            JournalLine.objects.bulk_create(
+                JournalLine(
+                    entry=entry,
+                    account=line.account or account_for(line.role),
+                    debit=line.debit,
+                    credit=line.credit,
+                    customer=line.customer,
+                    memo=line.memo[:300],
+                )
+                for line in lines
+            )
+    except IntegrityError:
+        earlier = JournalEntry.objects.filter(kind=kind, source=source).first()
+        if earlier is None:
+            raise
+        return earlier  # the same document, posted at the same time
+    return entry
+
+
+def reverse_entry(*, entry: JournalEntry, on: dt.date, memo: str) -> JournalEntry:
+    """Post the mirror image of an entry (debits become credits), once."""
+    lines = [
+        Line(
+            account=line.account,
+            debit=line.credit,
+            credit=line.debit,
+            customer=line.customer,
+            memo=line.memo,
+        )
+        for line in entry.lines.select_related("account", "customer")
+    ]
+    return post_entry(
+        kind=f"reversal:{entry.kind}"[:30],
+        source=str(entry.pk),
+        on=on,
+        memo=memo,
+        currency=entry.currency,
+        lines=lines,
+        reverses=entry,
+    )
