@@ -10,7 +10,14 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RelatedDropdownFilter
 
 from catalog import rating
-from catalog.models import BillableMetric, Charge, ChargeTier, Plan, PlanAlertDefault
+from catalog.models import (
+    BillableMetric,
+    Charge,
+    ChargeTier,
+    Plan,
+    PlanAlertDefault,
+    StandaloneSellingPrice,
+)
 from catalog.pricing_display import pricing_summary, pricing_table_html, step_description
 from catalog.selectors import charges_in_force
 from core import clock
@@ -206,6 +213,66 @@ class PlanAlertDefaultInline(TabularInline):
     verbose_name_plural = "Default usage alerts (metric empty: the estimated bill)"
 
 
+class SspForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.check_overlaps = False  # SspFormSet compares the edited lines together
+        plan = getattr(self.instance, "plan", None) if self.instance.plan_id else None
+        if plan is not None:
+            keys = sorted(set(plan.charges.values_list("key", flat=True)))
+            self.fields[
+                "charge_key"
+            ].help_text = f"The key of one of the plan's charges: {', '.join(keys) or 'none yet'}."
+
+
+class SspFormSet(BaseInlineFormSet):
+    """The plan's SSP lines are checked together: lines of one charge and currency must not
+    overlap, and the error sits on the line that overlaps an earlier one."""
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        lines = [
+            form for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        for form in lines:
+            form.instance.fill_defaults()
+        lines.sort(key=lambda f: f.instance.effective_from)
+        for i, form in enumerate(lines):
+            line = form.instance
+            for earlier in lines[:i]:
+                other = earlier.instance
+                same = (other.charge_key, other.currency) == (line.charge_key, line.currency)
+                if same and line.overlaps(other):
+                    for field, message in line.overlap_message(other).items():
+                        form.add_error(field if field in form.fields else None, message)
+                    break
+
+
+class SspInline(TabularInline):
+    """The plan's SSP price book (finance): what each charge sells for on its own, over dates."""
+
+    model = StandaloneSellingPrice
+    form = SspForm
+    formset = SspFormSet
+    extra = 0
+    tab = True
+    fields = [
+        "charge_key",
+        "currency",
+        "effective_from",
+        "effective_to",
+        "amount",
+        "percent_of_list",
+    ]
+    formfield_overrides = PLAIN_DECIMALS
+    verbose_name = "standalone selling price"
+    verbose_name_plural = (
+        "Standalone selling prices (revenue allocation; none in force: the list price)"
+    )
+
+
 PREVIEW_MAX = Decimal(10) ** 15
 
 
@@ -301,7 +368,7 @@ class PlanAdmin(SimpleHistoryAdmin, ModelAdmin):
     ]
     list_filter = ["active", "billing_interval_months"]
     search_fields = ["code", "name"]
-    inlines = [ChargeInline, PlanAlertDefaultInline]
+    inlines = [ChargeInline, PlanAlertDefaultInline, SspInline]
     fields = [
         "code",
         "name",

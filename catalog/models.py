@@ -522,3 +522,171 @@ class PlanAlertDefault(models.Model):
                     "the charge first (and save), or choose one of its metrics."
                 }
             )
+
+
+class StandaloneSellingPrice(models.Model):
+    """One line of the SSP price book: what a charge (one price of a plan, across its versions:
+    same plan, key and currency) sells for on its own, over a half-open span of dates
+    [effective_from, effective_to). Revenue recognition allocates a bundle's price over its
+    obligations in proportion to these (revrec.allocation.allocate).
+
+    Either an `amount`, in the same terms as the charge's list unit price (per unit — seat, or 1
+    for a platform fee — per billing period of the plan; a one-time fee: per unit), or
+    `percent_of_list`, a percentage of the list price the contract was priced from. Lines of one
+    charge never overlap; between lines (or with none) the SSP is the list price
+    (catalog.selectors.ssp_for).
+    """
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="ssp_lines")
+    charge_key = models.SlugField(
+        "Charge",
+        max_length=100,
+        help_text="The key of the plan's charge this prices (every version of it), e.g. seats.",
+    )
+    currency = CurrencyField(blank=True, default="", help_text="Empty: the plan's currency.")
+    effective_from = models.DateField(help_text="The first day this SSP applies.")
+    effective_to = models.DateField(
+        null=True,
+        blank=True,
+        help_text="The day it stops applying (not included). Empty: until further notice.",
+    )
+    amount = price_field(
+        null=True,
+        blank=True,
+        help_text="The SSP in the terms of the charge's list unit price: per unit per billing "
+        "period of the plan (a one-time fee: per unit). Or give a percent of list instead.",
+    )
+    percent_of_list = models.DecimalField(
+        "Percent of list",
+        max_digits=9,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1000"))],
+        help_text="The SSP as a percentage of the list price, e.g. 80 for 80%. Or give an amount.",
+    )
+    history = HistoricalRecords()
+
+    # Whether clean() compares with the saved lines; the plan page's formset turns it off and
+    # compares the lines as edited together instead (catalog.admin.SspFormSet).
+    check_overlaps = True
+
+    class Meta:
+        ordering = ["plan", "charge_key", "currency", "effective_from"]
+        verbose_name = "standalone selling price"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount__isnull=True, percent_of_list__isnull=False)
+                | models.Q(amount__isnull=False, percent_of_list__isnull=True),
+                name="ssp_amount_xor_percent",
+                violation_error_message="Give the SSP as an amount or as a percent of list, "
+                "not both (and not neither).",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(effective_to__isnull=True)
+                | models.Q(effective_to__gt=models.F("effective_from")),
+                name="ssp_ends_after_start",
+                violation_error_message="'Effective to' must be after 'effective from' (it is "
+                "the first day the price no longer applies).",
+            ),
+            models.UniqueConstraint(
+                fields=["plan", "charge_key", "currency", "effective_from"],
+                name="ssp_unique_start",
+                violation_error_message="This charge already has an SSP from this date: edit "
+                "that line, or give this one another 'effective from'.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        value = (
+            f"{self.percent_of_list.normalize():f}% of list"
+            if self.percent_of_list is not None
+            else format_price(self.amount, self.currency or "USD")
+            if self.amount is not None
+            else "—"
+        )
+        return f"{self.charge_key} from {self.effective_from}: {value}"
+
+    def save(self, *args, **kwargs):
+        self.fill_defaults()
+        super().save(*args, **kwargs)
+
+    def fill_defaults(self) -> None:
+        """Currency from the plan (before validation, so overlaps are compared in it)."""
+        plan = self.plan if self.plan_id or StandaloneSellingPrice.plan.is_cached(self) else None
+        if not self.currency and plan is not None:
+            self.currency = plan.currency
+
+    def covers(self, day) -> bool:
+        return self.effective_from <= day and (self.effective_to is None or day < self.effective_to)
+
+    def overlaps(self, other: "StandaloneSellingPrice") -> bool:
+        """Whether the two half-open spans share a day (an empty end is open)."""
+        return (other.effective_to is None or self.effective_from < other.effective_to) and (
+            self.effective_to is None or other.effective_from < self.effective_to
+        )
+
+    def overlap_message(self, other: "StandaloneSellingPrice") -> dict[str, str]:
+        """The error for `self` overlapping `other` (a saved or sibling line), on the field to
+        change, saying which dates would fit."""
+        until = f"to {other.effective_to}" if other.effective_to else "with no end"
+        clash = (
+            f"The '{self.charge_key}' charge of plan '{self.plan.code}' already has a standalone "
+            f"selling price in {self.currency} from {other.effective_from} {until}"
+        )
+        if other.effective_from > self.effective_from:  # the other starts inside this one
+            return {
+                "effective_to": f"{clash}: end this line on or before {other.effective_from} "
+                "('effective to' is the first day it no longer applies)."
+            }
+        if other.effective_to is None:
+            return {
+                "effective_from": f"{clash}: first give that line an 'effective to' of "
+                f"{self.effective_from} (or earlier), then add this one."
+            }
+        return {
+            "effective_from": f"{clash}: start this line on or after {other.effective_to}, or "
+            "change that line first."
+        }
+
+    def clean(self):
+        self.fill_defaults()
+        errors: dict[str, str] = {}
+        if (self.amount is None) == (self.percent_of_list is None):
+            message = (
+                "Give the SSP as an amount or as a percent of list, not both."
+                if self.amount is not None
+                else "Give the SSP: an amount, or a percent of the list price."
+            )
+            errors["amount"] = message
+        if self.effective_to and self.effective_from and self.effective_to <= self.effective_from:
+            errors["effective_to"] = (
+                f"'Effective to' ({self.effective_to}) must be after 'effective from' "
+                f"({self.effective_from}): it is the first day the price no longer applies."
+            )
+        if self.plan_id:
+            if self.currency and self.currency not in self.plan.currencies:
+                errors["currency"] = (
+                    f"Plan '{self.plan.code}' is sold in {', '.join(self.plan.currencies)}: use "
+                    "one of those."
+                )
+            keys = set(self.plan.charges.values_list("key", flat=True))
+            if self.charge_key and self.charge_key not in keys:
+                known = ", ".join(sorted(keys)) or "none yet"
+                errors["charge_key"] = (
+                    f"Plan '{self.plan.code}' has no charge with key '{self.charge_key}' "
+                    f"(its keys: {known})."
+                )
+        if not errors and self.plan_id and self.effective_from and self.check_overlaps:
+            for other in self.siblings():
+                if self.overlaps(other):
+                    errors |= self.overlap_message(other)
+                    break
+        if errors:
+            raise ValidationError(errors)
+
+    def siblings(self):
+        """The other saved lines of the same charge and currency."""
+        return StandaloneSellingPrice.objects.filter(
+            plan_id=self.plan_id, charge_key=self.charge_key, currency=self.currency
+        ).exclude(pk=self.pk)

@@ -42,6 +42,7 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "catalog.billablemetric": ALL,
         "catalog.chargetier": ALL,
         "catalog.planalertdefault": ALL,
+        "catalog.standalonesellingprice": ALL,  # the SSP price book, on the plan's page
         "customers.customer": (*ALL, FINANCIALS),
         "customers.portalmembership": ALL,
         "quotes.quote": ("view", "change", APPROVE_QUOTE),
