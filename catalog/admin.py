@@ -217,12 +217,6 @@ class SspForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.check_overlaps = False  # SspFormSet compares the edited lines together
-        plan = getattr(self.instance, "plan", None) if self.instance.plan_id else None
-        if plan is not None:
-            keys = sorted(set(plan.charges.values_list("key", flat=True)))
-            self.fields[
-                "charge_key"
-            ].help_text = f"The key of one of the plan's charges: {', '.join(keys) or 'none yet'}."
 
 
 class SspFormSet(BaseInlineFormSet):
@@ -271,6 +265,14 @@ class SspInline(TabularInline):
     verbose_name_plural = (
         "Standalone selling prices (revenue allocation; none in force: the list price)"
     )
+
+    def get_formset(self, request, obj=None, **kwargs):
+        """The charge key's help names the plan's keys."""
+        if obj is not None:
+            keys = sorted(set(obj.charges.values_list("key", flat=True)))
+            known = ", ".join(keys) or "none yet"
+            kwargs["help_texts"] = {"charge_key": f"The key of one of the plan's charges: {known}."}
+        return super().get_formset(request, obj, **kwargs)
 
 
 PREVIEW_MAX = Decimal(10) ** 15

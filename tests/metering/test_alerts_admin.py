@@ -45,6 +45,10 @@ def _plan_form(plan, alerts):
         "alert_defaults-INITIAL_FORMS": "0",
         "alert_defaults-MIN_NUM_FORMS": "0",
         "alert_defaults-MAX_NUM_FORMS": "1000",
+        "ssp_lines-TOTAL_FORMS": "0",
+        "ssp_lines-INITIAL_FORMS": "0",
+        "ssp_lines-MIN_NUM_FORMS": "0",
+        "ssp_lines-MAX_NUM_FORMS": "1000",
     }
     for i, (metric, threshold, name) in enumerate(alerts):
         data |= {
