@@ -405,11 +405,20 @@ def test_a_prospective_change_keeps_what_was_recognized_and_sums_to_the_new_tota
     amount, added = money(currency, units), money(currency, added_units)
     change_on = service.start + dt.timedelta(days=int(service.days * cut))
     before = recognized_before(amount, service, change_on, currency, convention)
-    # what was recognized before the day plus what falls from it on is the whole amount
-    after_days = sum(amounts(spread(amount, service, currency, convention))) - before
-    assert before + after_days == amount
+    # nothing before the start, everything by the end, and never less on a later day
+    assert recognized_before(amount, service, service.start, currency, convention) == 0
+    assert recognized_before(amount, service, service.end, currency, convention) == amount
+    later = recognized_before(
+        amount, service, min(change_on + dt.timedelta(days=1), service.end), currency, convention
+    )
     if amount >= 0:
-        assert 0 <= before <= amount
+        assert 0 <= before <= later <= amount
+    else:
+        assert 0 >= before >= later >= amount
+    # on a month's first day it is exactly the lines of the months before
+    if change_on.day == 1:
+        lines = spread(amount, service, currency, convention)
+        assert before == sum(a for p, a in lines if p.end <= change_on)
     rest = Period(change_on, service.end)
     if rest.days == 0:
         return
