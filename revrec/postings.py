@@ -69,11 +69,7 @@ def _unposted(queryset: QuerySet, kind: str, prefix: str) -> QuerySet:
     """The documents of `queryset` with no entry of `kind` whose source is "<prefix>:<pk>"."""
     source = Concat(Value(f"{prefix}:"), Cast("pk", output_field=CharField()))
     posted = JournalEntry.objects.filter(kind=kind, source=OuterRef("journal_source"))
-    return (
-        queryset.annotate(journal_source=source)
-        .filter(~Exists(posted))
-        .order_by("pk")
-    )
+    return queryset.annotate(journal_source=source).filter(~Exists(posted)).order_by("pk")
 
 
 def _issued(invoice: Invoice) -> bool:
