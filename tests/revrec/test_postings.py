@@ -282,6 +282,27 @@ def test_a_document_not_dated_yet_waits_for_its_day(db):
     assert journal_sync(today=day("2026-03-03")) == 1
 
 
+def test_money_received_before_its_invoice_waits_in_the_credit_balance(db):
+    # Given an invoice of 100.00 issued Mar 10, and a payment of it received Mar 5 (recorded
+    # late): on account from Mar 5, applied on Mar 10
+    acme = customer(name="Acme")
+    invoice = issue(acme, "100.00", "2026-03-10")
+    payment = pay(acme, "100.00", "2026-03-05", allocations={invoice: D("100.00")})
+
+    # When the job runs
+    journal_sync(today=day("2026-03-31"))
+
+    # Then the cash is in Customer credit balances from Mar 5, and its row to the invoice moves
+    # it to the receivable on Mar 10 (the two rows on account are not posted)
+    row = PaymentAllocation.objects.get(payment=payment, invoice=invoice)
+    assert entry("allocation", f"allocation:{row.pk}").entry_date == day("2026-03-10")
+    assert JournalEntry.objects.filter(kind="allocation").count() == 1
+    assert balances(as_of=day("2026-03-07")) == {CASH: D("100.00"), CREDIT: D("100.00")}
+    assert balances(as_of=day("2026-03-10")) == {CASH: D("100.00"), DEFERRED: D("100.00")}
+    for on in ("2026-03-07", "2026-03-10"):
+        tie_out(day(on), [acme])
+
+
 # -- idempotency -------------------------------------------------------------------------------
 
 
@@ -303,6 +324,16 @@ def test_running_the_job_twice_posts_each_document_once(db):
     assert journal_sync(today=day("2026-02-28")) == 0
     assert snapshot() == before
     assert JournalEntry.objects.count() == 12
+
+
+def test_a_run_with_nothing_new_reads_once_per_kind_of_document(db, django_assert_num_queries):
+    # Given a bounced month already posted
+    bounced_month()
+    journal_sync(today=day("2026-02-28"))
+
+    # When beat runs the job again: one query per kind of document (9), nothing written
+    with django_assert_num_queries(9):
+        assert journal_sync(today=day("2026-02-28")) == 0
 
 
 def test_the_celery_task_posts_the_journal_after_recognition(db):
