@@ -44,7 +44,6 @@ from receivables.models import Payment, PaymentAllocation, Refund, WriteOff
 from revrec.ledger import Line, post_entry
 from revrec.models import Account, JournalEntry
 
-ZERO = Decimal(0)
 Role = Account.Role
 
 INVOICE, INVOICE_VOID = "invoice", "invoice_void"
