@@ -129,6 +129,7 @@ def post_entry(
         if earlier is None:
             raise
         return earlier  # the same document, posted at the same time
+    entry.posted_now = True  # not one posted before (what a job counts)
     return entry
 
 

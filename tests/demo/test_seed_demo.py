@@ -61,6 +61,28 @@ def counts() -> dict:
     }
 
 
+def assert_journal_ties_out() -> None:
+    from core.money import exact_sum
+    from invoicing.balance import credit_balances
+    from revrec.models import JournalEntry, JournalLine
+    from revrec.selectors import account_balances
+
+    assert (
+        JournalEntry.objects.filter(kind="invoice").count()
+        == Invoice.objects.exclude(status="draft").exclude(subtotal=0, tax_amount=0).count()
+    )
+    rows = JournalLine.objects.values_list("debit", "credit")
+    assert exact_sum(d for d, _ in rows) == exact_sum(c for _, c in rows)
+    for person in Customer.objects.all():
+        balances = account_balances(customer=person)
+        for currency in {str(c) for c in person.invoices.values_list("currency", flat=True)}:
+            invoices = person.invoices.filter(currency=currency)
+            open_ = exact_sum(i.open_amount for i in invoices)
+            assert balances.get(("accounts_receivable", currency), 0) == open_, person
+            credit = credit_balances(person).get((person.pk, currency), 0)
+            assert balances.get(("customer_credit", currency), 0) == credit, person
+
+
 def list_unit_price(line) -> Decimal:
     """A quote line's list unit price (its charge's, in force on the quote's start date)."""
     return Decimal(list_pricing(line)["unit_price"])
@@ -111,6 +133,9 @@ def test_seed_demo_builds_the_company_once():
         ["operator"],
     )
     assert first["api_keys"] == 1
+    # The journal job ran with the days: debits = credits, and per customer and currency
+    # Accounts receivable = their open invoices, Customer credit balances = their credit balance
+    assert_journal_ties_out()
     assert "q2c_" in first_output  # the new key is printed once
 
     # Every accepted quote made its subscription, with the negotiated terms.

@@ -71,6 +71,7 @@ from receivables.services import (
     refund_record,
 )
 from revrec.models import RevenueScheduleLine
+from revrec.postings import journal_sync
 from revrec.services import revrec_sync
 from subscriptions.changes import items_in_force, subscription_cancel, subscription_set_quantity
 from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription
@@ -1169,6 +1170,10 @@ class Command(BaseCommand):
                 revrec_sync(today=day)
             self.collect_payments(day, behaviour)
             self.collections(day)
+            # The journal job, after the day's billing and collections (beat runs it with
+            # revrec_sync; here at the day's end so the day's payments are in it too).
+            with simulated_clock(self.moment(day, 23, 30)):
+                self.created["journal entries"] += journal_sync(today=day)
 
     def change_contracts(self, day: dt.date) -> None:
         """CONTRACT_CHANGES due on `day`, by finance, in the morning (once: a subscription that

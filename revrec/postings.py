@@ -1,0 +1,332 @@
+"""Journal entries from the billing and receivables documents, posted by a job (journal_sync).
+
+Revrec reads the documents the earlier apps wrote (nothing imports revrec) and posts each one
+once through ledger.post_entry: kind + source are unique, so a second run, or two runs at once,
+post nothing new. The source names the document ("invoice:12", "allocation:34").
+
+What is posted (Dr / Cr; every line carries the document's customer):
+
+    invoice finalized (issue date)   Dr Accounts receivable total
+                                     Cr Deferred revenue subtotal, Cr Sales tax payable tax
+      below zero                     Dr Deferred revenue, Dr Sales tax / Cr Customer credit
+    invoice voided (void date)       the mirror of the invoice's entry (reverses it)
+    credit note (issue date)         Dr Deferred revenue subtotal, Dr Sales tax tax
+                                     Cr Accounts receivable (what it took off the open amount)
+                                     Cr Customer credit (what went to the credit balance)
+    payment received                 Dr Cash / Cr Customer credit (the whole amount)
+    allocation row to an invoice     Dr Customer credit / Cr Accounts receivable (signed:
+                                     an un-apply or a reversal's row posts the opposite)
+    payment reversed                 Dr Customer credit / Cr Cash (the whole amount)
+    credit balance applied (signed)  Dr Customer credit / Cr Accounts receivable
+    refund                           Dr Customer credit / Cr Cash
+    write-off                        Dr Bad debt expense / Cr Accounts receivable
+
+A payment's cash lands in Customer credit balances and each allocation row moves it to the
+invoice (the account doubles as unapplied cash). Rows on account are not posted: the money
+stays where the receipt put it. So, per customer and on any date, Accounts receivable is the
+sum of the open amounts of their invoices (Invoice.open_amount) and Customer credit balances is
+their credit balance (invoicing.balance.credit_balance): each movement of those stored figures
+is a row (PaymentAllocation, CreditBalanceEntry, WriteOff, a credit note) that posts the same
+movement here, on the same date.
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db.models import CharField, Exists, OuterRef, QuerySet, Value
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone
+
+from core import clock
+from core.money import exact_sum
+from invoicing.models import CreditBalanceEntry, CreditNote, Invoice
+from receivables.models import Payment, PaymentAllocation, Refund, WriteOff
+from revrec.ledger import Line, post_entry
+from revrec.models import Account, JournalEntry
+
+Role = Account.Role
+
+INVOICE, INVOICE_VOID = "invoice", "invoice_void"
+CREDIT_NOTE = "credit_note"
+PAYMENT, PAYMENT_REVERSAL, ALLOCATION = "payment", "payment_reversal", "allocation"
+CREDIT_APPLIED, REFUND, WRITE_OFF = "credit_applied", "refund", "write_off"
+
+
+def _dr(role: str, amount: Decimal, customer, memo: str = "") -> Line:
+    """A debit of `amount` on the role's account; a credit when `amount` is below zero."""
+    if amount < 0:
+        return Line(role=role, credit=-amount, customer=customer, memo=memo)
+    return Line(role=role, debit=amount, customer=customer, memo=memo)
+
+
+def _cr(role: str, amount: Decimal, customer, memo: str = "") -> Line:
+    """A credit of `amount` on the role's account; a debit when `amount` is below zero."""
+    return _dr(role, -amount, customer, memo)
+
+
+def _unposted(queryset: QuerySet, kind: str, prefix: str) -> QuerySet:
+    """The documents of `queryset` with no entry of `kind` whose source is "<prefix>:<pk>"."""
+    source = Concat(Value(f"{prefix}:"), Cast("pk", output_field=CharField()))
+    posted = JournalEntry.objects.filter(kind=kind, source=OuterRef("journal_source"))
+    return queryset.annotate(journal_source=source).filter(~Exists(posted)).order_by("pk")
+
+
+def _issued(invoice: Invoice) -> bool:
+    return invoice.issue_date is not None and bool(invoice.subtotal or invoice.tax_amount)
+
+
+def invoice_post(invoice: Invoice) -> JournalEntry | None:
+    """The finalized invoice's entry (None for an invoice of nothing: no entry)."""
+    if not _issued(invoice):
+        return None
+    customer = invoice.customer
+    what = f"Invoice {invoice.number}"
+    if invoice.total >= 0:
+        settle = _dr(Role.ACCOUNTS_RECEIVABLE, invoice.total, customer, what)
+    else:  # below zero: the customer's credit balance takes it whole
+        settle = _cr(Role.CUSTOMER_CREDIT, -invoice.total, customer, what)
+    return post_entry(
+        kind=INVOICE,
+        source=f"invoice:{invoice.pk}",
+        on=invoice.issue_date,
+        memo=f"{what} to {customer}",
+        currency=str(invoice.currency),
+        lines=[
+            settle,
+            _cr(Role.DEFERRED_REVENUE, invoice.subtotal, customer, what),
+            _cr(Role.TAX_PAYABLE, invoice.tax_amount, customer, what),
+        ],
+    )
+
+
+def void_date(invoice: Invoice) -> dt.date:
+    # The day in the project's time zone, as the aging counts it (voided_at__date).
+    return timezone.localtime(invoice.voided_at).date()
+
+
+def invoice_void_post(invoice: Invoice) -> JournalEntry | None:
+    """The mirror of a voided invoice's entry, on the day it was voided."""
+    entry = invoice_post(invoice)
+    if entry is None:
+        return None
+    return post_entry(
+        kind=INVOICE_VOID,
+        source=f"invoice:{invoice.pk}",
+        on=void_date(invoice),
+        memo=f"Invoice {invoice.number} voided: {invoice.void_reason}",
+        currency=entry.currency,
+        lines=[
+            Line(
+                account=line.account,
+                debit=line.credit,
+                credit=line.debit,
+                customer=line.customer,
+                memo=line.memo,
+            )
+            for line in entry.lines.select_related("account", "customer")
+        ],
+        reverses=entry,
+    )
+
+
+def credit_note_post(note: CreditNote) -> JournalEntry:
+    """Revenue and tax given back; receivable reduced by what the note took off the invoice's
+    open amount, the rest (a paid invoice) to the customer's credit balance."""
+    customer = note.customer
+    what = f"Credit note {note.number} on {note.invoice.number}"
+    to_balance = exact_sum(
+        CreditBalanceEntry.objects.filter(
+            credit_note=note, kind=CreditBalanceEntry.Kind.CREDIT_NOTE
+        ).values_list("amount", flat=True)
+    )
+    return post_entry(
+        kind=CREDIT_NOTE,
+        source=f"credit_note:{note.pk}",
+        on=note.issue_date,
+        memo=f"{what} to {customer}",
+        currency=str(note.currency),
+        lines=[
+            _dr(Role.DEFERRED_REVENUE, note.subtotal, customer, what),
+            _dr(Role.TAX_PAYABLE, note.tax_amount, customer, what),
+            _cr(Role.ACCOUNTS_RECEIVABLE, note.total - to_balance, customer, what),
+            _cr(Role.CUSTOMER_CREDIT, to_balance, customer, what),
+        ],
+    )
+
+
+def _payment_what(payment: Payment) -> str:
+    return f"Payment {payment.reference or payment.pk}"
+
+
+def payment_post(payment: Payment) -> JournalEntry:
+    """The cash received, into the customer's credit balances until its rows apply it."""
+    customer, what = payment.customer, _payment_what(payment)
+    return post_entry(
+        kind=PAYMENT,
+        source=f"payment:{payment.pk}",
+        on=payment.received_on,
+        memo=f"{what} from {customer}",
+        currency=str(payment.currency),
+        lines=[
+            _dr(Role.CASH, payment.amount, customer, what),
+            _cr(Role.CUSTOMER_CREDIT, payment.amount, customer, what),
+        ],
+    )
+
+
+def payment_reversal_post(payment: Payment) -> JournalEntry:
+    """The cash that did not come after all (its rows' un-applies move receivables back)."""
+    receipt = payment_post(payment)
+    customer, what = payment.customer, _payment_what(payment)
+    return post_entry(
+        kind=PAYMENT_REVERSAL,
+        source=f"payment:{payment.pk}",
+        on=payment.reversed_on,
+        memo=f"{what} from {customer} reversed: {payment.reversal_reason}",
+        currency=str(payment.currency),
+        lines=[
+            _dr(Role.CUSTOMER_CREDIT, payment.amount, customer, what),
+            _cr(Role.CASH, payment.amount, customer, what),
+        ],
+        reverses=receipt,
+    )
+
+
+def allocation_post(row: PaymentAllocation) -> JournalEntry:
+    """A payment's row to an invoice: from the customer's credit to the receivable (signed)."""
+    payment = row.payment
+    customer = payment.customer
+    what = f"{_payment_what(payment)} to {row.invoice.number}"
+    return post_entry(
+        kind=ALLOCATION,
+        source=f"allocation:{row.pk}",
+        on=row.applied_on,
+        memo=f"{what} ({customer})",
+        currency=str(payment.currency),
+        lines=[
+            _dr(Role.CUSTOMER_CREDIT, row.amount, customer, what),
+            _cr(Role.ACCOUNTS_RECEIVABLE, row.amount, customer, what),
+        ],
+    )
+
+
+def credit_applied_post(entry: CreditBalanceEntry) -> JournalEntry:
+    """The credit balance applied to an invoice (entry below zero), or taken back (above)."""
+    customer = entry.customer
+    what = f"Credit balance applied to {entry.invoice.number}"
+    return post_entry(
+        kind=CREDIT_APPLIED,
+        source=f"credit_balance_entry:{entry.pk}",
+        on=entry.effective_on,
+        memo=f"{what} ({customer})",
+        currency=str(entry.currency),
+        lines=[
+            _dr(Role.CUSTOMER_CREDIT, -entry.amount, customer, what),
+            _cr(Role.ACCOUNTS_RECEIVABLE, -entry.amount, customer, what),
+        ],
+    )
+
+
+def refund_post(refund: Refund) -> JournalEntry:
+    customer = refund.customer
+    what = f"Refund {refund.reference or refund.pk}"
+    return post_entry(
+        kind=REFUND,
+        source=f"refund:{refund.pk}",
+        on=refund.refunded_on,
+        memo=f"{what} to {customer}",
+        currency=str(refund.currency),
+        lines=[
+            _dr(Role.CUSTOMER_CREDIT, refund.amount, customer, what),
+            _cr(Role.CASH, refund.amount, customer, what),
+        ],
+    )
+
+
+def write_off_post(write_off: WriteOff) -> JournalEntry:
+    invoice = write_off.invoice
+    customer = invoice.customer
+    what = f"Write-off of {invoice.number}: {write_off.reason}"
+    return post_entry(
+        kind=WRITE_OFF,
+        source=f"write_off:{write_off.pk}",
+        on=write_off.written_off_on,
+        memo=f"{what} ({customer})",
+        currency=str(invoice.currency),
+        lines=[
+            _dr(Role.BAD_DEBT, write_off.amount, customer, what),
+            _cr(Role.ACCOUNTS_RECEIVABLE, write_off.amount, customer, what),
+        ],
+    )
+
+
+def journal_sync(*, today: dt.date | None = None) -> int:
+    """Post every document dated on or before `today` (default: today) that has no entry yet;
+    returns how many entries were posted. Idempotent: each document is posted once however
+    often, and however many at once, this runs (a run that loses the race to post a document
+    gets the entry the other posted). Each entry is its own transaction."""
+    today = today or clock.today()
+    issued = Invoice.objects.filter(
+        status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID, Invoice.Status.VOID],
+        issue_date__lte=today,
+    ).exclude(subtotal=0, tax_amount=0)
+    voided = issued.filter(status=Invoice.Status.VOID, voided_at__date__lte=today)
+    work = [
+        (_unposted(issued, INVOICE, "invoice").select_related("customer"), invoice_post),
+        (_unposted(voided, INVOICE_VOID, "invoice").select_related("customer"), invoice_void_post),
+        (
+            _unposted(
+                CreditNote.objects.filter(issue_date__lte=today), CREDIT_NOTE, "credit_note"
+            ).select_related("customer", "invoice"),
+            credit_note_post,
+        ),
+        (
+            _unposted(
+                Payment.objects.filter(received_on__lte=today), PAYMENT, "payment"
+            ).select_related("customer"),
+            payment_post,
+        ),
+        (
+            _unposted(
+                PaymentAllocation.objects.filter(invoice__isnull=False, applied_on__lte=today),
+                ALLOCATION,
+                "allocation",
+            ).select_related("payment__customer", "invoice"),
+            allocation_post,
+        ),
+        (
+            _unposted(
+                CreditBalanceEntry.objects.filter(
+                    kind=CreditBalanceEntry.Kind.APPLIED, effective_on__lte=today
+                ),
+                CREDIT_APPLIED,
+                "credit_balance_entry",
+            ).select_related("customer", "invoice"),
+            credit_applied_post,
+        ),
+        (
+            _unposted(
+                Refund.objects.filter(refunded_on__lte=today), REFUND, "refund"
+            ).select_related("customer"),
+            refund_post,
+        ),
+        (
+            _unposted(
+                WriteOff.objects.filter(written_off_on__lte=today), WRITE_OFF, "write_off"
+            ).select_related("invoice__customer"),
+            write_off_post,
+        ),
+        (
+            _unposted(
+                Payment.objects.filter(reversed_on__lte=today), PAYMENT_REVERSAL, "payment"
+            ).select_related("customer"),
+            payment_reversal_post,
+        ),
+    ]
+    posted = 0
+    for documents, post in work:
+        for document in documents.iterator(chunk_size=500):
+            entry = post(document)
+            if entry is not None and getattr(entry, "posted_now", False):
+                posted += 1
+    return posted
