@@ -8,129 +8,418 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0006_plan_renewal_uplift'),
-        ('customers', '0004_customer_renewal_uplift'),
-        ('quotes', '0007_renewal_task'),
-        ('revrec', '0003_ledger'),
-        ('subscriptions', '0005_contract_changes'),
+        ("catalog", "0006_plan_renewal_uplift"),
+        ("customers", "0004_customer_renewal_uplift"),
+        ("quotes", "0007_renewal_task"),
+        ("revrec", "0003_ledger"),
+        ("subscriptions", "0005_contract_changes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='HistoricalRevenueContract',
+            name="HistoricalRevenueContract",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('currency', djmoney.models.fields.CurrencyField(default=None, max_length=3)),
-                ('start', models.DateField()),
-                ('end', models.DateField(help_text='The day the service ends (not included).')),
-                ('created_at', models.DateTimeField(blank=True, editable=False)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('customer', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='customers.customer')),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('quote', models.ForeignKey(blank=True, db_constraint=False, help_text='The accepted quote the subscription came from (empty: created without one).', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='quotes.quote')),
-                ('subscription', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='subscriptions.subscription')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("currency", djmoney.models.fields.CurrencyField(default=None, max_length=3)),
+                ("start", models.DateField()),
+                ("end", models.DateField(help_text="The day the service ends (not included).")),
+                ("created_at", models.DateTimeField(blank=True, editable=False)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="customers.customer",
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "quote",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        help_text="The accepted quote the subscription came from (empty: created without one).",
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="quotes.quote",
+                    ),
+                ),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="subscriptions.subscription",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical revenue contract',
-                'verbose_name_plural': 'historical revenue contracts',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical revenue contract",
+                "verbose_name_plural": "historical revenue contracts",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='RevenueContract',
+            name="RevenueContract",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('currency', djmoney.models.fields.CurrencyField(default=None, max_length=3)),
-                ('start', models.DateField()),
-                ('end', models.DateField(help_text='The day the service ends (not included).')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='customers.customer')),
-                ('quote', models.ForeignKey(blank=True, help_text='The accepted quote the subscription came from (empty: created without one).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='quotes.quote')),
-                ('subscription', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='revenue_contract', to='subscriptions.subscription')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("currency", djmoney.models.fields.CurrencyField(default=None, max_length=3)),
+                ("start", models.DateField()),
+                ("end", models.DateField(help_text="The day the service ends (not included).")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="customers.customer",
+                    ),
+                ),
+                (
+                    "quote",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The accepted quote the subscription came from (empty: created without one).",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="quotes.quote",
+                    ),
+                ),
+                (
+                    "subscription",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="revenue_contract",
+                        to="subscriptions.subscription",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-start', 'id'],
+                "ordering": ["-start", "id"],
             },
         ),
         migrations.CreateModel(
-            name='PerformanceObligation',
+            name="PerformanceObligation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('ratable', 'Series over time (ratable)'), ('point_in_time', 'At a point in time'), ('usage', 'Usage (as invoiced)')], max_length=20)),
-                ('position', models.PositiveSmallIntegerField(help_text="The item's position in the contract.")),
-                ('description', models.CharField(max_length=200)),
-                ('service_start', models.DateField()),
-                ('service_end', models.DateField(help_text='Not included.')),
-                ('ssp', models.DecimalField(decimal_places=4, default=0, help_text='Standalone selling price used for the allocation (for the term).', max_digits=20)),
-                ('fixed_consideration', models.DecimalField(decimal_places=4, default=0, help_text='What the contract bills for it, net of discounts (fixed fees).', max_digits=20)),
-                ('allocated_amount', models.DecimalField(decimal_places=4, default=0, help_text='Its share of the transaction price; its lines sum to it exactly. Usage: what has been recognized so far.', max_digits=20)),
-                ('charge', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='catalog.charge')),
-                ('item', models.ForeignKey(blank=True, help_text="The contract's item (its latest version taken into account).", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='subscriptions.subscriptionitem')),
-                ('last_change', models.ForeignKey(blank=True, help_text='The latest contract change applied to it (prospectively).', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='subscriptions.subscriptionchange')),
-                ('contract', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='obligations', to='revrec.revenuecontract')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("ratable", "Series over time (ratable)"),
+                            ("point_in_time", "At a point in time"),
+                            ("usage", "Usage (as invoiced)"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "position",
+                    models.PositiveSmallIntegerField(
+                        help_text="The item's position in the contract."
+                    ),
+                ),
+                ("description", models.CharField(max_length=200)),
+                ("service_start", models.DateField()),
+                ("service_end", models.DateField(help_text="Not included.")),
+                (
+                    "ssp",
+                    models.DecimalField(
+                        decimal_places=4,
+                        default=0,
+                        help_text="Standalone selling price used for the allocation (for the term).",
+                        max_digits=20,
+                    ),
+                ),
+                (
+                    "fixed_consideration",
+                    models.DecimalField(
+                        decimal_places=4,
+                        default=0,
+                        help_text="What the contract bills for it, net of discounts (fixed fees).",
+                        max_digits=20,
+                    ),
+                ),
+                (
+                    "allocated_amount",
+                    models.DecimalField(
+                        decimal_places=4,
+                        default=0,
+                        help_text="Its share of the transaction price; its lines sum to it exactly. Usage: what has been recognized so far.",
+                        max_digits=20,
+                    ),
+                ),
+                (
+                    "charge",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="catalog.charge",
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The contract's item (its latest version taken into account).",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="subscriptions.subscriptionitem",
+                    ),
+                ),
+                (
+                    "last_change",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The latest contract change applied to it (prospectively).",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="subscriptions.subscriptionchange",
+                    ),
+                ),
+                (
+                    "contract",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="obligations",
+                        to="revrec.revenuecontract",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['contract', 'position', 'id'],
+                "ordering": ["contract", "position", "id"],
             },
         ),
         migrations.CreateModel(
-            name='HistoricalPerformanceObligation',
+            name="HistoricalPerformanceObligation",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('ratable', 'Series over time (ratable)'), ('point_in_time', 'At a point in time'), ('usage', 'Usage (as invoiced)')], max_length=20)),
-                ('position', models.PositiveSmallIntegerField(help_text="The item's position in the contract.")),
-                ('description', models.CharField(max_length=200)),
-                ('service_start', models.DateField()),
-                ('service_end', models.DateField(help_text='Not included.')),
-                ('ssp', models.DecimalField(decimal_places=4, default=0, help_text='Standalone selling price used for the allocation (for the term).', max_digits=20)),
-                ('fixed_consideration', models.DecimalField(decimal_places=4, default=0, help_text='What the contract bills for it, net of discounts (fixed fees).', max_digits=20)),
-                ('allocated_amount', models.DecimalField(decimal_places=4, default=0, help_text='Its share of the transaction price; its lines sum to it exactly. Usage: what has been recognized so far.', max_digits=20)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('charge', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='catalog.charge')),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('item', models.ForeignKey(blank=True, db_constraint=False, help_text="The contract's item (its latest version taken into account).", null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='subscriptions.subscriptionitem')),
-                ('last_change', models.ForeignKey(blank=True, db_constraint=False, help_text='The latest contract change applied to it (prospectively).', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='subscriptions.subscriptionchange')),
-                ('contract', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='revrec.revenuecontract')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("ratable", "Series over time (ratable)"),
+                            ("point_in_time", "At a point in time"),
+                            ("usage", "Usage (as invoiced)"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "position",
+                    models.PositiveSmallIntegerField(
+                        help_text="The item's position in the contract."
+                    ),
+                ),
+                ("description", models.CharField(max_length=200)),
+                ("service_start", models.DateField()),
+                ("service_end", models.DateField(help_text="Not included.")),
+                (
+                    "ssp",
+                    models.DecimalField(
+                        decimal_places=4,
+                        default=0,
+                        help_text="Standalone selling price used for the allocation (for the term).",
+                        max_digits=20,
+                    ),
+                ),
+                (
+                    "fixed_consideration",
+                    models.DecimalField(
+                        decimal_places=4,
+                        default=0,
+                        help_text="What the contract bills for it, net of discounts (fixed fees).",
+                        max_digits=20,
+                    ),
+                ),
+                (
+                    "allocated_amount",
+                    models.DecimalField(
+                        decimal_places=4,
+                        default=0,
+                        help_text="Its share of the transaction price; its lines sum to it exactly. Usage: what has been recognized so far.",
+                        max_digits=20,
+                    ),
+                ),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "charge",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="catalog.charge",
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "item",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        help_text="The contract's item (its latest version taken into account).",
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="subscriptions.subscriptionitem",
+                    ),
+                ),
+                (
+                    "last_change",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        help_text="The latest contract change applied to it (prospectively).",
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="subscriptions.subscriptionchange",
+                    ),
+                ),
+                (
+                    "contract",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="revrec.revenuecontract",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical performance obligation',
-                'verbose_name_plural': 'historical performance obligations',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical performance obligation",
+                "verbose_name_plural": "historical performance obligations",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='RecognitionLine',
+            name="RecognitionLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('month', models.DateField(help_text="The accounting period's start (1st of the month).")),
-                ('amount', models.DecimalField(decimal_places=4, max_digits=20)),
-                ('entry', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='revrec.journalentry')),
-                ('obligation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='revrec.performanceobligation')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "month",
+                    models.DateField(help_text="The accounting period's start (1st of the month)."),
+                ),
+                ("amount", models.DecimalField(decimal_places=4, max_digits=20)),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="revrec.journalentry",
+                    ),
+                ),
+                (
+                    "obligation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="lines",
+                        to="revrec.performanceobligation",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['obligation', 'month'],
-                'constraints': [models.UniqueConstraint(fields=('obligation', 'month'), name='recognition_line_once_per_month')],
+                "ordering": ["obligation", "month"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("obligation", "month"), name="recognition_line_once_per_month"
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='performanceobligation',
-            constraint=models.UniqueConstraint(fields=('contract', 'position'), name='obligation_once_per_contract_item'),
+            model_name="performanceobligation",
+            constraint=models.UniqueConstraint(
+                fields=("contract", "position"), name="obligation_once_per_contract_item"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='performanceobligation',
-            constraint=models.CheckConstraint(condition=models.Q(('service_end__gt', models.F('service_start'))), name='obligation_service_ends_after_start'),
+            model_name="performanceobligation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("service_end__gt", models.F("service_start"))),
+                name="obligation_service_ends_after_start",
+            ),
         ),
     ]
