@@ -7,6 +7,12 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def sync(apps, schema_editor):
+    from core.roles import sync_roles
+
+    sync_roles(apps)
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("catalog", "0006_plan_renewal_uplift"),
@@ -422,4 +428,5 @@ class Migration(migrations.Migration):
                 name="obligation_service_ends_after_start",
             ),
         ),
+        migrations.RunPython(sync, migrations.RunPython.noop),
     ]
