@@ -5,12 +5,17 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+import time_machine
+from django.contrib.auth.models import Group
+from django.contrib.messages import get_messages
+from django.urls import reverse
 
 from catalog.models import Charge
 from core.money import exact_sum
 from invoicing.models import Invoice, InvoiceLine
 from revrec.models import JournalEntry, PerformanceObligation, RecognitionLine, RevenueContract
 from revrec.recognition import contracts_sync, recognize
+from revrec.tasks import revrec_sync as revrec_sync_task
 from subscriptions.changes import subscription_cancel, subscription_set_quantity
 from subscriptions.services import ItemSpec, subscription_create
 from tests.factories import (
@@ -19,6 +24,7 @@ from tests.factories import (
     MetricFactory,
     PlanFactory,
     QuoteFactory,
+    UserFactory,
     day,
 )
 
@@ -416,3 +422,73 @@ def test_the_monthly_convention_is_a_setting(db, settings, convention):
     # Then each month recognizes 1,200.00 / 12 = 100.00
     (obligation,) = PerformanceObligation.objects.all()
     assert set(schedule(obligation).values()) == {D("100.00")}
+
+
+def test_the_hourly_task_recognizes_the_month_that_is_over(db):
+    # Given the annual contract's subscription, on Feb 2, 2026
+    annual_platform_fee()
+
+    # When the revrec task runs (old schedules, then contracts and recognition)
+    with time_machine.travel("2026-02-02 01:00Z", tick=False):
+        revrec_sync_task()
+
+    # Then the contract exists and January (only) is posted
+    (obligation,) = PerformanceObligation.objects.all()
+    posted = obligation.lines.exclude(entry=None)
+    assert [(f"{line.month:%Y-%m}", line.amount) for line in posted] == [("2026-01", D("101.92"))]
+
+
+def finance_user():
+    user = UserFactory(username="fin", is_staff=True)
+    user.groups.add(Group.objects.get(name="Finance"))
+    return user
+
+
+def test_finance_sees_a_contract_with_its_obligations_and_lines(client, db):
+    # Given the bundle's contract
+    annual_platform_fee()
+    contracts_sync()
+    recognize(day("2026-01-01"))
+    client.force_login(finance_user())
+
+    # When finance opens the contract
+    contract = RevenueContract.objects.get()
+    page = client.get(reverse("admin:revrec_revenuecontract_change", args=[contract.pk]))
+
+    # Then the obligation and its monthly lines show, January marked posted
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "Series over time (ratable)" in text
+    assert "Jan 2026: $101.92 ✓" in text
+    assert "Dec 2026: $101.91<" in text
+
+
+def test_recognize_now_posts_the_month_chosen_once(client, db):
+    # Given the annual subscription, no contract yet
+    annual_platform_fee()
+    client.force_login(finance_user())
+    url = reverse("admin:revrec_revenuecontract_recognize")
+    assert client.get(url).status_code == 200
+
+    # When finance recognizes February twice
+    first = client.post(url, {"month": "2026-02-10"})
+    client.post(url, {"month": "2026-02-10"})
+
+    # Then the contract was made and Jan and Feb posted once
+    assert first.status_code == 302
+    assert JournalEntry.objects.filter(kind="recognition").count() == 2
+    notes = [str(m) for m in get_messages(first.wsgi_request)]
+    assert notes == [
+        "Recognition through February 2026: 2 lines posted to the journal (1 new contract)."
+    ]
+
+
+def test_sales_may_not_recognize(client, db):
+    user = UserFactory(username="rep", is_staff=True)
+    user.groups.add(Group.objects.get(name="Sales"))
+    client.force_login(user)
+
+    answer = client.post(reverse("admin:revrec_revenuecontract_recognize"), {"month": "2026-02-01"})
+
+    assert answer.status_code == 403
+    assert JournalEntry.objects.count() == 0
