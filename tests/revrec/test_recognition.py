@@ -492,3 +492,27 @@ def test_sales_may_not_recognize(client, db):
 
     assert answer.status_code == 403
     assert JournalEntry.objects.count() == 0
+
+
+def test_a_contract_made_after_the_change_comes_to_the_same_lines(db):
+    # Given the seats raised to 20 from Feb 15 before any contract was made
+    subscription = seats_only()
+    subscription_set_quantity(
+        subscription=subscription,
+        item=subscription.items.get(),
+        quantity=D("20"),
+        effective_date=day("2026-02-15"),
+        today=day("2026-02-10"),
+    )
+
+    # When the contract is made: as signed, then the change applied
+    contracts_sync()
+
+    # Then the lines are those of the prospective upgrade above
+    (obligation,) = RevenueContract.objects.get().obligations.all()
+    assert obligation.allocated_amount == D("1350.00")
+    assert schedule(obligation) == {
+        "2026-01": D("310.00"),
+        "2026-02": D("420.00"),
+        "2026-03": D("620.00"),
+    }
