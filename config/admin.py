@@ -50,6 +50,12 @@ def _may_see_aging(user) -> bool:
     return may_see_receivables(user)
 
 
+def _may_recognize(user) -> bool:
+    from revrec.admin_contracts import may_recognize  # settings import this module: import late
+
+    return may_recognize(user)
+
+
 # (title, gate: the permission that makes the group someone's work, items)
 GROUPS = [
     (
@@ -123,7 +129,16 @@ GROUPS = [
     (
         "Revenue",
         "revrec.view_revenueschedule",
-        [_item("Revenue schedules", "monitoring", "revrec.revenueschedule")],
+        [
+            _item("Revenue schedules", "monitoring", "revrec.revenueschedule"),
+            _item("Revenue contracts", "contract", "revrec.revenuecontract"),
+            _page(
+                "Recognize revenue",
+                "play_arrow",
+                "admin:revrec_revenuecontract_recognize",
+                _may_recognize,
+            ),
+        ],
     ),
     (
         "Catalog",

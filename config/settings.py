@@ -165,6 +165,9 @@ RENEWAL_NOTICE_DAYS = int(os.environ.get("RENEWAL_NOTICE_DAYS", "60"))
 AGING_BUCKETS = tuple(
     int(days) for days in os.environ.get("AGING_BUCKETS", "30,60,90,120").split(",") if days
 )
+# How an obligation's allocation is spread over the months of its service period: "daily" (by
+# days of service in each month) or "monthly" (a whole month counts one share); revrec.allocation.
+REVREC_CONVENTION = os.environ.get("REVREC_CONVENTION", "daily")
 # What usage alerts on the bill compare with their threshold: the upcoming invoice's subtotal,
 # before tax. Wired here because metering (the alerts) must not import invoicing (DESIGN.md).
 USAGE_ALERTS_BILL_ESTIMATE = "invoicing.selectors.estimated_bill"

@@ -75,6 +75,10 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "receivables.bankline": ("view",),
         "revrec.revenueschedule": ("view",),
         "revrec.revenuescheduleline": ("view",),
+        # Revenue contracts, obligations and their monthly lines: written by the recognition run.
+        "revrec.revenuecontract": ("view",),
+        "revrec.performanceobligation": ("view",),
+        "revrec.recognitionline": ("view",),
         # The schedule is the operator's: finance sees when billing runs, and does not edit it.
         "django_celery_beat.periodictask": ("view",),
         "django_celery_beat.intervalschedule": ("view",),

@@ -31,3 +31,6 @@ class RevenueScheduleAdmin(ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+from revrec import admin_contracts  # noqa: E402, F401  (revenue contracts, Recognize now)

@@ -167,3 +167,123 @@ class JournalLine(models.Model):
     def __str__(self) -> str:
         side = f"Dr {self.debit}" if self.debit else f"Cr {self.credit}"
         return f"{self.account.code} {side}"
+
+
+class RevenueContract(models.Model):
+    """The contract revenue is recognized from (ASC 606 step 1): one per subscription, from the
+    accepted quote when the subscription came from one. Created by revrec.recognition."""
+
+    subscription = models.OneToOneField(
+        Subscription, on_delete=models.PROTECT, related_name="revenue_contract"
+    )
+    quote = models.ForeignKey(
+        "quotes.Quote",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The accepted quote the subscription came from (empty: created without one).",
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    currency = CurrencyField()
+    start = models.DateField()
+    end = models.DateField(help_text="The day the service ends (not included).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-start", "id"]
+
+    def __str__(self) -> str:
+        return f"Revenue contract of {self.subscription.external_id}"
+
+
+class PerformanceObligation(models.Model):
+    """A promise of the contract (step 2), with the part of the transaction price allocated to
+    it (steps 3–4) and its recognition lines (step 5). One per item of the contract (an item's
+    versions, which share its position, are one obligation changed prospectively)."""
+
+    class Kind(models.TextChoices):
+        RATABLE = "ratable", "Series over time (ratable)"
+        POINT_IN_TIME = "point_in_time", "At a point in time"
+        USAGE = "usage", "Usage (as invoiced)"
+
+    contract = models.ForeignKey(
+        RevenueContract, on_delete=models.CASCADE, related_name="obligations"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    item = models.ForeignKey(
+        "subscriptions.SubscriptionItem",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The contract's item (its latest version taken into account).",
+    )
+    charge = models.ForeignKey(
+        "catalog.Charge", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    position = models.PositiveSmallIntegerField(help_text="The item's position in the contract.")
+    description = models.CharField(max_length=200)
+    service_start = models.DateField()
+    service_end = models.DateField(help_text="Not included.")
+    ssp = amount_field(
+        default=0, help_text="Standalone selling price used for the allocation (for the term)."
+    )
+    fixed_consideration = amount_field(
+        default=0, help_text="What the contract bills for it, net of discounts (fixed fees)."
+    )
+    allocated_amount = amount_field(
+        default=0,
+        help_text="Its share of the transaction price; its lines sum to it exactly. Usage: what "
+        "has been recognized so far.",
+    )
+    last_change = models.ForeignKey(
+        "subscriptions.SubscriptionChange",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The latest contract change applied to it (prospectively).",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["contract", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contract", "position"], name="obligation_once_per_contract_item"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(service_end__gt=models.F("service_start")),
+                name="obligation_service_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.description} ({self.get_kind_display()})"
+
+
+class RecognitionLine(models.Model):
+    """What one obligation recognizes in one accounting month. Posted once (the journal entry
+    is kept); a posted line is never changed."""
+
+    obligation = models.ForeignKey(
+        PerformanceObligation, on_delete=models.CASCADE, related_name="lines"
+    )
+    month = models.DateField(help_text="The accounting period's start (1st of the month).")
+    amount = amount_field()
+    entry = models.ForeignKey(
+        JournalEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["obligation", "month"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["obligation", "month"], name="recognition_line_once_per_month"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%b %Y}: {format_money(self.amount, self.obligation.contract.currency)}"

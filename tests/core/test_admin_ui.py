@@ -34,7 +34,15 @@ def _login(client, role):
         (
             "Sales",
             ["Customers", "Quotes", "Subscriptions", "Invoices"],
-            ["API keys", "Payments", "Plans", "Periodic tasks", "Shadow billing"],
+            [
+                "API keys",
+                "Payments",
+                "Plans",
+                "Periodic tasks",
+                "Shadow billing",
+                "Revenue contracts",
+                "Recognize revenue",
+            ],
         ),
         (
             "Finance",
@@ -46,6 +54,8 @@ def _login(client, role):
                 "Charges",
                 "Payments",
                 "Revenue schedules",
+                "Revenue contracts",
+                "Recognize revenue",
                 "Shadow billing",
             ],
             ["Periodic tasks", "API keys", "Users"],

@@ -38,7 +38,7 @@ from receivables.models import (
     DunningPolicy,
     Payment,
 )
-from revrec.models import RevenueSchedule
+from revrec.models import RevenueContract, RevenueSchedule
 from subscriptions.models import PrepaidCredit
 from tests.factories import (
     CustomerFactory,
@@ -89,6 +89,7 @@ MODELS: dict[str, tuple[str, str, str, str]] = {
     "receivables.bankstatement": ("", "va", "", "va"),
     "receivables.bankline": ("", "v", "", "v"),
     "revrec.revenueschedule": ("", "v", "", "vcd"),
+    "revrec.revenuecontract": ("", "v", "", "v"),  # written by the recognition run
 }
 
 # (model, action): the roles that may run it — keep in step with docs/operations.md
@@ -224,6 +225,13 @@ def world(db):
             ),
             "revrec.revenueschedule": RevenueSchedule.objects.create(
                 subscription=subscription, total=Decimal("1500"), currency="USD"
+            ),
+            "revrec.revenuecontract": RevenueContract.objects.create(
+                subscription=subscription,
+                customer=customer,
+                currency="USD",
+                start=dt.date(2026, 1, 15),
+                end=dt.date(2026, 4, 15),
             ),
         }
     users = {
