@@ -50,6 +50,12 @@ def _may_see_aging(user) -> bool:
     return may_see_receivables(user)
 
 
+def _may_see_ledger(user) -> bool:
+    from revrec.admin_ledger import may_see_ledger  # settings import this module: import late
+
+    return may_see_ledger(user)
+
+
 # (title, gate: the permission that makes the group someone's work, items)
 GROUPS = [
     (
@@ -123,7 +129,18 @@ GROUPS = [
     (
         "Revenue",
         "revrec.view_revenueschedule",
-        [_item("Revenue schedules", "monitoring", "revrec.revenueschedule")],
+        [
+            _item("Revenue schedules", "monitoring", "revrec.revenueschedule"),
+            _item("Accounting periods", "calendar_month", "revrec.accountingperiod"),
+            _item("Journal entries", "menu_book", "revrec.journalentry"),
+            _page(
+                "Trial balance",
+                "balance",
+                "admin:revrec_journalentry_trial_balance",
+                _may_see_ledger,
+            ),
+            _item("Accounts", "account_tree", "revrec.account"),
+        ],
     ),
     (
         "Catalog",
