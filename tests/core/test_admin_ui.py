@@ -34,7 +34,15 @@ def _login(client, role):
         (
             "Sales",
             ["Customers", "Quotes", "Subscriptions", "Invoices"],
-            ["API keys", "Payments", "Plans", "Periodic tasks", "Shadow billing"],
+            [
+                "API keys",
+                "Payments",
+                "Plans",
+                "Periodic tasks",
+                "Shadow billing",
+                "Journal entries",
+                "Trial balance",
+            ],
         ),
         (
             "Finance",
@@ -46,6 +54,10 @@ def _login(client, role):
                 "Charges",
                 "Payments",
                 "Revenue schedules",
+                "Accounting periods",
+                "Journal entries",
+                "Trial balance",
+                "Accounts",
                 "Shadow billing",
             ],
             ["Periodic tasks", "API keys", "Users"],

@@ -38,7 +38,7 @@ from receivables.models import (
     DunningPolicy,
     Payment,
 )
-from revrec.models import RevenueSchedule
+from revrec.models import Account, RevenueSchedule
 from subscriptions.models import PrepaidCredit
 from tests.factories import (
     CustomerFactory,
@@ -49,6 +49,7 @@ from tests.factories import (
     hybrid_plan,
     subscribe,
 )
+from tests.revrec.ledger import post
 
 STAFF = ("sales", "finance", "operator", "superuser")
 OUTSIDERS = ("anonymous", "portal")
@@ -89,6 +90,9 @@ MODELS: dict[str, tuple[str, str, str, str]] = {
     "receivables.bankstatement": ("", "va", "", "va"),
     "receivables.bankline": ("", "v", "", "v"),
     "revrec.revenueschedule": ("", "v", "", "vcd"),
+    "revrec.account": ("", "vac", "", "vac"),  # never deleted: an unused one is made inactive
+    "revrec.accountingperiod": ("", "v", "", "v"),  # closed and reopened from its page
+    "revrec.journalentry": ("", "v", "", "v"),  # posted by services, never edited
 }
 
 # (model, action): the roles that may run it — keep in step with docs/operations.md
@@ -225,7 +229,10 @@ def world(db):
             "revrec.revenueschedule": RevenueSchedule.objects.create(
                 subscription=subscription, total=Decimal("1500"), currency="USD"
             ),
+            "revrec.account": Account.objects.get(role="cash"),
         }
+        records["revrec.journalentry"] = post("1", "2026-02-14", "10.00")
+        records["revrec.accountingperiod"] = records["revrec.journalentry"].period
     users = {
         "portal": PortalMembershipFactory(customer=customer, user__username="ana").user,
         "superuser": UserFactory(username="root", is_staff=True, is_superuser=True),
