@@ -239,6 +239,7 @@ def period_cash_review(*, period: AccountingPeriod, by) -> AccountingPeriod:
             raise ValidationError(f"{period} is closed: its review cannot change.")
         period.cash_reviewed_at, period.cash_reviewed_by = clock.now(), by
         period._history_user = by
+        period._change_reason = "Unapplied cash reviewed"
         period.save(update_fields=["cash_reviewed_at", "cash_reviewed_by"])
     return period
 
@@ -268,6 +269,7 @@ def period_close(*, period: AccountingPeriod, by) -> AccountingPeriod:
         period.status = AccountingPeriod.Status.CLOSED
         period.closed_at, period.closed_by = clock.now(), by
         period._history_user = by
+        period._change_reason = "Closed"
         period.save(update_fields=["status", "closed_at", "closed_by"])
     return period
 
