@@ -263,8 +263,8 @@ def period_close(*, period: AccountingPeriod, by) -> AccountingPeriod:
         failing = [check for check in close_checklist(period) if not check.ok]
         if failing:
             raise ValidationError(
-                f"{period} cannot close: "
-                + "; ".join(f"{check.title} — {check.why}" for check in failing)
+                f"{period} cannot close. "
+                + " ".join(f"{check.title}: {check.why}" for check in failing)
             )
         period.status = AccountingPeriod.Status.CLOSED
         period.closed_at, period.closed_by = clock.now(), by

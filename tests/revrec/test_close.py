@@ -161,8 +161,8 @@ def test_close_is_refused_naming_the_failing_checks_and_changes_nothing(finance)
 
     # Then the message names both failing checks, and the period is as it was
     assert str(refused.value.message) == (
-        "January 2026 cannot close: No draft invoices — 1 draft invoice(s) dated in the period: "
-        "finalize or delete them.; Unapplied cash reviewed — No credit balance at the period's "
+        "January 2026 cannot close. No draft invoices: 1 draft invoice(s) dated in the period: "
+        "finalize or delete them. Unapplied cash reviewed: No credit balance at the period's "
         "end: confirm the review."
     )
     assert snapshot(january) == before == ("open", None, None, 1)

@@ -214,3 +214,58 @@ def test_a_reversing_entry_is_the_correction():
         ("deferred_revenue", D("10.00"), D("0")),
     ]
     assert JournalEntry.objects.count() == 2
+
+
+def _in_thread(job, outcomes, key, barrier=None):
+    import threading
+
+    def run():
+        try:
+            if barrier is not None:
+                barrier.wait(timeout=10)
+            with transaction.atomic():
+                outcomes[key] = job()
+        except Exception as exc:  # noqa: BLE001 - reported in the assertion
+            outcomes[key] = repr(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_close_waits_for_a_posting_in_flight_and_a_later_posting_moves_on():
+    postgres_only()
+    import threading
+    import time
+
+    from django.contrib.auth import get_user_model
+
+    from revrec.close import period_cash_review, period_close
+
+    # Given January open, its checks passing (nothing to bill, cash reviewed)
+    january = post("seed", "2026-01-05", "10.00").period
+    finance = get_user_model().objects.create(username="fin")
+    period_cash_review(period=january, by=finance)
+    outcomes: dict[str, object] = {}
+    started = threading.Event()
+
+    def slow_posting():
+        entry = post("in-flight", "2026-01-30", "20.00")  # holds January's row lock
+        started.set()
+        time.sleep(1)
+        return entry.period.start
+
+    # When a posting dated Jan 30 is in flight and finance closes January meanwhile
+    poster = _in_thread(slow_posting, outcomes, "posting")
+    started.wait(timeout=10)
+    closer = _in_thread(lambda: period_close(period=january, by=finance).status, outcomes, "close")
+    poster.join(timeout=30)
+    closer.join(timeout=30)
+
+    # Then the close waited: the posting is in January, and January is closed after it
+    assert outcomes == {"posting": dt.date(2026, 1, 1), "close": "closed"}
+    # And a posting dated Jan 31 now lands in February
+    assert post("after", "2026-01-31", "5.00").period.start == dt.date(2026, 2, 1)

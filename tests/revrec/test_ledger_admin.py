@@ -195,7 +195,7 @@ def test_the_period_page_reviews_cash_closes_and_reopens(client, january):
     page = " ".join(client.get(url).content.decode().split())
     assert 'data-check="cash" data-ok="0"' in page and "Close January 2026" in page
     answer = client.post(url, {"close": "1"}, follow=True)
-    assert "cannot close: Unapplied cash reviewed" in answer.content.decode()
+    assert "cannot close. Unapplied cash reviewed:" in answer.content.decode()
     january.refresh_from_db()
     assert january.status == "open"
 
