@@ -56,6 +56,12 @@ def _may_recognize(user) -> bool:
     return may_recognize(user)
 
 
+def _may_see_ledger(user) -> bool:
+    from revrec.admin_ledger import may_see_ledger  # settings import this module: import late
+
+    return may_see_ledger(user)
+
+
 # (title, gate: the permission that makes the group someone's work, items)
 GROUPS = [
     (
@@ -138,6 +144,15 @@ GROUPS = [
                 "admin:revrec_revenuecontract_recognize",
                 _may_recognize,
             ),
+            _item("Accounting periods", "calendar_month", "revrec.accountingperiod"),
+            _item("Journal entries", "menu_book", "revrec.journalentry"),
+            _page(
+                "Trial balance",
+                "balance",
+                "admin:revrec_journalentry_trial_balance",
+                _may_see_ledger,
+            ),
+            _item("Accounts", "account_tree", "revrec.account"),
         ],
     ),
     (

@@ -79,6 +79,12 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         "revrec.revenuecontract": ("view",),
         "revrec.performanceobligation": ("view",),
         "revrec.recognitionline": ("view",),
+        # The chart of accounts is finance's; periods are closed and reopened through services
+        # (the period page), and the journal is read-only: entries come from documents.
+        "revrec.account": ("add", "change", "view"),
+        "revrec.accountingperiod": ("change", "view"),
+        "revrec.journalentry": ("view",),
+        "revrec.journalline": ("view",),
         # The schedule is the operator's: finance sees when billing runs, and does not edit it.
         "django_celery_beat.periodictask": ("view",),
         "django_celery_beat.intervalschedule": ("view",),

@@ -3,6 +3,7 @@ from unfold.admin import ModelAdmin, TabularInline
 
 from core.admin import ReadOnly
 from core.formatting import format_money
+from revrec import admin_ledger  # noqa: F401  (registers the ledger's admins)
 from revrec.models import RevenueSchedule, RevenueScheduleLine
 
 

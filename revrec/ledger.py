@@ -50,11 +50,18 @@ def month_start(day: dt.date) -> dt.date:
 
 
 def period_for(day: dt.date, *, lock: bool = False) -> AccountingPeriod:
-    """The month's period (made open if it does not exist yet)."""
+    """The month's period, made if it does not exist yet: open, or closed when a later month is
+    closed already (closed periods are always the earliest ones: see revrec/close.py)."""
     start = month_start(day)
-    period, _ = AccountingPeriod.objects.get_or_create(
-        start=start, defaults={"end": add_months(start, 1)}
-    )
+    period = AccountingPeriod.objects.filter(start=start).first()
+    if period is None:
+        later_closed = AccountingPeriod.objects.filter(
+            start__gt=start, status=AccountingPeriod.Status.CLOSED
+        ).exists()
+        status = AccountingPeriod.Status.CLOSED if later_closed else AccountingPeriod.Status.OPEN
+        period, _ = AccountingPeriod.objects.get_or_create(
+            start=start, defaults={"end": add_months(start, 1), "status": status}
+        )
     if lock:
         period = AccountingPeriod.objects.select_for_update().get(pk=period.pk)
     return period

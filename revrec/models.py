@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models
 from djmoney.models.fields import CurrencyField
 from simple_history.models import HistoricalRecords
 
@@ -99,6 +99,12 @@ class AccountingPeriod(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     reopen_reason = models.CharField(max_length=300, blank=True)
+    cash_reviewed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When finance confirmed the unapplied cash was reviewed."
+    )
+    cash_reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -141,6 +147,18 @@ class JournalEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.entry_date}: {self.memo}"
 
+    # The database refuses these on PostgreSQL (revrec/migrations/0004_ledger_enforcement); the
+    # guards below say the same on SQLite for the ORM's ordinary paths.
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise IntegrityError("A posted journal entry is immutable: post a reversing entry.")
+        if self.period.status != AccountingPeriod.Status.OPEN:
+            raise IntegrityError(f"The period {self.period} is closed: nothing posts into it.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise IntegrityError("A posted journal entry is immutable: post a reversing entry.")
+
 
 class JournalLine(models.Model):
     """One side of an entry: a debit or a credit (exactly one of them above zero) on an account,
@@ -167,6 +185,14 @@ class JournalLine(models.Model):
     def __str__(self) -> str:
         side = f"Dr {self.debit}" if self.debit else f"Cr {self.credit}"
         return f"{self.account.code} {side}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise IntegrityError("A posted journal line is immutable: post a reversing entry.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise IntegrityError("A posted journal line is immutable: post a reversing entry.")
 
 
 class RevenueContract(models.Model):

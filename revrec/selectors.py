@@ -1,15 +1,17 @@
-"""Reads of the journal."""
+"""Reads of the journal: account balances, a period's lines as an accountant imports them, and
+the trial balance."""
 
 import datetime as dt
 from collections import defaultdict
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Sum
 
-from core.money import exact_sum
+from core.money import exact_sum, round_money
 from customers.models import Customer
-from revrec.models import Account, JournalLine
+from revrec.models import Account, AccountingPeriod, JournalLine
 
 ZERO = Decimal(0)
 # Accounts whose balance is debits − credits; the others (liabilities, equity, revenue) show
@@ -52,3 +54,135 @@ def account_balances(
         balance = debit - credit if account.type in DEBIT_NORMAL else credit - debit
         balances[(account.role or account.code, currency)] = balance
     return balances
+
+
+JOURNAL_CSV_COLUMNS = [
+    "date",
+    "entry_id",
+    "account_code",
+    "account_name",
+    "debit",
+    "credit",
+    "currency",
+    "memo",
+    "document",
+    "original_date",
+]
+
+
+def _amount(value: Decimal, currency: str) -> str:
+    """The amount in the currency's minor unit (1250.00, 980 for JPY); zero is left blank, so
+    each row has its debit or its credit."""
+    return f"{round_money(value, currency):f}" if value else ""
+
+
+def journal_csv_rows(period: AccountingPeriod) -> list[list[str]]:
+    """The header and one row per journal line of the entries posted in the period, by date then
+    entry: what an accountant imports as a general journal. `date` is the entry's date in the
+    books; `original_date` the document's own date (earlier when it was dated in a closed
+    period); `document` is the source (kind:source); the memo is the line's, else the entry's."""
+    lines = (
+        JournalLine.objects.filter(entry__period=period)
+        .select_related("entry", "account")
+        .order_by("entry__entry_date", "entry_id", "id")
+    )
+    rows = [JOURNAL_CSV_COLUMNS]
+    for line in lines:
+        entry, currency = line.entry, str(line.entry.currency)
+        rows.append(
+            [
+                entry.entry_date.isoformat(),
+                str(entry.pk),
+                line.account.code,
+                line.account.name,
+                _amount(line.debit, currency),
+                _amount(line.credit, currency),
+                currency,
+                line.memo or entry.memo,
+                f"{entry.kind}:{entry.source}",
+                entry.original_date.isoformat(),
+            ]
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class TrialBalanceRow:
+    account: Account
+    debit: Decimal  # the account's balance when it is a debit balance, else 0
+    credit: Decimal  # the account's balance when it is a credit balance, else 0
+
+
+@dataclass(frozen=True)
+class TrialBalance:
+    period: AccountingPeriod  # as of its end
+    currency: str
+    rows: list[TrialBalanceRow]
+
+    @property
+    def debit(self) -> Decimal:
+        return sum((row.debit for row in self.rows), ZERO)
+
+    @property
+    def credit(self) -> Decimal:
+        return sum((row.credit for row in self.rows), ZERO)
+
+
+def trial_balance(period: AccountingPeriod) -> list[TrialBalance]:
+    """Per currency, each account's balance from every entry posted up to the period's end (the
+    entries of this period and of all before it): net debit or net credit. The debit column
+    sums to the credit column because every entry balances. Accounts with a zero balance are
+    left out."""
+    sums = (
+        JournalLine.objects.filter(entry__period__start__lte=period.start)
+        .values("entry__currency", "account")
+        .annotate(debit=Sum("debit"), credit=Sum("credit"))
+        .order_by()
+    )
+    accounts = Account.objects.in_bulk()
+    by_currency: dict[str, list[TrialBalanceRow]] = {}
+    for row in sums:
+        currency = str(row["entry__currency"])
+        net = round_money(row["debit"] - row["credit"], currency)
+        if not net:
+            continue
+        by_currency.setdefault(currency, []).append(
+            TrialBalanceRow(
+                account=accounts[row["account"]],
+                debit=net if net > 0 else ZERO,
+                credit=-net if net < 0 else ZERO,
+            )
+        )
+    return [
+        TrialBalance(
+            period=period,
+            currency=currency,
+            rows=sorted(rows, key=lambda r: r.account.code),
+        )
+        for currency, rows in sorted(by_currency.items())
+    ]
+
+
+def trial_balance_csv_rows(balances: list[TrialBalance]) -> list[list[str]]:
+    rows = [["currency", "account_code", "account_name", "debit", "credit"]]
+    for balance in balances:
+        for row in balance.rows:
+            rows.append(
+                [
+                    balance.currency,
+                    row.account.code,
+                    row.account.name,
+                    _amount(row.debit, balance.currency),
+                    _amount(row.credit, balance.currency),
+                ]
+            )
+        rows.append(
+            [
+                balance.currency,
+                "",
+                "Total",
+                f"{round_money(balance.debit, balance.currency):f}",
+                f"{round_money(balance.credit, balance.currency):f}",
+            ]
+        )
+    return rows

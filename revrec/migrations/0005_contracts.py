@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         ("catalog", "0006_plan_renewal_uplift"),
         ("customers", "0004_customer_renewal_uplift"),
         ("quotes", "0007_renewal_task"),
-        ("revrec", "0003_ledger"),
+        ("revrec", "0004_ledger_enforcement"),
         ("subscriptions", "0005_contract_changes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -38,7 +38,7 @@ from receivables.models import (
     DunningPolicy,
     Payment,
 )
-from revrec.models import RevenueContract, RevenueSchedule
+from revrec.models import Account, RevenueContract, RevenueSchedule
 from subscriptions.models import PrepaidCredit
 from tests.factories import (
     CustomerFactory,
@@ -49,6 +49,7 @@ from tests.factories import (
     hybrid_plan,
     subscribe,
 )
+from tests.revrec.ledger import post
 
 STAFF = ("sales", "finance", "operator", "superuser")
 OUTSIDERS = ("anonymous", "portal")
@@ -90,6 +91,9 @@ MODELS: dict[str, tuple[str, str, str, str]] = {
     "receivables.bankline": ("", "v", "", "v"),
     "revrec.revenueschedule": ("", "v", "", "vcd"),
     "revrec.revenuecontract": ("", "v", "", "v"),  # written by the recognition run
+    "revrec.account": ("", "vac", "", "vac"),  # never deleted: an unused one is made inactive
+    "revrec.accountingperiod": ("", "v", "", "v"),  # closed and reopened from its page
+    "revrec.journalentry": ("", "v", "", "v"),  # posted by services, never edited
 }
 
 # (model, action): the roles that may run it — keep in step with docs/operations.md
@@ -233,7 +237,10 @@ def world(db):
                 start=dt.date(2026, 1, 15),
                 end=dt.date(2026, 4, 15),
             ),
+            "revrec.account": Account.objects.get(role="cash"),
         }
+        records["revrec.journalentry"] = post("1", "2026-02-14", "10.00")
+        records["revrec.accountingperiod"] = records["revrec.journalentry"].period
     users = {
         "portal": PortalMembershipFactory(customer=customer, user__username="ana").user,
         "superuser": UserFactory(username="root", is_staff=True, is_superuser=True),
