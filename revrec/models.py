@@ -183,7 +183,9 @@ class JournalLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        side = f"Dr {self.debit}" if self.debit else f"Cr {self.credit}"
+        currency = self.entry.currency
+        side = f"Dr {format_money(self.debit, currency)}" if self.debit else ""
+        side = side or f"Cr {format_money(self.credit, currency)}"
         return f"{self.account.code} {side}"
 
     def save(self, *args, **kwargs):
