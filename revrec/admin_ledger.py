@@ -27,7 +27,7 @@ from core.errors import DomainError
 from core.formatting import format_money
 from revrec import close
 from revrec.models import Account, AccountingPeriod, JournalEntry, JournalLine
-from revrec.selectors import journal_csv_rows, trial_balance, trial_balance_csv_rows
+from revrec.selectors import document_of, journal_csv_rows, trial_balance, trial_balance_csv_rows
 
 LINK = "text-primary-600 dark:text-primary-500"
 
@@ -193,25 +193,25 @@ class JournalLineInline(ReadOnly, TabularInline):
         return format_money(line.credit, line.entry.currency) if line.credit else ""
 
 
-# A source document's admin page, by the entry's kind (its first word): the source is the
-# document's id. Kinds not listed show the source as text.
+# A source document's admin page, by the document named in the entry's source ("invoice:12");
+# a source that is a bare id is named by the entry's kind (its first word). Documents not listed
+# show the source as text.
 SOURCE_PAGES = {
     "invoice": "admin:invoicing_invoice_change",
     "credit_note": "admin:invoicing_creditnote_change",
     "payment": "admin:receivables_payment_change",
-    "refund": "admin:receivables_payment_change",
-    "reversal": "admin:revrec_journalentry_change",
+    "entry": "admin:revrec_journalentry_change",
 }
 
 
 def source_link(entry: JournalEntry) -> str:
-    kind = entry.kind.split(":")[0].split(".")[0]
-    page = SOURCE_PAGES.get(kind)
-    text = f"{entry.kind}:{entry.source}"
-    if page is None or not entry.source.isdigit():
+    text = document_of(entry)
+    document, _, pk = text.rpartition(":")
+    page = SOURCE_PAGES.get(document)
+    if page is None or not pk.isdigit():
         return text
     try:
-        url = reverse(page, args=[int(entry.source)])
+        url = reverse(page, args=[int(pk)])
     except NoReverseMatch:
         return text
     return format_html('<a href="{}" class="{}">{}</a>', url, LINK, text)

@@ -154,7 +154,7 @@ def reverse_entry(*, entry: JournalEntry, on: dt.date, memo: str) -> JournalEntr
     ]
     return post_entry(
         kind=f"reversal:{entry.kind}"[:30],
-        source=str(entry.pk),
+        source=f"entry:{entry.pk}",
         on=on,
         memo=memo,
         currency=entry.currency,

@@ -56,6 +56,14 @@ def account_balances(
     return balances
 
 
+def document_of(entry) -> str:
+    """The document an entry comes from, as "document:id" (a source that is a bare id is named
+    by the entry's kind's first word)."""
+    if ":" in entry.source:
+        return entry.source
+    return f"{entry.kind.split(':')[0]}:{entry.source}"
+
+
 JOURNAL_CSV_COLUMNS = [
     "date",
     "entry_id",
@@ -99,7 +107,7 @@ def journal_csv_rows(period: AccountingPeriod) -> list[list[str]]:
                 _amount(line.credit, currency),
                 currency,
                 line.memo or entry.memo,
-                f"{entry.kind}:{entry.source}",
+                document_of(entry),
                 entry.original_date.isoformat(),
             ]
         )
