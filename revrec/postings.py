@@ -64,6 +64,21 @@ def _cr(role: str, amount: Decimal, customer, memo: str = "") -> Line:
     return _dr(role, -amount, customer, memo)
 
 
+def _move(
+    *, kind, source, on, memo, currency, debit, credit, amount, customer, what, reverses=None
+) -> JournalEntry:
+    """A two-line entry: `amount` (signed) from the `credit` role's account to the `debit`'s."""
+    return post_entry(
+        kind=kind,
+        source=source,
+        on=on,
+        memo=memo,
+        currency=str(currency),
+        lines=[_dr(debit, amount, customer, what), _cr(credit, amount, customer, what)],
+        reverses=reverses,
+    )
+
+
 def _unposted(queryset: QuerySet, kind: str, prefix: str) -> QuerySet:
     """The documents of `queryset` with no entry of `kind` whose source is "<prefix>:<pk>"."""
     source = Concat(Value(f"{prefix}:"), Cast("pk", output_field=CharField()))
@@ -161,16 +176,17 @@ def _payment_what(payment: Payment) -> str:
 def payment_post(payment: Payment) -> JournalEntry:
     """The cash received, into the customer's credit balances until its rows apply it."""
     customer, what = payment.customer, _payment_what(payment)
-    return post_entry(
+    return _move(
         kind=PAYMENT,
         source=f"payment:{payment.pk}",
         on=payment.received_on,
         memo=f"{what} from {customer}",
-        currency=str(payment.currency),
-        lines=[
-            _dr(Role.CASH, payment.amount, customer, what),
-            _cr(Role.CUSTOMER_CREDIT, payment.amount, customer, what),
-        ],
+        currency=payment.currency,
+        debit=Role.CASH,
+        credit=Role.CUSTOMER_CREDIT,
+        amount=payment.amount,
+        customer=customer,
+        what=what,
     )
 
 
@@ -178,16 +194,17 @@ def payment_reversal_post(payment: Payment) -> JournalEntry:
     """The cash that did not come after all (its rows' un-applies move receivables back)."""
     receipt = payment_post(payment)
     customer, what = payment.customer, _payment_what(payment)
-    return post_entry(
+    return _move(
         kind=PAYMENT_REVERSAL,
         source=f"payment:{payment.pk}",
         on=payment.reversed_on,
         memo=f"{what} from {customer} reversed: {payment.reversal_reason}",
-        currency=str(payment.currency),
-        lines=[
-            _dr(Role.CUSTOMER_CREDIT, payment.amount, customer, what),
-            _cr(Role.CASH, payment.amount, customer, what),
-        ],
+        currency=payment.currency,
+        debit=Role.CUSTOMER_CREDIT,
+        credit=Role.CASH,
+        amount=payment.amount,
+        customer=customer,
+        what=what,
         reverses=receipt,
     )
 
@@ -197,16 +214,17 @@ def allocation_post(row: PaymentAllocation) -> JournalEntry:
     payment = row.payment
     customer = payment.customer
     what = f"{_payment_what(payment)} to {row.invoice.number}"
-    return post_entry(
+    return _move(
         kind=ALLOCATION,
         source=f"allocation:{row.pk}",
         on=row.applied_on,
         memo=f"{what} ({customer})",
-        currency=str(payment.currency),
-        lines=[
-            _dr(Role.CUSTOMER_CREDIT, row.amount, customer, what),
-            _cr(Role.ACCOUNTS_RECEIVABLE, row.amount, customer, what),
-        ],
+        currency=payment.currency,
+        debit=Role.CUSTOMER_CREDIT,
+        credit=Role.ACCOUNTS_RECEIVABLE,
+        amount=row.amount,
+        customer=customer,
+        what=what,
     )
 
 
@@ -214,32 +232,34 @@ def credit_applied_post(entry: CreditBalanceEntry) -> JournalEntry:
     """The credit balance applied to an invoice (entry below zero), or taken back (above)."""
     customer = entry.customer
     what = f"Credit balance applied to {entry.invoice.number}"
-    return post_entry(
+    return _move(
         kind=CREDIT_APPLIED,
         source=f"credit_balance_entry:{entry.pk}",
         on=entry.effective_on,
         memo=f"{what} ({customer})",
-        currency=str(entry.currency),
-        lines=[
-            _dr(Role.CUSTOMER_CREDIT, -entry.amount, customer, what),
-            _cr(Role.ACCOUNTS_RECEIVABLE, -entry.amount, customer, what),
-        ],
+        currency=entry.currency,
+        debit=Role.CUSTOMER_CREDIT,
+        credit=Role.ACCOUNTS_RECEIVABLE,
+        amount=-entry.amount,
+        customer=customer,
+        what=what,
     )
 
 
 def refund_post(refund: Refund) -> JournalEntry:
     customer = refund.customer
     what = f"Refund {refund.reference or refund.pk}"
-    return post_entry(
+    return _move(
         kind=REFUND,
         source=f"refund:{refund.pk}",
         on=refund.refunded_on,
         memo=f"{what} to {customer}",
-        currency=str(refund.currency),
-        lines=[
-            _dr(Role.CUSTOMER_CREDIT, refund.amount, customer, what),
-            _cr(Role.CASH, refund.amount, customer, what),
-        ],
+        currency=refund.currency,
+        debit=Role.CUSTOMER_CREDIT,
+        credit=Role.CASH,
+        amount=refund.amount,
+        customer=customer,
+        what=what,
     )
 
 
@@ -247,16 +267,17 @@ def write_off_post(write_off: WriteOff) -> JournalEntry:
     invoice = write_off.invoice
     customer = invoice.customer
     what = f"Write-off of {invoice.number}: {write_off.reason}"
-    return post_entry(
+    return _move(
         kind=WRITE_OFF,
         source=f"write_off:{write_off.pk}",
         on=write_off.written_off_on,
         memo=f"{what} ({customer})",
-        currency=str(invoice.currency),
-        lines=[
-            _dr(Role.BAD_DEBT, write_off.amount, customer, what),
-            _cr(Role.ACCOUNTS_RECEIVABLE, write_off.amount, customer, what),
-        ],
+        currency=invoice.currency,
+        debit=Role.BAD_DEBT,
+        credit=Role.ACCOUNTS_RECEIVABLE,
+        amount=write_off.amount,
+        customer=customer,
+        what=what,
     )
 
 
