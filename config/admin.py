@@ -152,6 +152,12 @@ GROUPS = [
                 "admin:revrec_journalentry_trial_balance",
                 _may_see_ledger,
             ),
+            _page(
+                "Deferred revenue",
+                "hourglass_bottom",
+                "admin:revrec_journalentry_deferred_rollforward",
+                _may_see_ledger,
+            ),
             _item("Accounts", "account_tree", "revrec.account"),
         ],
     ),

@@ -4,7 +4,8 @@ The chart of accounts is edited here. A period's page is its close checklist wit
 button, the unapplied-cash confirmation and, for the latest closed period, Reopen with a reason;
 every change goes through revrec.close. The journal is read-only (entries come from documents);
 its changelist exports a period as CSV, and the trial balance page shows each account's balance
-as of a period's end, per currency, with its CSV.
+as of a period's end, per currency, with its CSV; the deferred revenue page rolls that account
+forward period by period (opening, billed, credited/voided, recognized, closing), with its CSV.
 """
 
 import csv
@@ -27,7 +28,14 @@ from core.errors import DomainError
 from core.formatting import format_money
 from revrec import close
 from revrec.models import Account, AccountingPeriod, JournalEntry, JournalLine
-from revrec.selectors import document_of, journal_csv_rows, trial_balance, trial_balance_csv_rows
+from revrec.selectors import (
+    deferred_rollforward,
+    document_of,
+    journal_csv_rows,
+    rollforward_csv_rows,
+    trial_balance,
+    trial_balance_csv_rows,
+)
 
 LINK = "text-primary-600 dark:text-primary-500"
 
@@ -274,6 +282,11 @@ class JournalEntryAdmin(FinanceOnly, ReadOnly, ModelAdmin):
                 self.admin_site.admin_view(self.trial_balance_view),
                 name="revrec_journalentry_trial_balance",
             ),
+            path(
+                "deferred-revenue/",
+                self.admin_site.admin_view(self.rollforward_view),
+                name="revrec_journalentry_deferred_rollforward",
+            ),
         ]
         return urls + super().get_urls()
 
@@ -312,3 +325,36 @@ class JournalEntryAdmin(FinanceOnly, ReadOnly, ModelAdmin):
             "balances": balances,
         }
         return TemplateResponse(request, "admin/revrec/trial_balance.html", context)
+
+    def rollforward_view(self, request):
+        if not may_see_ledger(request.user):
+            raise PermissionDenied
+        periods = list(AccountingPeriod.objects.order_by("-start"))
+        by_pk = {str(p.pk): p for p in periods}
+        end = by_pk.get(request.GET.get("end")) or (periods[0] if periods else None)
+        start = by_pk.get(request.GET.get("start"))
+        if start is None and end is not None:  # the twelve periods up to the end by default
+            start = periods[min(periods.index(end) + 11, len(periods) - 1)]
+        if start and end and start.start > end.start:
+            start, end = end, start
+        rows = deferred_rollforward(start, end) if end else []
+        if end and "download" in request.GET:
+            return _csv_response(
+                rollforward_csv_rows(rows),
+                f"deferred-revenue-{start.start:%Y-%m}-{end.start:%Y-%m}.csv",
+            )
+        choices = [(p.pk, f"{p} ({p.get_status_display().lower()})") for p in periods]
+        field = forms.ChoiceField(choices=choices, widget=UnfoldAdminSelectWidget)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Deferred revenue",
+            "content_title": "Deferred revenue roll-forward",
+            "opts": self.model._meta,
+            "model_admin": self,
+            "start": start,
+            "end": end,
+            "start_field": field.widget.render("start", start.pk if start else None),
+            "end_field": field.widget.render("end", end.pk if end else None),
+            "rows": rows,
+        }
+        return TemplateResponse(request, "admin/revrec/deferred_rollforward.html", context)

@@ -194,3 +194,126 @@ def trial_balance_csv_rows(balances: list[TrialBalance]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+# --- the deferred revenue roll-forward ---------------------------------------------------------
+
+RECOGNIZED_KINDS = ("recognition", "reversal:recognition")
+
+
+@dataclass(frozen=True)
+class RollforwardRow:
+    period: AccountingPeriod
+    currency: str
+    opening: Decimal  # the closing of the period before (0 before the first movement)
+    billed: Decimal  # invoices: their credits to Deferred revenue net of their debits
+    credited: Decimal  # credit notes, voids and other reversals: their net debits
+    recognized: Decimal  # recognition entries: their net debits (moved to Revenue)
+    closing: Decimal  # opening + billed − credited − recognized
+
+
+def _movement(kind: str) -> str:
+    if kind == "invoice":
+        return "billed"
+    if kind in RECOGNIZED_KINDS:
+        return "recognized"
+    return "credited"
+
+
+def deferred_rollforward(
+    start_period: AccountingPeriod | None = None, end_period: AccountingPeriod | None = None
+) -> list[RollforwardRow]:
+    """Per accounting period (the entries' period) and currency, the Deferred revenue account
+    (role deferred_revenue) from opening to closing: opening + billed − credited − recognized =
+    closing, where each movement sums the account's journal lines of one group of entry kinds
+    and the opening is the previous period's closing. So the closing of a period is the
+    account's balance as of its last day (account_balances). Every period from the first with a
+    movement (or `start_period`) to `end_period` (the latest by default) has a row per currency
+    that had a movement by then, quiet months too. One grouped query; exact sums on SQLite."""
+    lines = JournalLine.objects.filter(account__role=Account.Role.DEFERRED_REVENUE).order_by()
+    if end_period is not None:
+        lines = lines.filter(entry__period__start__lte=end_period.start)
+    keys = ("entry__period_id", "entry__currency", "entry__kind")
+    # {(period id, currency): {movement: credits − debits}}
+    net: dict[tuple[int, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    if connection.vendor == "postgresql":
+        rows = lines.values_list(*keys).annotate(debit=Sum("debit"), credit=Sum("credit"))
+        for period_id, currency, kind, debit, credit in rows:
+            net[(period_id, str(currency))][_movement(kind)] += credit - debit
+    else:
+        grouped: dict = defaultdict(list)
+        for period_id, currency, kind, debit, credit in lines.values_list(*keys, "debit", "credit"):
+            grouped[(period_id, str(currency), _movement(kind))].append(credit - debit)
+        for (period_id, currency, movement), amounts in grouped.items():
+            net[(period_id, currency)][movement] = exact_sum(amounts)
+    if not net:
+        return []
+    periods = AccountingPeriod.objects.filter(
+        start__gte=AccountingPeriod.objects.filter(pk__in={p for p, _ in net})
+        .order_by("start")
+        .values("start")[:1]
+    ).order_by("start")
+    if end_period is not None:
+        periods = periods.filter(start__lte=end_period.start)
+    currencies = sorted({currency for _, currency in net})
+    closing: dict[str, Decimal | None] = dict.fromkeys(currencies)
+    result = []
+    for period in periods:
+        for currency in currencies:
+            sums = net.get((period.pk, currency))
+            if sums is None and closing[currency] is None:
+                continue  # nothing in this currency yet
+            sums = sums or {}
+            opening = closing[currency] or ZERO
+            billed = sums.get("billed", ZERO)
+            credited = -sums.get("credited", ZERO)
+            recognized = -sums.get("recognized", ZERO)
+            closing[currency] = opening + billed - credited - recognized
+            if start_period is None or period.start >= start_period.start:
+                result.append(
+                    RollforwardRow(
+                        period=period,
+                        currency=currency,
+                        opening=opening,
+                        billed=billed,
+                        credited=credited,
+                        recognized=recognized,
+                        closing=closing[currency],
+                    )
+                )
+    return result
+
+
+ROLLFORWARD_CSV_COLUMNS = [
+    "period",
+    "currency",
+    "opening",
+    "billed",
+    "credited_voided",
+    "recognized",
+    "closing",
+]
+
+
+def rollforward_csv_rows(rows: list[RollforwardRow]) -> list[list[str]]:
+    """The header and one row per period and currency, amounts in the currency's minor unit
+    (zero written 0.00)."""
+    out = [ROLLFORWARD_CSV_COLUMNS]
+    for row in rows:
+        out.append(
+            [
+                f"{row.period.start:%Y-%m}",
+                row.currency,
+                *(
+                    f"{round_money(value, row.currency):f}"
+                    for value in (
+                        row.opening,
+                        row.billed,
+                        row.credited,
+                        row.recognized,
+                        row.closing,
+                    )
+                ),
+            ]
+        )
+    return out

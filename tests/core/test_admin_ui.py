@@ -44,6 +44,7 @@ def _login(client, role):
                 "Recognize revenue",
                 "Journal entries",
                 "Trial balance",
+                "Deferred revenue",
             ],
         ),
         (
@@ -61,6 +62,7 @@ def _login(client, role):
                 "Accounting periods",
                 "Journal entries",
                 "Trial balance",
+                "Deferred revenue",
                 "Accounts",
                 "Shadow billing",
             ],
