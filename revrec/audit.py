@@ -158,7 +158,9 @@ def credit_note_differences() -> list[Difference]:
             ("tax", note.tax_amount, tax),
             ("total", note.total, subtotal + tax),
         ):
-            _differs(diffs, "credit_note_totals", doc, what, stored, computed, currency, "its lines")
+            _differs(
+                diffs, "credit_note_totals", doc, what, stored, computed, currency, "its lines"
+            )
     return diffs
 
 
@@ -320,8 +322,14 @@ def tie_out_differences() -> list[Difference]:
         )
     documents: dict = defaultdict(lambda: ZERO)
     for invoice in Invoice.objects.filter(status__in=SETTLEABLE, total__gt=0).only(
-        "customer_id", "currency", "status", "total", "credited_amount", "paid_amount",
-        "written_off_amount", "credit_to_balance",
+        "customer_id",
+        "currency",
+        "status",
+        "total",
+        "credited_amount",
+        "paid_amount",
+        "written_off_amount",
+        "credit_to_balance",
     ):
         key = (Account.Role.ACCOUNTS_RECEIVABLE, invoice.customer_id, str(invoice.currency))
         documents[key] += invoice.open_amount
