@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from core.money import exact_sum, round_money
+from customers.models import Customer
 from invoicing.balance import credit_balances
 from invoicing.builder import invoice_totals
 from invoicing.models import CreditBalanceEntry, CreditNote, CreditNoteLine, Invoice, InvoiceLine
@@ -339,7 +340,9 @@ def tie_out_differences() -> list[Difference]:
         Account.Role.ACCOUNTS_RECEIVABLE: ("Accounts receivable", "open amounts of invoices"),
         Account.Role.CUSTOMER_CREDIT: ("Customer credit balances", "credit balance"),
     }
-    for key in sorted(set(ledger) | set(documents), key=lambda k: (k[1] or 0, k[2], k[0])):
+    keys = sorted(set(ledger) | set(documents), key=lambda k: (k[1] or 0, k[2], k[0]))
+    names_of = Customer.objects.in_bulk({k[1] for k in keys if k[1] is not None})
+    for key in keys:
         role, customer_id, currency = key
         account, source = names[role]
         in_journal, in_documents = ledger.get(key, ZERO), documents.get(key, ZERO)
@@ -347,7 +350,7 @@ def tie_out_differences() -> list[Difference]:
             diffs.append(
                 Difference(
                     "tie_out",
-                    f"customer {customer_id} {currency}",
+                    f"customer {names_of.get(customer_id, '-')} {currency}",
                     f"{account} {_f(in_journal, currency)} in the journal, "
                     f"{_f(in_documents, currency)} from the {source}",
                 )

@@ -142,7 +142,7 @@ def test_a_stored_paid_amount_off_by_a_cent(month):
     assert out.splitlines() == [
         f"[invoice_sums] invoice {b1.number}: paid_amount 25.01 stored, 25.00 from payment "
         "allocations and credit applied",
-        f"[tie_out] customer {month['bolt'].pk} USD: Accounts receivable 145.00 in the journal, "
+        "[tie_out] customer Bolt USD: Accounts receivable 145.00 in the journal, "
         "144.99 from the open amounts of invoices",
         "Ledger audit: 2 difference(s).",
     ]
@@ -190,3 +190,10 @@ def test_documents_not_posted_yet_fail_only_in_strict_mode(month):
     # And once posted the audit is clean again
     journal_sync(today=day("2026-05-02"))
     assert run("--strict") == (0, "Ledger audit: clean (0 difference(s)).\n")
+
+
+def test_the_audit_reads_a_fixed_number_of_queries(month, django_assert_max_num_queries):
+    # Given the month: 7 queries for invoices, 2 credit notes, 2 payments, 2 recognition, 1 the
+    # journal, 9 unposted documents (one per kind), 5 the tie-out = 28, however many rows
+    with django_assert_max_num_queries(28):
+        assert audit() == []
