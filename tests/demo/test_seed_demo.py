@@ -291,6 +291,11 @@ def test_seed_demo_builds_the_company_once():
     statuses = set(membership.customer.invoices.values_list("status", flat=True))
     assert statuses == {Invoice.Status.PAID, Invoice.Status.FINALIZED}
 
+    # The ledger audits clean: every stored figure agrees with its documents, everything posted.
+    audit = StringIO()
+    call_command("audit_ledger", "--strict", stdout=audit)
+    assert audit.getvalue() == "Ledger audit: clean (0 difference(s)).\n"
+
     # A second run changes nothing.
     second_output = seed()
     assert counts() == first
