@@ -33,7 +33,7 @@ from customers.models import Customer
 from invoicing.balance import credit_balances
 from invoicing.builder import invoice_totals
 from invoicing.models import CreditBalanceEntry, CreditNote, CreditNoteLine, Invoice, InvoiceLine
-from receivables.models import Payment, PaymentAllocation, Refund, WriteOff
+from receivables.models import Payment, PaymentAllocation, WriteOff
 from revrec import postings
 from revrec.models import Account, JournalLine, PerformanceObligation, RecognitionLine
 
@@ -258,43 +258,11 @@ def journal_differences() -> list[Difference]:
 
 def unposted_differences() -> list[Difference]:
     """Documents without their journal entry yet (whatever their date)."""
-    P = postings
-    issued = Invoice.objects.filter(
-        status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID, Invoice.Status.VOID],
-    ).exclude(subtotal=0, tax_amount=0)
-    work = [
-        ("invoice", issued, P.INVOICE, "invoice"),
-        ("voided invoice", issued.filter(status=Invoice.Status.VOID), P.INVOICE_VOID, "invoice"),
-        ("credit note", CreditNote.objects.all(), P.CREDIT_NOTE, "credit_note"),
-        ("payment", Payment.objects.all(), P.PAYMENT, "payment"),
-        (
-            "allocation",
-            PaymentAllocation.objects.filter(invoice__isnull=False),
-            P.ALLOCATION,
-            "allocation",
-        ),
-        (
-            "credit applied",
-            CreditBalanceEntry.objects.filter(kind=Kind.APPLIED),
-            P.CREDIT_APPLIED,
-            "credit_balance_entry",
-        ),
-        ("refund", Refund.objects.all(), P.REFUND, "refund"),
-        ("write-off", WriteOff.objects.all(), P.WRITE_OFF, "write_off"),
-        (
-            "payment reversal",
-            Payment.objects.exclude(reversed_on=None),
-            P.PAYMENT_REVERSAL,
-            "payment",
-        ),
+    return [
+        Difference("not_posted", f"{what} {pk}", "not posted yet", strict_only=True)
+        for what, documents, _ in postings.unposted()
+        for pk in documents.values_list("pk", flat=True)
     ]
-    diffs = []
-    for what, queryset, kind, prefix in work:
-        for pk in P._unposted(queryset, kind, prefix).values_list("pk", flat=True):
-            diffs.append(
-                Difference("not_posted", f"{what} {pk}", "not posted yet", strict_only=True)
-            )
-    return diffs
 
 
 def tie_out_differences() -> list[Difference]:

@@ -31,6 +31,7 @@ movement here, on the same date.
 """
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.db.models import CharField, Exists, OuterRef, QuerySet, Value
@@ -281,71 +282,91 @@ def write_off_post(write_off: WriteOff) -> JournalEntry:
     )
 
 
+def unposted(today: dt.date | None = None) -> list[tuple[str, QuerySet, Callable]]:
+    """(what, the documents of that kind with no entry yet, the function that posts one), for
+    every kind of document the journal takes: those dated on or before `today`, or all."""
+
+    def upto(field: str) -> dict:
+        return {f"{field}__lte": today} if today else {}
+
+    issued = Invoice.objects.filter(
+        status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID, Invoice.Status.VOID],
+        **upto("issue_date"),
+    ).exclude(subtotal=0, tax_amount=0)
+    voided = issued.filter(status=Invoice.Status.VOID, **upto("voided_at__date"))
+    applied = CreditBalanceEntry.objects.filter(
+        kind=CreditBalanceEntry.Kind.APPLIED, **upto("effective_on")
+    )
+    rows = PaymentAllocation.objects.filter(invoice__isnull=False, **upto("applied_on"))
+    reversed_ = Payment.objects.filter(reversed_on__isnull=False, **upto("reversed_on"))
+    return [
+        (
+            "invoice",
+            _unposted(issued, INVOICE, "invoice").select_related("customer"),
+            invoice_post,
+        ),
+        (
+            "voided invoice",
+            _unposted(voided, INVOICE_VOID, "invoice").select_related("customer"),
+            invoice_void_post,
+        ),
+        (
+            "credit note",
+            _unposted(
+                CreditNote.objects.filter(**upto("issue_date")), CREDIT_NOTE, "credit_note"
+            ).select_related("customer", "invoice"),
+            credit_note_post,
+        ),
+        (
+            "payment",
+            _unposted(
+                Payment.objects.filter(**upto("received_on")), PAYMENT, "payment"
+            ).select_related("customer"),
+            payment_post,
+        ),
+        (
+            "allocation",
+            _unposted(rows, ALLOCATION, "allocation").select_related(
+                "payment__customer", "invoice"
+            ),
+            allocation_post,
+        ),
+        (
+            "credit applied",
+            _unposted(applied, CREDIT_APPLIED, "credit_balance_entry").select_related(
+                "customer", "invoice"
+            ),
+            credit_applied_post,
+        ),
+        (
+            "refund",
+            _unposted(
+                Refund.objects.filter(**upto("refunded_on")), REFUND, "refund"
+            ).select_related("customer"),
+            refund_post,
+        ),
+        (
+            "write-off",
+            _unposted(
+                WriteOff.objects.filter(**upto("written_off_on")), WRITE_OFF, "write_off"
+            ).select_related("invoice__customer"),
+            write_off_post,
+        ),
+        (
+            "payment reversal",
+            _unposted(reversed_, PAYMENT_REVERSAL, "payment").select_related("customer"),
+            payment_reversal_post,
+        ),
+    ]
+
+
 def journal_sync(*, today: dt.date | None = None) -> int:
     """Post every document dated on or before `today` (default: today) that has no entry yet;
     returns how many entries were posted. Idempotent: each document is posted once however
     often, and however many at once, this runs (a run that loses the race to post a document
     gets the entry the other posted). Each entry is its own transaction."""
-    today = today or clock.today()
-    issued = Invoice.objects.filter(
-        status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID, Invoice.Status.VOID],
-        issue_date__lte=today,
-    ).exclude(subtotal=0, tax_amount=0)
-    voided = issued.filter(status=Invoice.Status.VOID, voided_at__date__lte=today)
-    work = [
-        (_unposted(issued, INVOICE, "invoice").select_related("customer"), invoice_post),
-        (_unposted(voided, INVOICE_VOID, "invoice").select_related("customer"), invoice_void_post),
-        (
-            _unposted(
-                CreditNote.objects.filter(issue_date__lte=today), CREDIT_NOTE, "credit_note"
-            ).select_related("customer", "invoice"),
-            credit_note_post,
-        ),
-        (
-            _unposted(
-                Payment.objects.filter(received_on__lte=today), PAYMENT, "payment"
-            ).select_related("customer"),
-            payment_post,
-        ),
-        (
-            _unposted(
-                PaymentAllocation.objects.filter(invoice__isnull=False, applied_on__lte=today),
-                ALLOCATION,
-                "allocation",
-            ).select_related("payment__customer", "invoice"),
-            allocation_post,
-        ),
-        (
-            _unposted(
-                CreditBalanceEntry.objects.filter(
-                    kind=CreditBalanceEntry.Kind.APPLIED, effective_on__lte=today
-                ),
-                CREDIT_APPLIED,
-                "credit_balance_entry",
-            ).select_related("customer", "invoice"),
-            credit_applied_post,
-        ),
-        (
-            _unposted(
-                Refund.objects.filter(refunded_on__lte=today), REFUND, "refund"
-            ).select_related("customer"),
-            refund_post,
-        ),
-        (
-            _unposted(
-                WriteOff.objects.filter(written_off_on__lte=today), WRITE_OFF, "write_off"
-            ).select_related("invoice__customer"),
-            write_off_post,
-        ),
-        (
-            _unposted(
-                Payment.objects.filter(reversed_on__lte=today), PAYMENT_REVERSAL, "payment"
-            ).select_related("customer"),
-            payment_reversal_post,
-        ),
-    ]
     posted = 0
-    for documents, post in work:
+    for _, documents, post in unposted(today or clock.today()):
         for document in documents.iterator(chunk_size=500):
             entry = post(document)
             if entry is not None and getattr(entry, "posted_now", False):
