@@ -1,10 +1,7 @@
 from django import forms
 from django.contrib import admin
-from django.shortcuts import redirect
-from django.urls import reverse
 from simple_history.admin import SimpleHistoryAdmin
 from unfold.admin import ModelAdmin, TabularInline
-from unfold.decorators import action
 
 from customers.models import Customer, PortalMembership, timezone_choices
 
@@ -27,16 +24,6 @@ class CustomerAdmin(SimpleHistoryAdmin, ModelAdmin):
     search_fields = ["name", "external_id", "billing_email"]
     list_filter = ["currency"]
     inlines = [PortalMembershipInline]
-    actions_detail = ["detail_statement"]
-
-    @action(description="Statement", icon="receipt_long", permissions=["statement"])
-    def detail_statement(self, request, object_id):
-        # Receivables' page, by its URL name (customers does not import receivables).
-        return redirect(reverse("receivables-statement", args=[object_id]))
-
-    def has_statement_permission(self, request, object_id=None):
-        """Finance (who can view payments); the page itself checks the Finance role."""
-        return request.user.has_perm("receivables.view_payment")
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         # The zones of the running machine, listed here rather than as model choices (which

@@ -557,6 +557,16 @@ admin.site.unregister(Customer)
 
 @admin.register(Customer)
 class CustomerAdmin(customers_admin.CustomerAdmin):
+    actions_detail = ["detail_statement"]
+
+    @action(description="Statement", icon="receipt_long", permissions=["statement"])
+    def detail_statement(self, request, object_id):
+        return redirect(reverse("receivables-statement", args=[object_id]))
+
+    def has_statement_permission(self, request, object_id=None):
+        """Finance (who can view payments); the page itself checks the Finance role."""
+        return request.user.has_perm("receivables.view_payment")
+
     def get_readonly_fields(self, request, obj=None):
         return [*super().get_readonly_fields(request, obj), "receivables_panel"]
 
