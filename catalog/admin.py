@@ -210,7 +210,7 @@ class PlanAlertDefaultInline(TabularInline):
     fields = ["metric", "threshold", "name"]
     formfield_overrides = PLAIN_DECIMALS
     verbose_name = "default usage alert"
-    verbose_name_plural = "Default usage alerts (metric empty: the estimated bill)"
+    verbose_name_plural = "Default usage alerts"  # a tab: short, so that every tab shows
 
 
 class SspForm(forms.ModelForm):
@@ -262,9 +262,7 @@ class SspInline(TabularInline):
     ]
     formfield_overrides = PLAIN_DECIMALS
     verbose_name = "standalone selling price"
-    verbose_name_plural = (
-        "Standalone selling prices (revenue allocation; none in force: the list price)"
-    )
+    verbose_name_plural = "Standalone selling prices"  # none in force: the list price
 
     def get_formset(self, request, obj=None, **kwargs):
         """The charge key's help names the plan's keys."""
