@@ -199,10 +199,19 @@ class JournalLine(models.Model):
 
 class RevenueContract(models.Model):
     """The contract revenue is recognized from (ASC 606 step 1): one per subscription, from the
-    accepted quote when the subscription came from one. Created by revrec.recognition."""
+    accepted quote when the subscription came from one, and one per renewal of it (a renewal is
+    a new contract for a new term). Created by revrec.recognition."""
 
-    subscription = models.OneToOneField(
-        Subscription, on_delete=models.PROTECT, related_name="revenue_contract"
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="revenue_contracts"
+    )
+    renewal = models.OneToOneField(
+        "subscriptions.SubscriptionChange",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The renewal this contract is the new term of (empty: the original contract).",
     )
     quote = models.ForeignKey(
         "quotes.Quote",
@@ -216,11 +225,26 @@ class RevenueContract(models.Model):
     currency = CurrencyField()
     start = models.DateField()
     end = models.DateField(help_text="The day the service ends (not included).")
+    last_credit_note = models.ForeignKey(
+        "invoicing.CreditNote",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The latest credit note applied to its obligations (they apply in order).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["-start", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription"],
+                condition=models.Q(renewal__isnull=True),
+                name="revenue_contract_once_per_subscription",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Revenue contract of {self.subscription.external_id}"
@@ -265,6 +289,10 @@ class PerformanceObligation(models.Model):
         default=0,
         help_text="Its share of the transaction price; its lines sum to it exactly. Usage: what "
         "has been recognized so far.",
+    )
+    credited_amount = amount_field(
+        default=0,
+        help_text="What credit notes took off it (already out of the allocated amount).",
     )
     last_change = models.ForeignKey(
         "subscriptions.SubscriptionChange",
@@ -315,3 +343,36 @@ class RecognitionLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.month:%b %Y}: {format_money(self.amount, self.obligation.contract.currency)}"
+
+
+class UsageAccrual(models.Model):
+    """Usage recognized before it is invoiced: the rated usage of a billing period not invoiced
+    yet, from its start to the end of `month`, posted Dr Unbilled receivable / Cr Deferred
+    revenue (the month's usage recognition then moves it to Revenue). Reversed when the
+    period's invoice is posted, or by the next month's accrual of the same period."""
+
+    obligation = models.ForeignKey(
+        PerformanceObligation, on_delete=models.CASCADE, related_name="accruals"
+    )
+    month = models.DateField(help_text="The accounting month it is accrued at the end of.")
+    period_start = models.DateField(help_text="The billing period's start (what it bills from).")
+    period_end = models.DateField(help_text="The billing period's end: its invoice's date.")
+    amount = amount_field()
+    entry = models.ForeignKey(
+        JournalEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reversal = models.ForeignKey(
+        JournalEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["obligation", "period_start", "month"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["obligation", "period_start", "month"], name="usage_accrual_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        currency = self.obligation.contract.currency
+        return f"Usage accrued {self.month:%b %Y}: {format_money(self.amount, currency)}"

@@ -20,6 +20,8 @@ What is posted (Dr / Cr; every line carries the document's customer):
     credit balance applied (signed)  Dr Customer credit / Cr Accounts receivable
     refund                           Dr Customer credit / Cr Cash
     write-off                        Dr Bad debt expense / Cr Accounts receivable
+    usage accrual, invoiced          Dr Deferred revenue / Cr Unbilled receivable (revrec.
+                                     recognition accrued it: the invoice now bills it)
 
 A payment's cash lands in Customer credit balances and each allocation row moves it to the
 invoice (the account doubles as unapplied cash). Rows on account are not posted: the money
@@ -34,7 +36,7 @@ import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 
-from django.db.models import CharField, Exists, OuterRef, QuerySet, Value
+from django.db.models import CharField, Exists, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
@@ -43,7 +45,8 @@ from core.money import exact_sum
 from invoicing.models import CreditBalanceEntry, CreditNote, Invoice
 from receivables.models import Payment, PaymentAllocation, Refund, WriteOff
 from revrec.ledger import Line, post_entry
-from revrec.models import Account, JournalEntry
+from revrec.models import Account, JournalEntry, UsageAccrual
+from revrec.recognition import accrual_reverse
 
 Role = Account.Role
 
@@ -282,6 +285,12 @@ def write_off_post(write_off: WriteOff) -> JournalEntry:
     )
 
 
+def accrual_invoiced_post(accrual: UsageAccrual) -> JournalEntry | None:
+    """Usage accrued before its invoice, reversed on the invoice's issue date (the invoice put
+    the usage in Deferred revenue): Dr Deferred revenue / Cr Unbilled receivable."""
+    return accrual_reverse(accrual=accrual, on=accrual.invoiced_on)
+
+
 def unposted(today: dt.date | None = None) -> list[tuple[str, QuerySet, Callable]]:
     """(what, the documents of that kind with no entry yet, the function that posts one), for
     every kind of document the journal takes: those dated on or before `today`, or all."""
@@ -299,6 +308,19 @@ def unposted(today: dt.date | None = None) -> list[tuple[str, QuerySet, Callable
     )
     rows = PaymentAllocation.objects.filter(invoice__isnull=False, **upto("applied_on"))
     reversed_ = Payment.objects.filter(reversed_on__isnull=False, **upto("reversed_on"))
+    invoiced = Invoice.objects.filter(
+        subscription_id=OuterRef("obligation__contract__subscription_id"),
+        billing_date=OuterRef("period_end"),
+        status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID],
+        change=None,
+        **upto("issue_date"),
+    )
+    accrued = (
+        UsageAccrual.objects.filter(reversal=None)
+        .exclude(entry=None)
+        .annotate(invoiced_on=Subquery(invoiced.values("issue_date")[:1]))
+        .exclude(invoiced_on=None)
+    )
     return [
         (
             "invoice",
@@ -352,6 +374,7 @@ def unposted(today: dt.date | None = None) -> list[tuple[str, QuerySet, Callable
             ).select_related("invoice__customer"),
             write_off_post,
         ),
+        ("usage accrual reversal", accrued, accrual_invoiced_post),
         (
             "payment reversal",
             _unposted(reversed_, PAYMENT_REVERSAL, "payment").select_related("customer"),

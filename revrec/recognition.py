@@ -42,20 +42,26 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from catalog import rating
+from catalog.models import StandaloneSellingPrice
+from catalog.selectors import ssp_line, ssp_value
 from core.money import exact_sum, round_money, split
 from core.periods import Period, add_months, billing_periods, calendar_months, month_start
-from invoicing.models import Invoice, InvoiceLine
+from invoicing.models import CreditNote, Invoice, InvoiceLine
+from metering.selectors import usage_for_period
 from quotes.models import Quote
-from revrec.allocation import allocate, spread
-from revrec.ledger import Line, post_entry
+from revrec.allocation import allocate, recognized_before, spread
+from revrec.ledger import Line, post_entry, reverse_entry
 from revrec.models import (
     Account,
     AccountingPeriod,
+    JournalEntry,
     PerformanceObligation,
     RecognitionLine,
     RevenueContract,
+    UsageAccrual,
 )
 from subscriptions.models import Subscription, SubscriptionChange, SubscriptionItem
 
@@ -90,18 +96,21 @@ def item_fees(
     list_price: bool = False,
     until: dt.date | None = None,
     since: dt.date | None = None,
+    ssp: StandaloneSellingPrice | None = None,
 ) -> Decimal:
     """What a fixed item's version bills over the term (net terms; with `list_price`, its list
     terms): each billing period's fee rated on the terms in force, prorated by days where the
     version covers only part of the period (billing's rule: a trial's cut period is billed
     whole unless the item is prorated), rounded once per period. A one-time fee counts once.
     `until` replaces the version's end (what it would have billed had it run on), `since` counts
-    only the days from then."""
+    only the days from then. With `ssp` (a price book line) and `list_price`, the list terms
+    priced at that standalone selling price."""
     if item.is_usage:
         return ZERO
     if item.is_one_time:
         return round_money(
-            rating.rate(_pricing(item, item.pricing, list_price), item.quantity).amount, currency
+            rating.rate(_pricing(item, item.pricing, list_price, ssp), item.quantity).amount,
+            currency,
         )
     total = ZERO
     start = max(item.starts_on or dt.date.min, since or dt.date.min)
@@ -113,7 +122,7 @@ def item_fees(
         priced = Period(period.start_date, period.priced_end)
         window = Period(lo, hi)
         pricing, quantity = item.terms_on(lo)
-        amount = rating.rate(_pricing(item, pricing, list_price), quantity).amount
+        amount = rating.rate(_pricing(item, pricing, list_price, ssp), quantity).amount
         after_trial = window == Period(period.billed_from, priced.end) and lo > priced.start
         if window != priced and (item.prorated or not after_trial):
             amount = amount * window.days / priced.days
@@ -121,30 +130,81 @@ def item_fees(
     return total
 
 
-def _pricing(item: SubscriptionItem, net: dict, list_price: bool) -> dict:
-    return (item.list_pricing or net) if list_price else net
+def _pricing(
+    item: SubscriptionItem, net: dict, list_price: bool, ssp: StandaloneSellingPrice | None = None
+) -> dict:
+    """The terms rated: the net ones, or the list ones — with the unit price a price book line
+    gives (its amount, or its percent of the list unit price) when one is given and the model
+    has a unit price (ssp_of scales the others)."""
+    if not list_price:
+        return net
+    terms = item.list_pricing or net
+    if ssp is None or not rating.pricing_model(terms, strict=False).unit_price:
+        return terms
+    unit = rating.pricing_value(terms, "unit_price")
+    return {**terms, "unit_price": str(ssp_value(ssp, unit))}
 
 
-def ssp_of(item: SubscriptionItem, periods: list[TermPeriod], currency: str) -> Decimal:
-    """The standalone selling price of an item's obligation for the term. For now its list
-    price (the catalog terms snapshotted at creation) over the term; the SSP price book will
-    replace this one function."""
-    return item_fees(item, periods, currency, list_price=True)
+def ssp_of(
+    item: SubscriptionItem, periods: list[TermPeriod], currency: str, on: dt.date
+) -> Decimal:
+    """The standalone selling price of an item's obligation for the term: its list terms priced
+    at the SSP price book line of its charge in force on `on` (the contract's inception, or the
+    change's effective date), over the term as billing prices it. No line in force (or no
+    charge: a fee typed on the quote): the list price itself."""
+    line = ssp_line(item.charge, on=on) if item.charge_id else None
+    fees = item_fees(item, periods, currency, list_price=True, ssp=line)
+    terms = item.list_pricing or item.pricing
+    unit_priced = rating.pricing_model(terms, strict=False).unit_price
+    # Without a unit price a percent scales the list fees; an amount cannot apply (list kept).
+    if line is not None and not unit_priced and line.percent_of_list is not None:
+        fees = round_money(fees * line.percent_of_list / Decimal(100), currency)
+    return fees
 
 
 # --- contracts and obligations ----------------------------------------------------------------
 
 
 def contracts_sync() -> int:
-    """A revenue contract for every subscription without one, then the contract changes not
+    """A revenue contract for every subscription without one and for every renewal without one
+    (a renewal is a new contract for its term), then the contract changes and credit notes not
     applied yet. Idempotent; returns the number of contracts made."""
     made = 0
-    for subscription in Subscription.objects.filter(revenue_contract__isnull=True).order_by("pk"):
+    pending = Subscription.objects.exclude(
+        pk__in=RevenueContract.objects.filter(renewal=None).values("subscription_id")
+    )
+    for subscription in pending.order_by("pk"):
         if contract_create(subscription=subscription) is not None:
             made += 1
-    for contract in RevenueContract.objects.select_related("subscription"):
+    renewals = SubscriptionChange.objects.filter(kind=SubscriptionChange.Kind.RENEWAL).exclude(
+        pk__in=RevenueContract.objects.exclude(renewal=None).values("renewal_id")
+    )
+    for renewal in renewals.select_related("subscription").order_by("effective_date", "pk"):
+        if contract_create(subscription=renewal.subscription, renewal=renewal) is not None:
+            made += 1
+    for contract in RevenueContract.objects.select_related("subscription").order_by("start", "pk"):
         contract_apply_changes(contract=contract)
+        contract_apply_credit_notes(contract=contract)
     return made
+
+
+def next_renewal(contract: RevenueContract) -> dt.date | None:
+    """The start of the renewal after the contract's term, if there is one."""
+    return (
+        contract.subscription.changes.filter(
+            kind=SubscriptionChange.Kind.RENEWAL, effective_date__gt=contract.start
+        )
+        .order_by("effective_date")
+        .values_list("effective_date", flat=True)
+        .first()
+    )
+
+
+def term_end(contract: RevenueContract) -> dt.date:
+    """The day the contract's term ends (not included): the next renewal's start, else the
+    subscription's end (its term's, or an earlier cancellation)."""
+    renewal, end = next_renewal(contract), contract.subscription.end_date
+    return max(min(renewal or end, end), contract.start + dt.timedelta(days=1))
 
 
 def _convention() -> str:
@@ -177,28 +237,52 @@ def signed_end(item: SubscriptionItem, subscription: Subscription) -> dt.date:
 
 
 @transaction.atomic
-def contract_create(*, subscription: Subscription) -> RevenueContract | None:
-    """The subscription's contract as signed (its original items), allocated and scheduled.
-    Returns None when another run made it first."""
+def contract_create(
+    *, subscription: Subscription, renewal: SubscriptionChange | None = None
+) -> RevenueContract | None:
+    """The subscription's contract as signed (its original items), or a renewal's (the items
+    the renewal started, for its term), allocated and scheduled. Returns None when another run
+    made it first."""
     currency = str(subscription.currency)
-    quote = Quote.objects.filter(subscription=subscription).first()
+    if renewal is None:
+        quote = Quote.objects.filter(subscription=subscription).first()
+        start = subscription.start_date
+    else:
+        quote = Quote.objects.filter(
+            contract=subscription,
+            kind=Quote.Kind.RENEWAL,
+            status=Quote.Status.ACCEPTED,
+            start_date=renewal.effective_date,
+        ).first()
+        start = renewal.effective_date
     try:
         with transaction.atomic():
             contract = RevenueContract.objects.create(
                 subscription=subscription,
+                renewal=renewal,
                 quote=quote,
                 customer=subscription.customer,
                 currency=currency,
-                start=subscription.start_date,
+                start=start,
                 end=subscription.end_date,
             )
     except IntegrityError:
         return None
+    contract.end = term_end(contract)
+    contract.save(update_fields=["end"])
     periods = _periods(subscription)
-    originals = [i for i in subscription.items.order_by("position", "id") if i.change_id is None]
-    revenue_start = subscription.trial_end_date or subscription.start_date
+    items = subscription.items.order_by("position", "id")
+    signed = items.filter(change=renewal) if renewal else items.filter(change=None)
+    if renewal is None:
+        revenue_start = subscription.trial_end_date or subscription.start_date
+    else:
+        revenue_start = renewal.effective_date
+        # The term before ends where the renewal starts (its usage too).
+        RevenueContract.objects.filter(
+            subscription=subscription, start__lt=start, end__gt=start
+        ).update(end=start)
     fixed: list[PerformanceObligation] = []
-    for item in originals:
+    for item in signed:
         obligation = _obligation_for(contract, item, periods, revenue_start)
         if obligation is None:
             continue
@@ -247,7 +331,9 @@ def _obligation_for(
         description=item.name[:200],
         service_start=start,
         service_end=end,
-        ssp=ZERO if item.is_usage else ssp_of(item, periods, currency),
+        ssp=ZERO
+        if item.is_usage
+        else ssp_of(item, periods, currency, item.starts_on or contract.start),
         fixed_consideration=fees,
         allocated_amount=fees if kind != Kind.USAGE and item.change_id else ZERO,
     )
@@ -281,23 +367,28 @@ def _add_to_line(obligation: PerformanceObligation, month: dt.date, amount: Deci
 
 @transaction.atomic
 def contract_apply_changes(*, contract: RevenueContract) -> int:
-    """Apply the subscription's changes made since the last one applied, in order. Returns how
-    many were applied."""
+    """Apply the subscription's changes effective in the contract's term made since the last
+    one applied, in order. Returns how many were applied."""
     contract = RevenueContract.objects.select_for_update().get(pk=contract.pk)
     subscription = contract.subscription
-    changes = subscription.changes.filter(kind__in=APPLIED_CHANGES).order_by("pk")
+    changes = subscription.changes.filter(
+        kind__in=APPLIED_CHANGES, effective_date__gte=contract.start
+    )
+    renewal = next_renewal(contract)
+    if renewal is not None:
+        changes = changes.filter(effective_date__lt=renewal)
     done = set(
         contract.obligations.exclude(last_change=None).values_list("last_change_id", flat=True)
     )
     latest = max(done, default=0)
     applied = 0
-    for change in changes:
+    for change in changes.order_by("pk"):
         if change.pk <= latest:
             continue
         _apply_change(contract, subscription, change)
         applied += 1
     if applied:
-        contract.end = subscription.end_date
+        contract.end = term_end(contract)
         contract.save(update_fields=["end"])
     return applied
 
@@ -409,40 +500,172 @@ def _cut_schedule(obligation: PerformanceObligation, day: dt.date) -> Decimal:
     return kept
 
 
+# --- credit notes -----------------------------------------------------------------------------
+
+# A cancellation's credit note gives back what the cancellation took off: applied as the change.
+CREDITED_LINES = (
+    InvoiceLine.Kind.FEE,
+    InvoiceLine.Kind.PRORATION,
+    InvoiceLine.Kind.USAGE,
+    InvoiceLine.Kind.TRUE_UP,
+    InvoiceLine.Kind.ADJUSTMENT,
+)
+
+
+def credit_note_parts(note: CreditNote) -> list[tuple[InvoiceLine, Decimal]]:
+    """What a credit note takes off each invoice line: its lines on an invoice line as they
+    are; an amount on no line spread over the invoice's lines in proportion to their amounts
+    (largest remainder, to the cent)."""
+    parts: list[tuple[InvoiceLine, Decimal]] = []
+    currency = str(note.currency)
+    lines = [line for line in note.invoice.lines.all() if line.amount > 0 and line.item_id]
+    for credit in note.lines.select_related("invoice_line"):
+        if credit.invoice_line_id is not None:
+            parts.append((credit.invoice_line, credit.amount))
+        elif lines:
+            shares = split(credit.amount, [line.amount for line in lines], currency)
+            parts += [(line, share) for line, share in zip(lines, shares, strict=True) if share]
+    return parts
+
+
+@transaction.atomic
+def contract_apply_credit_notes(*, contract: RevenueContract) -> int:
+    """Apply the credit notes on the subscription's invoices issued since the last one applied,
+    in order, to the obligations of the contract whose lines they credit: a change of the
+    transaction price (ASC 606-10-32-42), so a ratable obligation's allocation goes down and
+    its schedule is redone with a cumulative catch-up — what its days before the credit note
+    would have recognized at the new allocation, less what they did, lands in the credit
+    note's month (the first open one); the rest is spread over the remaining service. A point in
+    time obligation takes it all in that month; usage takes it in the month the note is issued
+    (usage_by_month). Returns the notes applied."""
+    contract = RevenueContract.objects.select_for_update().get(pk=contract.pk)
+    notes = CreditNote.objects.filter(
+        invoice__subscription_id=contract.subscription_id, change=None
+    ).select_related("invoice")
+    if contract.last_credit_note_id:
+        notes = notes.filter(pk__gt=contract.last_credit_note_id)
+    obligations = {o.position: o for o in contract.obligations.all()}
+    end = term_end(contract)
+    applied = 0
+    for note in notes.order_by("pk"):
+        for line, amount in credit_note_parts(note):
+            if line.kind not in CREDITED_LINES or line.item is None:
+                continue
+            if not contract.start <= line.period_start < max(end, contract.end):
+                continue  # another term's contract
+            obligation = obligations.get(line.item.position)
+            if obligation is None:
+                continue
+            _credit(obligation, amount, note.issue_date)
+            obligation.credited_amount += amount
+            obligation.save()
+            applied += 1
+        contract.last_credit_note = note
+    contract.save(update_fields=["last_credit_note"])
+    return applied
+
+
+def _open_month(obligation: PerformanceObligation, month: dt.date) -> dt.date:
+    """`month`, or the month after the obligation's last posted line if that is later."""
+    last_posted = (
+        obligation.lines.exclude(entry=None).order_by("-month").values_list("month", flat=True)
+    ).first()
+    return max(month, add_months(last_posted, 1)) if last_posted else month
+
+
+def _credit(obligation: PerformanceObligation, amount: Decimal, day: dt.date) -> None:
+    """Take `amount` off a fixed obligation's allocation on `day` (see
+    contract_apply_credit_notes)."""
+    if obligation.kind == Kind.USAGE:
+        return  # usage_by_month counts it in its month
+    currency = str(obligation.contract.currency)
+    allocation = obligation.allocated_amount - amount
+    service = Period(obligation.service_start, obligation.service_end)
+    month = _open_month(obligation, month_start(day))
+    start = max(day, service.start, month)  # where the schedule can still change
+    if obligation.kind == Kind.RATABLE and start < service.end:
+        kept = _cut_schedule(obligation, start)
+        target = recognized_before(allocation, service, start, currency, _convention())
+        _schedule(obligation, allocation - target, Period(start, service.end))
+    else:  # delivered, or served in full: all of it now
+        kept = exact_sum(obligation.lines.values_list("amount", flat=True))
+        target = allocation
+    _add_to_line(obligation, month, target - kept)
+    obligation.allocated_amount = allocation
+
+
 # --- usage ------------------------------------------------------------------------------------
 
 
+USAGE_LINES = (InvoiceLine.Kind.USAGE, InvoiceLine.Kind.TRUE_UP, InvoiceLine.Kind.ADJUSTMENT)
+BILLED = (Invoice.Status.FINALIZED, Invoice.Status.PAID)
+
+
+def _by_days(months: dict, amount: Decimal, service: Period, through: dt.date, currency: str):
+    """Add `amount` to `months`, split over the calendar months of `service` by days."""
+    parts = calendar_months(service) or [Period(service.start, service.start)]
+    amounts = split(amount, [p.days or 1 for p in parts], currency)
+    for part, share in zip(parts, amounts, strict=True):
+        if month_start(part.start) <= through:
+            months[month_start(part.start)] += share
+
+
 def usage_by_month(obligation: PerformanceObligation, through: dt.date) -> dict[dt.date, Decimal]:
-    """The usage invoiced for the obligation's item (every version of it), by the month it
-    occurred, up to the month starting `through`: usage lines of finalized (or paid) invoices,
-    a line spanning months split by days."""
-    currency = str(obligation.contract.currency)
+    """The usage invoiced for the obligation's item (every version of it in the contract's
+    term), by the month it occurred, up to the month starting `through`: the usage, minimum
+    true-up and late-usage lines of finalized (or paid) invoices, less their share of the
+    invoice's prepaid money credit (in proportion to the usage lines), a line spanning months
+    split by days; then less the credit notes on those lines, in the month they are issued."""
+    contract = obligation.contract
+    currency = str(contract.currency)
     lines = InvoiceLine.objects.filter(
-        kind=InvoiceLine.Kind.USAGE,
-        invoice__subscription_id=obligation.contract.subscription_id,
-        invoice__status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID],
-        item__position=obligation.position,
-        period_start__lt=add_months(through, 1),
-    )
+        invoice__subscription_id=contract.subscription_id,
+        invoice__status__in=BILLED,
+        period_start__gte=contract.start,
+        period_start__lt=min(add_months(through, 1), contract.end),
+    ).filter(Q(kind__in=USAGE_LINES) | Q(kind=InvoiceLine.Kind.CREDIT, item=None))
+    by_invoice: dict[int, list[InvoiceLine]] = defaultdict(list)
+    for line in lines.select_related("item").order_by("invoice_id", "position", "pk"):
+        by_invoice[line.invoice_id].append(line)
     months: dict[dt.date, Decimal] = defaultdict(Decimal)
-    for line in lines:
-        parts = calendar_months(Period(line.period_start, line.period_end))
-        amounts = split(line.amount, [p.days for p in parts], currency) if parts else []
-        for part, amount in zip(parts, amounts, strict=True):
-            if month_start(part.start) <= through:
-                months[month_start(part.start)] += amount
+    for invoice_lines in by_invoice.values():
+        usage = [line for line in invoice_lines if line.kind != InvoiceLine.Kind.CREDIT]
+        for line in usage:
+            if line.item.position == obligation.position:
+                service = Period(line.period_start, line.period_end)
+                _by_days(months, line.amount, service, through, currency)
+        credit = exact_sum(x.amount for x in invoice_lines if x.kind == InvoiceLine.Kind.CREDIT)
+        if credit and usage:
+            shares = split(credit, [max(line.amount, ZERO) for line in usage], currency)
+            for line, share in zip(usage, shares, strict=True):
+                if line.item.position == obligation.position and share:
+                    service = Period(line.period_start, line.period_end)
+                    _by_days(months, share, service, through, currency)
+    notes = CreditNote.objects.filter(
+        invoice__subscription_id=contract.subscription_id,
+        change=None,
+        issue_date__lt=add_months(through, 1),
+    ).prefetch_related("lines__invoice_line__item", "invoice__lines__item")
+    for note in notes:
+        for line, amount in credit_note_parts(note):
+            if (
+                line.kind in USAGE_LINES
+                and line.item.position == obligation.position
+                and contract.start <= line.period_start < contract.end
+            ):
+                months[month_start(note.issue_date)] -= amount
     return months
 
 
 def _usage_line(obligation: PerformanceObligation, month: dt.date) -> None:
-    """The usage recognized in `month`: what was invoiced for the months up to it, less what
-    earlier lines recognized (late invoices are caught up here). Not once a later month is
-    posted (its run caught up)."""
-    if obligation.lines.filter(month__gt=month).exclude(entry=None).exists():
-        return
-    if obligation.lines.filter(month=month).exclude(entry=None).exists():
+    """The usage recognized in `month`: what was invoiced for the months up to it and the
+    accruals of the month (usage not invoiced yet), less what earlier lines recognized (late
+    invoices and the difference between an accrual and its invoice are caught up here). Not
+    once a later month is posted (its run caught up)."""
+    if obligation.lines.filter(month__gte=month).exclude(entry=None).exists():
         return
     due = exact_sum(usage_by_month(obligation, month).values())
+    due += exact_sum(obligation.accruals.filter(month=month).values_list("amount", flat=True))
     earlier = exact_sum(obligation.lines.filter(month__lt=month).values_list("amount", flat=True))
     amount = due - earlier
     obligation.lines.filter(month=month).delete()
@@ -452,18 +675,104 @@ def _usage_line(obligation: PerformanceObligation, month: dt.date) -> None:
     obligation.save(update_fields=["allocated_amount"])
 
 
+def _accrue(obligation: PerformanceObligation, month: dt.date) -> None:
+    """Usage recognized before it is invoiced: for each billing period of the obligation not
+    invoiced yet by the end of `month`, its usage from its start to that end, rated on the
+    item's terms (without a minimum true-up, known only at the period's end), accrued once
+    (Dr Unbilled receivable / Cr Deferred revenue, dated the month's last day); the same
+    period's accrual of an earlier month is reversed the same day (this one replaces it)."""
+    if obligation.lines.filter(month__gte=month).exclude(entry=None).exists():
+        return
+    contract = obligation.contract
+    subscription = contract.subscription
+    currency = str(contract.currency)
+    month_end = add_months(month, 1)
+    last_day = month_end - dt.timedelta(days=1)
+    invoiced = Invoice.objects.filter(
+        subscription_id=subscription.pk, status__in=BILLED, change=None
+    ).values_list("billing_date", flat=True)
+    periods = subscription.billing_periods.filter(
+        billed_from__lt=min(month_end, obligation.service_end),
+        end_date__gt=obligation.service_start,
+    ).exclude(end_date__in=invoiced)
+    for period in periods.order_by("start_date"):
+        if obligation.accruals.filter(period_start=period.billed_from, month=month).exists():
+            continue
+        window = Period(
+            max(period.billed_from, obligation.service_start),
+            min(period.end_date, month_end, obligation.service_end),
+        )
+        if window.start >= window.end:
+            continue
+        amount = exact_sum(
+            round_money(usage.rating.amount - usage.rating.true_up, currency)
+            for usage in usage_for_period(subscription=subscription, period=window)
+            if usage.item.position == obligation.position
+        )
+        for earlier in obligation.accruals.filter(
+            period_start=period.billed_from, month__lt=month, reversal=None
+        ):
+            accrual_reverse(accrual=earlier, on=last_day)
+        accrual = UsageAccrual.objects.create(
+            obligation=obligation,
+            month=month,
+            period_start=period.billed_from,
+            period_end=period.end_date,
+            amount=amount,
+        )
+        if amount:
+            memo = (
+                f"Usage accrued {window.start:%b %-d} – {window.end - dt.timedelta(days=1):%b %-d}"
+                f", not invoiced yet: {obligation.description} ({subscription.external_id})"
+            )
+            accrual.entry = post_entry(
+                kind="usage_accrual",
+                source=f"accrual:{accrual.pk}",
+                on=last_day,
+                memo=memo,
+                currency=currency,
+                lines=[
+                    Line(
+                        role=Account.Role.UNBILLED_RECEIVABLE,
+                        debit=amount,
+                        memo=memo,
+                        customer=contract.customer,
+                    ),
+                    Line(role=Account.Role.DEFERRED_REVENUE, credit=amount, memo=memo),
+                ],
+            )
+            accrual.save(update_fields=["entry"])
+
+
+def accrual_reverse(*, accrual: UsageAccrual, on: dt.date) -> JournalEntry | None:
+    """Reverse an accrual once (its invoice is posted, or a later accrual replaces it): Dr
+    Deferred revenue / Cr Unbilled receivable, on `on` (not before the accrual). An accrual of
+    zero posted nothing and needs no reversal."""
+    accrual = UsageAccrual.objects.select_for_update().select_related("entry").get(pk=accrual.pk)
+    if accrual.reversal_id or accrual.entry_id is None:
+        return accrual.reversal
+    accrual.reversal = reverse_entry(
+        entry=accrual.entry,
+        on=max(on, accrual.entry.original_date),
+        memo=f"Invoiced: {accrual.entry.memo}"[:300],
+    )
+    accrual.save(update_fields=["reversal"])
+    return accrual.reversal
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
 def recognize(period: AccountingPeriod | dt.date) -> int:
     """Post every recognition line due by the end of `period` (a period or its month): usage
-    lines for the month first computed from the invoices. Idempotent; returns the number of
-    lines posted."""
+    not invoiced yet accrued first, then usage lines for the month computed from the invoices
+    and the accruals. Idempotent; returns the number of lines posted."""
     month = month_start(period.start if isinstance(period, AccountingPeriod) else period)
     for obligation in PerformanceObligation.objects.filter(
         kind=Kind.USAGE, service_start__lt=add_months(month, 1)
-    ).select_related("contract"):
+    ).select_related("contract__subscription", "contract__customer"):
         with transaction.atomic():
+            _accrue(obligation, month)
             _usage_line(obligation, month)
     posted = 0
     due = RecognitionLine.objects.filter(entry=None, month__lte=month).select_related(

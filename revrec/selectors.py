@@ -199,6 +199,8 @@ def trial_balance_csv_rows(balances: list[TrialBalance]) -> list[list[str]]:
 # --- the deferred revenue roll-forward ---------------------------------------------------------
 
 RECOGNIZED_KINDS = ("recognition", "reversal:recognition")
+# Usage accrued before its invoice counts as billed (the invoice's reversal takes it back).
+BILLED_KINDS = ("invoice", "usage_accrual", "reversal:usage_accrual")
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,7 @@ class RollforwardRow:
 
 
 def _movement(kind: str) -> str:
-    if kind == "invoice":
+    if kind in BILLED_KINDS:
         return "billed"
     if kind in RECOGNIZED_KINDS:
         return "recognized"
