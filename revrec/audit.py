@@ -35,7 +35,13 @@ from invoicing.builder import invoice_totals
 from invoicing.models import CreditBalanceEntry, CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from receivables.models import Payment, PaymentAllocation, WriteOff
 from revrec import postings
-from revrec.models import Account, JournalLine, PerformanceObligation, RecognitionLine
+from revrec.models import (
+    Account,
+    JournalLine,
+    PerformanceObligation,
+    RecognitionLine,
+    UsageAccrual,
+)
 
 ZERO = Decimal(0)
 Kind = CreditBalanceEntry.Kind
@@ -206,7 +212,7 @@ def recognition_differences() -> list[Difference]:
         if obligation.kind != PerformanceObligation.Kind.USAGE:
             sums = contracts[(contract.pk, currency)]
             sums[0] += obligation.allocated_amount
-            sums[1] += obligation.fixed_consideration
+            sums[1] += obligation.fixed_consideration - obligation.credited_amount
     for (contract_id, currency), (allocated, fixed) in sorted(contracts.items()):
         _differs(
             diffs,
@@ -216,7 +222,7 @@ def recognition_differences() -> list[Difference]:
             allocated,
             fixed,
             currency,
-            "fixed consideration",
+            "fixed consideration less credit notes",
         )
     return diffs
 
@@ -272,7 +278,11 @@ def tie_out_differences() -> list[Difference]:
     roles = {
         a.pk: a.role
         for a in Account.objects.filter(
-            role__in=[Account.Role.ACCOUNTS_RECEIVABLE, Account.Role.CUSTOMER_CREDIT]
+            role__in=[
+                Account.Role.ACCOUNTS_RECEIVABLE,
+                Account.Role.CUSTOMER_CREDIT,
+                Account.Role.UNBILLED_RECEIVABLE,
+            ]
         )
     }
     journal: dict = defaultdict(lambda: ([], []))
@@ -287,7 +297,7 @@ def tie_out_differences() -> list[Difference]:
     for (role, customer_id, currency), (debits, credits) in journal.items():
         net = exact_sum(debits) - exact_sum(credits)
         ledger[(role, customer_id, currency)] = (
-            net if role == Account.Role.ACCOUNTS_RECEIVABLE else -net
+            -net if role == Account.Role.CUSTOMER_CREDIT else net
         )
     documents: dict = defaultdict(lambda: ZERO)
     for invoice in Invoice.objects.filter(status__in=SETTLEABLE, total__gt=0).only(
@@ -304,9 +314,15 @@ def tie_out_differences() -> list[Difference]:
         documents[key] += invoice.open_amount
     for (customer_id, currency), amount in credit_balances().items():
         documents[(Account.Role.CUSTOMER_CREDIT, customer_id, currency)] = amount
+    standing = UsageAccrual.objects.filter(reversal=None).exclude(entry=None)
+    for customer_id, currency, amount in standing.values_list(
+        "obligation__contract__customer_id", "obligation__contract__currency", "amount"
+    ).order_by():
+        documents[(Account.Role.UNBILLED_RECEIVABLE, customer_id, str(currency))] += amount
     names = {
         Account.Role.ACCOUNTS_RECEIVABLE: ("Accounts receivable", "open amounts of invoices"),
         Account.Role.CUSTOMER_CREDIT: ("Customer credit balances", "credit balance"),
+        Account.Role.UNBILLED_RECEIVABLE: ("Unbilled receivable", "usage accruals standing"),
     }
     keys = sorted(set(ledger) | set(documents), key=lambda k: (k[1] or 0, k[2], k[0]))
     names_of = Customer.objects.in_bulk({k[1] for k in keys if k[1] is not None})

@@ -13,6 +13,7 @@ from invoicing.corrections import credit_note_issue
 from invoicing.models import Invoice
 from invoicing.services import billing_run
 from metering.services import events_ingest
+from revrec.audit import audit
 from revrec.models import Account, JournalEntry, RevenueContract, UsageAccrual
 from revrec.postings import journal_sync
 from revrec.recognition import contracts_sync, recognize
@@ -391,3 +392,29 @@ def test_the_journal_kinds_of_an_accrual_are_named_in_the_entries(db):
     entry = JournalEntry.objects.get(kind="usage_accrual")
     assert entry.memo.startswith("Usage accrued Jan 15 – Jan 31, not invoiced yet: API calls")
     assert "sub_calls" in entry.memo
+
+
+def test_the_audit_ties_unbilled_receivables_and_credited_allocations(db):
+    # Given usage accrued at the end of January and a seats contract credited 90.00
+    calls_subscription()
+    send(5, "2026-01-20")
+    month_end("2026-01-01", "2026-02-01")
+    seats_subscription()
+    (january,) = bill("2026-01-01")
+    with at("2026-01-10 10:00Z"):
+        credit_note_issue(invoice=january, amount=D("90.00"), reason="Outage")
+    month_end("2026-01-01", "2026-02-01")
+
+    # Then the audit finds nothing: Unbilled receivable 1.00 = the accrual standing, the
+    # seats' allocation 810.00 = 900.00 fixed − 90.00 credited
+    assert audit() == []
+
+    # When the accrual is changed behind the services
+    UsageAccrual.objects.update(amount=D("1.50"))
+
+    # Then the tie-out names the customer and both figures
+    (difference,) = audit()
+    assert difference.check == "tie_out"
+    assert "Unbilled receivable 1.00 in the journal, 1.50 from the usage accruals" in str(
+        difference.message
+    )
