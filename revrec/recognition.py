@@ -748,7 +748,11 @@ def accrual_reverse(*, accrual: UsageAccrual, on: dt.date) -> JournalEntry | Non
     """Reverse an accrual once (its invoice is posted, or a later accrual replaces it): Dr
     Deferred revenue / Cr Unbilled receivable, on `on` (not before the accrual). An accrual of
     zero posted nothing and needs no reversal."""
-    accrual = UsageAccrual.objects.select_for_update().select_related("entry").get(pk=accrual.pk)
+    accrual = (
+        UsageAccrual.objects.select_for_update(of=("self",))
+        .select_related("entry")
+        .get(pk=accrual.pk)
+    )
     if accrual.reversal_id or accrual.entry_id is None:
         return accrual.reversal
     accrual.reversal = reverse_entry(
