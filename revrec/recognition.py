@@ -43,6 +43,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from simple_history.utils import bulk_update_with_history
 
 from catalog import rating
 from catalog.models import StandaloneSellingPrice
@@ -63,7 +64,12 @@ from revrec.models import (
     RevenueContract,
     UsageAccrual,
 )
-from subscriptions.models import Subscription, SubscriptionChange, SubscriptionItem
+from subscriptions.models import (
+    BillingPeriod,
+    Subscription,
+    SubscriptionChange,
+    SubscriptionItem,
+)
 
 ZERO = Decimal(0)
 Kind = PerformanceObligation.Kind
@@ -599,6 +605,7 @@ def _credit(obligation: PerformanceObligation, amount: Decimal, day: dt.date) ->
 
 USAGE_LINES = (InvoiceLine.Kind.USAGE, InvoiceLine.Kind.TRUE_UP, InvoiceLine.Kind.ADJUSTMENT)
 BILLED = (Invoice.Status.FINALIZED, Invoice.Status.PAID)
+USAGE_BATCH = 500  # usage obligations read and written together
 
 
 def _by_days(months: dict, amount: Decimal, service: Period, through: dt.date, currency: str):
@@ -610,138 +617,211 @@ def _by_days(months: dict, amount: Decimal, service: Period, through: dt.date, c
             months[month_start(part.start)] += share
 
 
-def usage_by_month(obligation: PerformanceObligation, through: dt.date) -> dict[dt.date, Decimal]:
-    """The usage invoiced for the obligation's item (every version of it in the contract's
+def _usage_months(
+    obligations: list[PerformanceObligation], through: dt.date
+) -> dict[int, dict[dt.date, Decimal]]:
+    """The usage invoiced for each obligation's item (every version of it in its contract's
     term), by the month it occurred, up to the month starting `through`: the usage, minimum
     true-up and late-usage lines of finalized (or paid) invoices, less their share of the
     invoice's prepaid money credit (in proportion to the usage lines), a line spanning months
-    split by days; then less the credit notes on those lines, in the month they are issued."""
-    contract = obligation.contract
-    currency = str(contract.currency)
-    lines = InvoiceLine.objects.filter(
-        invoice__subscription_id=contract.subscription_id,
-        invoice__status__in=BILLED,
-        period_start__gte=contract.start,
-        period_start__lt=min(add_months(through, 1), contract.end),
-    ).filter(Q(kind__in=USAGE_LINES) | Q(kind=InvoiceLine.Kind.CREDIT, item=None))
-    by_invoice: dict[int, list[InvoiceLine]] = defaultdict(list)
-    for line in lines.select_related("item").order_by("invoice_id", "position", "pk"):
-        by_invoice[line.invoice_id].append(line)
-    months: dict[dt.date, Decimal] = defaultdict(Decimal)
-    for invoice_lines in by_invoice.values():
-        usage = [line for line in invoice_lines if line.kind != InvoiceLine.Kind.CREDIT]
-        for line in usage:
-            if line.item.position == obligation.position:
-                service = Period(line.period_start, line.period_end)
-                _by_days(months, line.amount, service, through, currency)
-        credit = exact_sum(x.amount for x in invoice_lines if x.kind == InvoiceLine.Kind.CREDIT)
-        if credit and usage:
-            shares = split(credit, [max(line.amount, ZERO) for line in usage], currency)
-            for line, share in zip(usage, shares, strict=True):
-                if line.item.position == obligation.position and share:
-                    service = Period(line.period_start, line.period_end)
-                    _by_days(months, share, service, through, currency)
-    notes = CreditNote.objects.filter(
-        invoice__subscription_id=contract.subscription_id,
-        change=None,
-        issue_date__lt=add_months(through, 1),
-    ).prefetch_related("lines__invoice_line__item", "invoice__lines__item")
-    for note in notes:
+    split by days; then less the credit notes on those lines, in the month they are issued.
+    Read for all the obligations at once (a fixed number of queries)."""
+    end = add_months(through, 1)
+    subscriptions = {o.contract.subscription_id for o in obligations}
+    lines = (
+        InvoiceLine.objects.filter(
+            invoice__subscription_id__in=subscriptions,
+            invoice__status__in=BILLED,
+            period_start__lt=end,
+        )
+        .filter(Q(kind__in=USAGE_LINES) | Q(kind=InvoiceLine.Kind.CREDIT, item=None))
+        .select_related("item", "invoice")
+        .order_by("invoice_id", "position", "pk")
+    )
+    invoices: dict[int, dict[int, list[InvoiceLine]]] = defaultdict(lambda: defaultdict(list))
+    for line in lines:
+        invoices[line.invoice.subscription_id][line.invoice_id].append(line)
+    notes: dict[int, list[tuple[dt.date, InvoiceLine, Decimal]]] = defaultdict(list)
+    for note in (
+        CreditNote.objects.filter(
+            invoice__subscription_id__in=subscriptions, change=None, issue_date__lt=end
+        )
+        .select_related("invoice")
+        .prefetch_related("lines__invoice_line__item", "invoice__lines__item")
+    ):
         for line, amount in credit_note_parts(note):
-            if (
-                line.kind in USAGE_LINES
-                and line.item.position == obligation.position
+            if line.kind in USAGE_LINES and line.item is not None:
+                notes[note.invoice.subscription_id].append((note.issue_date, line, amount))
+    result = {}
+    for obligation in obligations:
+        contract = obligation.contract
+        currency = str(contract.currency)
+
+        def mine(line, contract=contract, position=obligation.position) -> bool:
+            return (
+                line.item.position == position
                 and contract.start <= line.period_start < contract.end
-            ):
-                months[month_start(note.issue_date)] -= amount
-    return months
+            )
+
+        months: dict[dt.date, Decimal] = defaultdict(Decimal)
+        for invoice_lines in invoices[contract.subscription_id].values():
+            usage = [line for line in invoice_lines if line.kind != InvoiceLine.Kind.CREDIT]
+            credit = exact_sum(x.amount for x in invoice_lines if x.kind == InvoiceLine.Kind.CREDIT)
+            shares = [ZERO] * len(usage)
+            if credit and usage:
+                shares = split(credit, [max(line.amount, ZERO) for line in usage], currency)
+            for line, share in zip(usage, shares, strict=True):
+                if mine(line):
+                    service = Period(line.period_start, line.period_end)
+                    _by_days(months, line.amount + share, service, through, currency)
+        for issued, line, amount in notes[contract.subscription_id]:
+            if mine(line):
+                months[month_start(issued)] -= amount
+        result[obligation.pk] = months
+    return result
 
 
-def _usage_line(obligation: PerformanceObligation, month: dt.date) -> None:
-    """The usage recognized in `month`: what was invoiced for the months up to it and the
-    accruals of the month (usage not invoiced yet), less what earlier lines recognized (late
-    invoices and the difference between an accrual and its invoice are caught up here). Not
-    once a later month is posted (its run caught up)."""
-    if obligation.lines.filter(month__gte=month).exclude(entry=None).exists():
-        return
-    due = exact_sum(usage_by_month(obligation, month).values())
-    due += exact_sum(obligation.accruals.filter(month=month).values_list("amount", flat=True))
-    earlier = exact_sum(obligation.lines.filter(month__lt=month).values_list("amount", flat=True))
-    amount = due - earlier
-    obligation.lines.filter(month=month).delete()
-    if amount:
-        RecognitionLine.objects.create(obligation=obligation, month=month, amount=amount)
-    obligation.allocated_amount = exact_sum(obligation.lines.values_list("amount", flat=True))
-    obligation.save(update_fields=["allocated_amount"])
+def usage_by_month(obligation: PerformanceObligation, through: dt.date) -> dict[dt.date, Decimal]:
+    """The usage recognized for one obligation by month, from its invoices (_usage_months)."""
+    return _usage_months([obligation], through)[obligation.pk]
 
 
-def _accrue(obligation: PerformanceObligation, month: dt.date) -> None:
-    """Usage recognized before it is invoiced: for each billing period of the obligation not
+def _usage_lines(obligations: list[PerformanceObligation], month: dt.date) -> None:
+    """The usage recognized in `month` by each obligation: what was invoiced for the months up
+    to it and the accruals of the month (usage not invoiced yet), less what earlier lines
+    recognized (late invoices and the difference between an accrual and its invoice are caught
+    up here). Not once this month or a later one is posted (its run caught up). A fixed number
+    of queries for all of them."""
+    lines: dict[int, list[RecognitionLine]] = defaultdict(list)
+    for line in RecognitionLine.objects.filter(obligation__in=obligations):
+        lines[line.obligation_id].append(line)
+    open_ = [
+        o
+        for o in obligations
+        if not any(line.entry_id and line.month >= month for line in lines[o.pk])
+    ]
+    accrued: dict[int, list[Decimal]] = defaultdict(list)
+    for obligation_id, amount in UsageAccrual.objects.filter(
+        obligation__in=open_, month=month
+    ).values_list("obligation_id", "amount"):
+        accrued[obligation_id].append(amount)
+    invoiced = _usage_months(open_, month)
+    drop, make, changed = [], [], []
+    for obligation in open_:
+        mine = lines[obligation.pk]
+        due = exact_sum(invoiced[obligation.pk].values()) + exact_sum(accrued[obligation.pk])
+        amount = due - exact_sum(line.amount for line in mine if line.month < month)
+        kept = [line for line in mine if line.month != month]
+        drop += [line.pk for line in mine if line.month == month]
+        if amount:
+            made = RecognitionLine(obligation=obligation, month=month, amount=amount)
+            make.append(made)
+            kept.append(made)
+        allocated = exact_sum(line.amount for line in kept)
+        if allocated != obligation.allocated_amount:
+            obligation.allocated_amount = allocated
+            changed.append(obligation)
+    RecognitionLine.objects.filter(pk__in=drop).delete()
+    RecognitionLine.objects.bulk_create(make)
+    bulk_update_with_history(changed, PerformanceObligation, ["allocated_amount"])
+
+
+def _accrue(obligations: list[PerformanceObligation], month: dt.date) -> None:
+    """Usage recognized before it is invoiced: for each billing period of an obligation not
     invoiced yet by the end of `month`, its usage from its start to that end, rated on the
     item's terms (without a minimum true-up, known only at the period's end), accrued once
     (Dr Unbilled receivable / Cr Deferred revenue, dated the month's last day); the same
-    period's accrual of an earlier month is reversed the same day (this one replaces it)."""
-    if obligation.lines.filter(month__gte=month).exclude(entry=None).exists():
-        return
-    contract = obligation.contract
-    subscription = contract.subscription
-    currency = str(contract.currency)
+    period's accrual of an earlier month is reversed the same day (this one replaces it).
+    What is invoiced, accrued or posted is read for all the obligations at once; only the
+    periods left to accrue are rated, one subscription at a time."""
     month_end = add_months(month, 1)
-    last_day = month_end - dt.timedelta(days=1)
-    invoiced = Invoice.objects.filter(
-        subscription_id=subscription.pk, status__in=BILLED, change=None
-    ).values_list("billing_date", flat=True)
-    periods = subscription.billing_periods.filter(
-        billed_from__lt=min(month_end, obligation.service_end),
-        end_date__gt=obligation.service_start,
-    ).exclude(end_date__in=invoiced)
-    for period in periods.order_by("start_date"):
-        if obligation.accruals.filter(period_start=period.billed_from, month=month).exists():
+    subscriptions = {o.contract.subscription_id for o in obligations}
+    posted = set(
+        RecognitionLine.objects.filter(obligation__in=obligations, month__gte=month)
+        .exclude(entry=None)
+        .values_list("obligation_id", flat=True)
+    )
+    invoiced = set(
+        Invoice.objects.filter(
+            subscription_id__in=subscriptions, status__in=BILLED, change=None
+        ).values_list("subscription_id", "billing_date")
+    )
+    periods: dict[int, list] = defaultdict(list)
+    for period in BillingPeriod.objects.filter(
+        subscription_id__in=subscriptions, billed_from__lt=month_end
+    ).order_by("start_date"):
+        if (period.subscription_id, period.end_date) not in invoiced:
+            periods[period.subscription_id].append(period)
+    done = set(
+        UsageAccrual.objects.filter(obligation__in=obligations, month=month).values_list(
+            "obligation_id", "period_start"
+        )
+    )
+    rated: dict[tuple[int, Period], list] = {}
+    for obligation in obligations:
+        contract = obligation.contract
+        subscription = contract.subscription
+        if obligation.pk in posted:
             continue
-        window = Period(
-            max(period.billed_from, obligation.service_start),
-            min(period.end_date, month_end, obligation.service_end),
-        )
-        if window.start >= window.end:
-            continue
-        amount = exact_sum(
-            round_money(usage.rating.amount - usage.rating.true_up, currency)
-            for usage in usage_for_period(subscription=subscription, period=window)
-            if usage.item.position == obligation.position
-        )
-        for earlier in obligation.accruals.filter(
-            period_start=period.billed_from, month__lt=month, reversal=None
-        ):
-            accrual_reverse(accrual=earlier, on=last_day)
-        accrual = UsageAccrual.objects.create(
-            obligation=obligation,
-            month=month,
-            period_start=period.billed_from,
-            period_end=period.end_date,
-            amount=amount,
-        )
-        if amount:
-            memo = (
-                f"Usage accrued {window.start:%b %-d} – {window.end - dt.timedelta(days=1):%b %-d}"
-                f", not invoiced yet: {obligation.description} ({subscription.external_id})"
+        for period in periods[subscription.pk]:
+            window = Period(
+                max(period.billed_from, obligation.service_start),
+                min(period.end_date, month_end, obligation.service_end),
             )
-            accrual.entry = post_entry(
-                kind="usage_accrual",
-                source=f"accrual:{accrual.pk}",
-                on=last_day,
+            if window.start >= window.end or (obligation.pk, period.billed_from) in done:
+                continue
+            if (subscription.pk, window) not in rated:
+                rated[(subscription.pk, window)] = usage_for_period(
+                    subscription=subscription, period=window
+                )
+            with transaction.atomic():
+                _accrual_make(obligation, period, window, month, rated[(subscription.pk, window)])
+
+
+def _accrual_make(obligation, period, window: Period, month: dt.date, usage) -> None:
+    """One accrual (see _accrue), the period's earlier one reversed."""
+    contract = obligation.contract
+    currency = str(contract.currency)
+    last_day = add_months(month, 1) - dt.timedelta(days=1)
+    amount = exact_sum(
+        round_money(u.rating.amount - u.rating.true_up, currency)
+        for u in usage
+        if u.item.position == obligation.position
+    )
+    for earlier in obligation.accruals.filter(
+        period_start=period.billed_from, month__lt=month, reversal=None
+    ):
+        accrual_reverse(accrual=earlier, on=last_day)
+    accrual = UsageAccrual.objects.create(
+        obligation=obligation,
+        month=month,
+        period_start=period.billed_from,
+        period_end=period.end_date,
+        amount=amount,
+    )
+    if not amount:
+        return
+    memo = (
+        f"Usage accrued {window.start:%b %-d} – {window.end - dt.timedelta(days=1):%b %-d}"
+        f", not invoiced yet: {obligation.description} ({contract.subscription.external_id})"
+    )
+    accrual.entry = post_entry(
+        kind="usage_accrual",
+        source=f"accrual:{accrual.pk}",
+        on=last_day,
+        memo=memo,
+        currency=currency,
+        lines=[
+            Line(
+                role=Account.Role.UNBILLED_RECEIVABLE,
+                debit=amount,
                 memo=memo,
-                currency=currency,
-                lines=[
-                    Line(
-                        role=Account.Role.UNBILLED_RECEIVABLE,
-                        debit=amount,
-                        memo=memo,
-                        customer=contract.customer,
-                    ),
-                    Line(role=Account.Role.DEFERRED_REVENUE, credit=amount, memo=memo),
-                ],
-            )
-            accrual.save(update_fields=["entry"])
+                customer=contract.customer,
+            ),
+            Line(role=Account.Role.DEFERRED_REVENUE, credit=amount, memo=memo),
+        ],
+    )
+    accrual.save(update_fields=["entry"])
 
 
 def accrual_reverse(*, accrual: UsageAccrual, on: dt.date) -> JournalEntry | None:
@@ -772,12 +852,16 @@ def recognize(period: AccountingPeriod | dt.date) -> int:
     not invoiced yet accrued first, then usage lines for the month computed from the invoices
     and the accruals. Idempotent; returns the number of lines posted."""
     month = month_start(period.start if isinstance(period, AccountingPeriod) else period)
-    for obligation in PerformanceObligation.objects.filter(
-        kind=Kind.USAGE, service_start__lt=add_months(month, 1)
-    ).select_related("contract__subscription", "contract__customer"):
+    usage = list(
+        PerformanceObligation.objects.filter(
+            kind=Kind.USAGE, service_start__lt=add_months(month, 1)
+        ).select_related("contract__subscription", "contract__customer")
+    )
+    for at in range(0, len(usage), USAGE_BATCH):
+        batch = usage[at : at + USAGE_BATCH]
+        _accrue(batch, month)
         with transaction.atomic():
-            _accrue(obligation, month)
-            _usage_line(obligation, month)
+            _usage_lines(batch, month)
     posted = 0
     due = RecognitionLine.objects.filter(entry=None, month__lte=month).select_related(
         "obligation__contract__subscription"
