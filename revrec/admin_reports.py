@@ -16,7 +16,7 @@ from core.periods import add_months, month_start
 from customers.models import Customer
 from revrec import reports
 from revrec.admin_ledger import _csv_response, may_see_ledger
-from revrec.models import AccountingPeriod, JournalEntry
+from revrec.models import AccountingPeriod
 
 
 def month_choices(today: dt.date) -> list[tuple[str, str]]:
@@ -80,8 +80,6 @@ def _context(request, title: str, **values) -> dict:
         **admin.site.each_context(request),
         "title": title,
         "content_title": title,
-        "opts": JournalEntry._meta,
-        "model_admin": admin.site._registry[JournalEntry],
         **values,
     }
 
