@@ -24,9 +24,10 @@ from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
+from django.utils import timezone
 
 from core.money import exact_sum, round_money
-from core.periods import add_months, day_start, month_start
+from core.periods import add_months, month_start
 from invoicing.models import CreditNote, Invoice, InvoiceLine
 from revrec.models import Account, JournalLine, PerformanceObligation, RecognitionLine
 
@@ -62,6 +63,11 @@ def months_between(first: dt.date, last: dt.date) -> list[dt.date]:
         months.append(month)
         month = add_months(month, 1)
     return months
+
+
+def _local_start(day: dt.date) -> dt.datetime:
+    """The instant a day starts in the project's time zone (a void's day, as postings dates it)."""
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
 def _amount(value: Decimal, currency: str) -> str:
@@ -269,13 +275,14 @@ class Waterfall:
         return sum((row.total for row in self.rows), ZERO)
 
 
-def _billing_months(subscription_ids) -> dict[tuple[int, int], list[tuple]]:
+def _billing_months() -> dict[tuple[int, int], list[tuple]]:
     """{(subscription id, item position): [(issue date, period start, period end)] by issue
-    date}: the lines of the subscriptions' finalized or paid invoices, one query."""
+    date}: the lines of the finalized or paid invoices of the subscriptions with a revenue
+    contract, one query."""
     lines = (
         InvoiceLine.objects.filter(
             invoice__status__in=BILLED,
-            invoice__subscription_id__in=subscription_ids,
+            invoice__subscription__revenue_contract__isnull=False,
             item__isnull=False,
         )
         .exclude(invoice__issue_date=None)
@@ -333,7 +340,7 @@ def waterfall(first: dt.date, last: dt.date) -> list[Waterfall]:
         reversed_, ("entry__reversed_by__period__start", *keys), ("amount",)
     ).items():
         cells.append((period, key, -amount))
-    billing = _billing_months({key[1] for _, key, _ in cells})
+    billing = _billing_months() if cells else {}
     tables: dict[str, Waterfall] = {}
     rows: dict[tuple, WaterfallRow] = {}
     for period, (currency, subscription_id, position, month), amount in cells:
@@ -401,7 +408,7 @@ def contracts_ahead_of_billing(as_of: dt.date) -> dict[tuple[int, int, str, str]
     lines whose entry is dated on or before `as_of`, less reversals by then) − billed (the
     subtotals of the subscription's invoices issued by then and not voided by then, less their
     credit notes issued by then), when above zero. Four grouped queries."""
-    ended = day_start(as_of + dt.timedelta(days=1))
+    ended = _local_start(as_of + dt.timedelta(days=1))
     recognized: dict[int, Decimal] = defaultdict(Decimal)
     who: dict[int, tuple] = {}
     keys = (
@@ -418,23 +425,23 @@ def contracts_ahead_of_billing(as_of: dt.date) -> dict[tuple[int, int, str, str]
     for (sub, *_), (amount,) in grouped_sums(reversed_, keys, ("amount",)).items():
         recognized[sub] -= amount
     issued = Invoice.objects.filter(
-        subscription_id__in=list(recognized), issue_date__lte=as_of
+        subscription__revenue_contract__isnull=False, issue_date__lte=as_of
     ).exclude(status=Invoice.Status.DRAFT)
     issued = issued.filter(Q(voided_at=None) | Q(voided_at__gte=ended))
     billed: dict[int, Decimal] = defaultdict(Decimal)
     for (sub,), (amount,) in grouped_sums(issued, ("subscription_id",), ("subtotal",)).items():
         billed[sub] += amount
     notes = CreditNote.objects.filter(
-        invoice__subscription_id__in=list(recognized), issue_date__lte=as_of
+        invoice__subscription__revenue_contract__isnull=False, issue_date__lte=as_of
     )
     for (sub,), (amount,) in grouped_sums(
         notes, ("invoice__subscription_id",), ("subtotal",)
     ).items():
         billed[sub] -= amount
     return {
-        who[sub]: amount - billed[sub]
+        who[sub]: amount - billed.get(sub, ZERO)
         for sub, amount in recognized.items()
-        if amount - billed[sub] > 0
+        if sub in who and amount - billed.get(sub, ZERO) > 0
     }
 
 
@@ -515,7 +522,7 @@ def remaining_obligations(month: dt.date) -> list[RpoRow]:
     )
     lines = lines.filter(
         Q(obligation__contract__start__lt=end)
-        | Q(obligation__contract__quote__accepted_at__lt=day_start(end))
+        | Q(obligation__contract__quote__accepted_at__lt=_local_start(end))
     )
     keys = (
         "obligation__contract__customer_id",

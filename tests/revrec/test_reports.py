@@ -13,6 +13,7 @@ The figures of `books` (January to March 2026, recognized month by month, invoic
 """
 
 import csv
+import datetime as dt
 import io
 from decimal import Decimal
 
@@ -22,9 +23,10 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from catalog.models import Charge
-from invoicing.models import Invoice, InvoiceLine
+from invoicing.models import CreditNote, Invoice, InvoiceLine
 from revrec import reports
 from revrec.ledger import Line, post_entry, reverse_entry
 from revrec.models import RecognitionLine
@@ -244,6 +246,36 @@ def test_unbilled_receivables_per_customer(books):
         ["USD", "Dune Inc.", "0.00", "300.00", "300.00"],
         ["USD", "Total", "0.00", "300.00", "300.00"],
     ]
+
+
+def test_credit_notes_and_voids_count_against_what_was_billed(books):
+    # Given a credit note of 100.00 on Dune's February invoice (Mar 10), and Acme's invoice
+    # voided on Mar 20
+    february = Invoice.objects.get(number="INV-D2")
+    CreditNote.objects.create(
+        invoice=february,
+        customer=february.customer,
+        number="CN-1",
+        kind=CreditNote.Kind.AMOUNT,
+        currency="USD",
+        issue_date=day("2026-03-10"),
+        subtotal=D("100.00"),
+        tax_amount=D("0"),
+        total=D("100.00"),
+    )
+    Invoice.objects.filter(number="INV-A1").update(
+        status=Invoice.Status.VOID,
+        voided_at=timezone.make_aware(dt.datetime(2026, 3, 20, 12)),
+    )
+
+    # At March's end: Dune billed 600.00 − 100.00 = 500.00 for 900.00 recognized: 400.00
+    # ahead; Acme billed nothing (voided) for 295.89 recognized: 295.89 ahead
+    rows = reports.unbilled(day("2026-03-31"))
+    ahead = {r.customer: r.ahead for r in rows if r.currency == "USD"}
+    assert ahead == {"Acme Corp": D("295.89"), "Dune Inc.": D("400.00")}
+    # On March 19 the void is not there yet and the note is: Dune 590.00 − 500.00 = 90.00
+    rows = reports.unbilled(day("2026-03-19"))
+    assert {r.customer: r.ahead for r in rows if r.currency == "USD"} == {"Dune Inc.": D("90.00")}
 
 
 # --- remaining performance obligations ---------------------------------------------------------
