@@ -1,6 +1,6 @@
 """The admin home (unfold's DASHBOARD_CALLBACK): reporting's figures per role, plus revrec's
 revenue tiles for finance who may see the ledger. Here because config imports anything, while
-reporting does not import revrec (docs/DESIGN: nothing imports revrec)."""
+reporting does not import revrec (DESIGN.md: nothing imports revrec)."""
 
 from reporting import dashboard as reporting
 from revrec.admin_ledger import may_see_ledger
