@@ -265,7 +265,7 @@ UNFOLD = {
         "navigation": "config.admin.sidebar_navigation",
     },
     # The admin home: figures per role (reporting.dashboard), in templates/admin/index.html.
-    "DASHBOARD_CALLBACK": "reporting.dashboard.dashboard_callback",
+    "DASHBOARD_CALLBACK": "config.dashboard.dashboard_callback",
 }
 # The dashboard shows figures in this currency; others are listed apart, never converted.
 REPORTING_CURRENCY = os.environ.get("REPORTING_CURRENCY", "USD")

@@ -17,6 +17,7 @@ from receivables.admin_aging import aging_view
 from receivables.admin_payments import credit_balance_view, credit_balances_view
 from receivables.admin_views import statement_view
 from receivables.api import CustomerBalanceView, PaymentsView, PaymentView
+from revrec.admin_reports import revenue_view, rpo_view, unbilled_view, waterfall_view
 
 # The header and title are django-unfold's (settings.UNFOLD), which overrides the site's own.
 admin.site.index_title = "Catalog, quotes, billing and revenue"
@@ -92,6 +93,22 @@ urlpatterns = [
         admin.site.admin_view(statement_view),
         name="receivables-statement",
     ),
+    path(
+        "admin/revrec/reports/revenue/",
+        admin.site.admin_view(revenue_view),
+        name="revrec-revenue-report",
+    ),
+    path(
+        "admin/revrec/reports/waterfall/",
+        admin.site.admin_view(waterfall_view),
+        name="revrec-waterfall",
+    ),
+    path(
+        "admin/revrec/reports/unbilled/",
+        admin.site.admin_view(unbilled_view),
+        name="revrec-unbilled",
+    ),
+    path("admin/revrec/reports/rpo/", admin.site.admin_view(rpo_view), name="revrec-rpo"),
     path("admin/", admin.site.urls),
     path("portal/", include("portal.urls")),
     path("api/v1/", include(api_v1)),
