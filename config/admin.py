@@ -134,9 +134,8 @@ GROUPS = [
     ),
     (
         "Revenue",
-        "revrec.view_revenueschedule",
+        "revrec.view_revenuecontract",
         [
-            _item("Revenue schedules", "monitoring", "revrec.revenueschedule"),
             _item("Revenue contracts", "contract", "revrec.revenuecontract"),
             _page(
                 "Recognize revenue",

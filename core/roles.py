@@ -73,8 +73,6 @@ ROLES: dict[str, dict[str, tuple[str, ...]]] = {
         # Bank statement import: upload, then confirm lines (which records payments).
         "receivables.bankstatement": ("add", "view"),
         "receivables.bankline": ("view",),
-        "revrec.revenueschedule": ("view",),
-        "revrec.revenuescheduleline": ("view",),
         # Revenue contracts, obligations and their monthly lines: written by the recognition run.
         "revrec.revenuecontract": ("view",),
         "revrec.performanceobligation": ("view",),

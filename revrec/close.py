@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from core import clock
 from core.errors import ValidationError
@@ -32,7 +33,13 @@ from customers.models import Customer
 from invoicing.models import CreditBalanceEntry, Invoice
 from invoicing.schedule import billing_schedule, changes_to_invoice, due_subscriptions, unbilled
 from invoicing.shadow import subscription_shadow_bill
-from revrec.models import AccountingPeriod, RecognitionLine, RevenueScheduleLine
+from revrec.models import (
+    AccountingPeriod,
+    PerformanceObligation,
+    RecognitionLine,
+    RevenueContract,
+)
+from subscriptions.models import Subscription, SubscriptionChange
 
 ZERO = Decimal(0)
 
@@ -132,34 +139,47 @@ def _drafts_check(period: AccountingPeriod) -> Check:
     )
 
 
-def _old_schedule_pending(period: AccountingPeriod) -> list[str]:
-    """Lines of the (old) subscription revenue schedules whose service ends by the period's end
-    and that are not recognized yet (a line's end_date is exclusive)."""
-    lines = RevenueScheduleLine.objects.filter(
-        recognized_at=None, end_date__lte=period.end
-    ).select_related("schedule__subscription")
-    return [
-        f"{line.schedule.subscription.external_id}: {line.month:%b %Y} "
-        f"{format_money(line.amount, line.schedule.currency)}"
-        for line in lines
-    ]
-
-
 def recognition_pending(period: AccountingPeriod) -> list[str]:
-    """What is left to recognize for the period: the contracts' recognition lines of the period
-    or before it not posted yet (revrec.recognition.recognize posts them), and the old
-    subscription schedules' lines not recognized yet."""
+    """What is left to recognize for the period: subscriptions (and renewals) in service by its
+    end without their revenue contract yet; the recognition run not run since the month ended
+    while usage was in service in it (its usage and accruals are computed by the run); the
+    contracts' recognition lines of the period or before it not posted yet (revrec.recognition.
+    recognize posts them)."""
+    items = []
+    made = RevenueContract.objects.values("subscription_id")
+    for external_id in (
+        Subscription.objects.filter(start_date__lt=period.end)
+        .exclude(pk__in=made.filter(renewal=None))
+        .values_list("external_id", flat=True)
+    ):
+        items.append(f"{external_id}: no revenue contract yet")
+    for external_id, start in (
+        SubscriptionChange.objects.filter(
+            kind=SubscriptionChange.Kind.RENEWAL, effective_date__lt=period.end
+        )
+        .exclude(pk__in=RevenueContract.objects.exclude(renewal=None).values("renewal_id"))
+        .values_list("subscription__external_id", "effective_date")
+    ):
+        items.append(f"{external_id}: no revenue contract yet for its renewal of {start}")
+    month_over = timezone.make_aware(dt.datetime.combine(period.end, dt.time()))
+    usage = PerformanceObligation.objects.filter(
+        kind=PerformanceObligation.Kind.USAGE,
+        service_start__lt=period.end,
+        service_end__gt=period.start,
+    )
+    if (period.recognized_at is None or period.recognized_at < month_over) and usage.exists():
+        items.append(f"the recognition run has not run for {period} since the month ended")
     lines = (
         RecognitionLine.objects.filter(entry=None, month__lte=period.start)
         .exclude(amount=0)
         .select_related("obligation__contract__subscription")
     )
-    contracts = [
+    items += [
         f"{line.obligation.contract.subscription.external_id}: {line.obligation.description} "
         f"{line.month:%b %Y} {format_money(line.amount, line.obligation.contract.currency)}"
         for line in lines
     ]
-    return contracts + _old_schedule_pending(period)
+    return items
 
 
 def _recognition_check(period: AccountingPeriod) -> Check:
@@ -174,7 +194,10 @@ def _recognition_check(period: AccountingPeriod) -> Check:
             else f"{len(items)} recognition(s) earned by the period's end are not posted: "
             "run the recognition."
         ),
-        links=[("Revenue schedules", _changelist("revrec_revenueschedule"))],
+        links=[
+            ("Recognize revenue", reverse("admin:revrec_revenuecontract_recognize")),
+            ("Revenue contracts", _changelist("revrec_revenuecontract")),
+        ],
         items=items,
     )
 

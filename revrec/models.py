@@ -9,38 +9,6 @@ from customers.models import Customer
 from subscriptions.models import Subscription
 
 
-class RevenueSchedule(models.Model):
-    """Ratable recognition of a subscription's fixed fee over its term, by calendar month."""
-
-    subscription = models.OneToOneField(
-        Subscription, on_delete=models.PROTECT, related_name="revenue_schedule"
-    )
-    total = amount_field()
-    currency = CurrencyField()
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return f"Revenue schedule of {self.subscription.external_id}"
-
-
-class RevenueScheduleLine(models.Model):
-    schedule = models.ForeignKey(RevenueSchedule, on_delete=models.CASCADE, related_name="lines")
-    month = models.DateField(help_text="First day of the calendar month.")
-    start_date = models.DateField()
-    end_date = models.DateField()
-    amount = amount_field()
-    recognized_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["schedule", "month"]
-        constraints = [
-            models.UniqueConstraint(fields=["schedule", "month"], name="revenue_line_unique_month")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.month:%b %Y}: {format_money(self.amount, self.schedule.currency)}"
-
-
 class Account(models.Model):
     """An account of the chart of accounts, which finance can edit. The accounts the product
     posts to on its own are found by `role` (one account per role)."""
@@ -104,6 +72,9 @@ class AccountingPeriod(models.Model):
     )
     cash_reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    recognized_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the recognition run last ran for this month."
     )
     history = HistoricalRecords()
 

@@ -48,13 +48,14 @@ from simple_history.utils import bulk_update_with_history
 from catalog import rating
 from catalog.models import StandaloneSellingPrice
 from catalog.selectors import ssp_line, ssp_value
+from core import clock
 from core.money import exact_sum, round_money, split
 from core.periods import Period, add_months, billing_periods, calendar_months, month_start
 from invoicing.models import CreditNote, Invoice, InvoiceLine
 from metering.selectors import usage_for_period
 from quotes.models import Quote
 from revrec.allocation import allocate, recognized_before, spread
-from revrec.ledger import Line, post_entry, reverse_entry
+from revrec.ledger import Line, period_for, post_entry, reverse_entry
 from revrec.models import (
     Account,
     AccountingPeriod,
@@ -870,6 +871,8 @@ def recognize(period: AccountingPeriod | dt.date) -> int:
         with transaction.atomic():
             line_post(line=line)
             posted += 1
+    period_for(month)  # the close checklist reads when the month's run last ran
+    AccountingPeriod.objects.filter(start=month).update(recognized_at=clock.now())
     return posted
 
 

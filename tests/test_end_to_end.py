@@ -10,7 +10,7 @@ from invoicing.services import billing_run
 from quotes.models import Quote
 from quotes.services import quote_accept, quote_mark_sent, quote_populate_lines, quote_submit
 from receivables.services import payment_record
-from revrec.models import RevenueScheduleLine
+from revrec.models import RecognitionLine, RevenueContract
 from revrec.services import revrec_sync
 from tests.factories import CustomerFactory, PortalMembershipFactory, day, hybrid_plan
 
@@ -105,25 +105,34 @@ def test_quote_to_cash(db, api, client):
     second.refresh_from_db()
     assert second.status == Invoice.Status.PAID
 
-    # Revenue: the 3-month fee (3 × 770.00) spread over the term's days, summing exactly
+    # Revenue: the 3-month fees (3 × 770.00 = 2,310.00) allocated by list price as SSP
+    # (platform 3 × 500.00 = 1,500.00, seats 3 × 12 × 25.00 = 900.00): 2310 × 1500/2400 =
+    # 1,443.75 and 2310 × 900/2400 = 866.25, each spread over the term's 90 days (Jan 15 – 31:
+    # 17, Feb 28, Mar 31, Apr 1 – 14: 14), the cents left to the largest remainders
     revrec_sync(today=day("2026-02-28"))
-    schedule = subscription.revenue_schedule
-    lines = list(RevenueScheduleLine.objects.filter(schedule=schedule))
-    assert schedule.total == Decimal("2310.00")
-    assert sum(line.amount for line in lines) == Decimal("2310.00")
-    assert [line.month.isoformat() for line in lines] == [
-        "2026-01-01",
-        "2026-02-01",
-        "2026-03-01",
-        "2026-04-01",
+    contract = RevenueContract.objects.get(subscription=subscription)
+    platform, seat_fees, calls = contract.obligations.order_by("position")
+    assert (platform.allocated_amount, seat_fees.allocated_amount) == (
+        Decimal("1443.75"),
+        Decimal("866.25"),
+    )
+    assert [line.amount for line in platform.lines.order_by("month")] == [
+        Decimal("272.71"),  # 1443.75 × 17/90 = 272.708…
+        Decimal("449.17"),  # × 28/90 = 449.166…
+        Decimal("497.29"),  # × 31/90 = 497.291…
+        Decimal("224.58"),  # × 14/90 = 224.583…
     ]
-    assert [line.amount for line in lines] == [
-        Decimal("436.33"),  # Jan 15–31: 17 of 90 days
-        Decimal("718.67"),  # Feb: 28 days (largest remainders take the leftover cents)
-        Decimal("795.67"),  # Mar: 31 days
-        Decimal("359.33"),  # Apr 1–14: 14 days
+    assert [line.amount for line in seat_fees.lines.order_by("month")] == [
+        Decimal("163.63"),  # 866.25 × 17/90 = 163.625 (a tie with March: the earlier wins)
+        Decimal("269.50"),
+        Decimal("298.37"),
+        Decimal("134.75"),
     ]
-    assert [line.recognized_at is not None for line in lines] == [True, True, False, False]
+    # The job on Feb 28 recognized January, the last month that is over: 436.34 posted
+    january = RecognitionLine.objects.filter(obligation__in=[platform, seat_fees]).exclude(
+        entry=None
+    )
+    assert sorted(line.amount for line in january) == [Decimal("163.63"), Decimal("272.71")]
 
     # The portal shows the customer their invoices, and refuses another customer's
     member = PortalMembershipFactory(customer=customer)

@@ -38,7 +38,7 @@ from receivables.models import (
     DunningPolicy,
     Payment,
 )
-from revrec.models import Account, RevenueContract, RevenueSchedule
+from revrec.models import Account, RevenueContract
 from subscriptions.models import PrepaidCredit
 from tests.factories import (
     CustomerFactory,
@@ -89,7 +89,6 @@ MODELS: dict[str, tuple[str, str, str, str]] = {
     "receivables.dunningnotice": ("", "v", "", "v"),
     "receivables.bankstatement": ("", "va", "", "va"),
     "receivables.bankline": ("", "v", "", "v"),
-    "revrec.revenueschedule": ("", "v", "", "vcd"),
     "revrec.revenuecontract": ("", "v", "", "v"),  # written by the recognition run
     "revrec.account": ("", "vac", "", "vac"),  # never deleted: an unused one is made inactive
     "revrec.accountingperiod": ("", "v", "", "v"),  # closed and reopened from its page
@@ -226,9 +225,6 @@ def world(db):
             "receivables.dunningpolicy": DunningPolicy.objects.get(name="Default"),
             "receivables.dunningpause": DunningPause.objects.create(
                 customer=customer, excluded=True
-            ),
-            "revrec.revenueschedule": RevenueSchedule.objects.create(
-                subscription=subscription, total=Decimal("1500"), currency="USD"
             ),
             "revrec.revenuecontract": RevenueContract.objects.create(
                 subscription=subscription,

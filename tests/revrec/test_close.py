@@ -22,7 +22,7 @@ from revrec.close import (
 )
 from revrec.ledger import period_for
 from revrec.models import AccountingPeriod
-from revrec.services import revenue_recognize, revenue_schedule_build
+from revrec.recognition import contracts_sync, recognize
 from tests.factories import CustomerFactory, UserFactory, day, hybrid_plan, subscribe
 from tests.revrec.ledger import post
 
@@ -105,20 +105,40 @@ def test_the_drafts_check_names_each_draft_dated_in_the_period():
     assert checks(month("2026-01"))["drafts"] == (True, [])
 
 
-def test_the_recognition_check_waits_for_the_months_revenue():
-    # Given a 3-month subscription from Jan 15 of 625.00 a month: 1,875.00 over 90 days, so
-    # January's 17 days earn 1,875.00 × 17 / 90 = 354.1666…, 354.17 after the largest remainder
-    # (the 0.02 left by the floors goes to Jan's and Apr's .0067 remainders)
-    subscription = subscribe(customer=CustomerFactory(), plan=hybrid_plan())
-    revenue_schedule_build(subscription=subscription)
+def test_the_recognition_check_waits_for_the_contract_the_run_and_the_months_revenue():
+    # Given a 3-month subscription from Jan 15: platform 500.00 + 5 seats × 25.00 a month, and
+    # API calls in arrears
+    subscribe(customer=CustomerFactory(), plan=hybrid_plan())
     january = month("2026-01")
 
-    # Then January's recognition is not posted
-    assert checks(january)["recognition"] == (False, ["sub_acme: Jan 2026 $354.17"])
+    # Then January's recognition waits for its revenue contract
+    assert checks(january)["recognition"] == (False, ["sub_acme: no revenue contract yet"])
 
-    # When revenue is recognized through Jan 31, the check passes (February's line is not due)
-    revenue_recognize(through=day("2026-01-31"))
-    assert checks(january)["recognition"] == (True, [])
+    # When the contract is made: 1,500.00 and 375.00 over 90 days, January's 17 days earn
+    # 1500 × 17/90 = 283.33… and 375 × 17/90 = 70.83… (the cents left by the floors go to
+    # February's and March's larger remainders); the run has not run for January
+    contracts_sync()
+    assert checks(january)["recognition"] == (
+        False,
+        [
+            "the recognition run has not run for January 2026 since the month ended",
+            "sub_acme: Platform fee Jan 2026 $283.33",
+            "sub_acme: Seats Jan 2026 $70.83",
+        ],
+    )
+
+    # When January is recognized on Jan 31 (before the month is over), only the run is missing
+    with time_machine.travel("2026-01-31 12:00Z", tick=False):
+        recognize(day("2026-01-01"))
+    assert checks(month("2026-01"))["recognition"] == (
+        False,
+        ["the recognition run has not run for January 2026 since the month ended"],
+    )
+
+    # When it runs again on Feb 1, the check passes; February's is not due yet
+    with time_machine.travel("2026-02-01 02:00Z", tick=False):
+        recognize(day("2026-01-01"))
+    assert checks(month("2026-01"))["recognition"] == (True, [])
     assert checks(month("2026-02"))["recognition"][0] is False
 
 
@@ -144,11 +164,14 @@ def test_the_cash_check_lists_credit_balances_at_the_periods_end(finance):
 
 
 def test_close_is_refused_naming_the_failing_checks_and_changes_nothing(finance):
-    # Given January with a draft dated Jan 15 and the cash not reviewed
+    # Given January billed and recognized, with a draft dated Jan 20 and the cash not reviewed
     customer = CustomerFactory(name="Acme Corp")
     subscription = subscribe(customer=customer, plan=hybrid_plan())
     with time_machine.travel("2026-01-15 01:00Z", tick=False):
         billing_run()
+    with time_machine.travel("2026-02-01 02:00Z", tick=False):
+        contracts_sync()
+        recognize(day("2026-01-01"))
     Invoice.objects.create(
         customer=customer, subscription=subscription, billing_date=day("2026-01-20"), currency="USD"
     )
