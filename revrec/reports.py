@@ -29,7 +29,13 @@ from django.utils import timezone
 from core.money import exact_sum, round_money
 from core.periods import add_months, month_start
 from invoicing.models import CreditNote, Invoice, InvoiceLine
-from revrec.models import Account, JournalLine, PerformanceObligation, RecognitionLine
+from revrec.models import (
+    Account,
+    JournalLine,
+    PerformanceObligation,
+    RecognitionLine,
+    RevenueContract,
+)
 
 ZERO = Decimal(0)
 BILLED = (Invoice.Status.FINALIZED, Invoice.Status.PAID)
@@ -275,6 +281,12 @@ class Waterfall:
         return sum((row.total for row in self.rows), ZERO)
 
 
+def _contracted():
+    """The subscriptions with a revenue contract (a subquery: one row each, however many
+    contracts their renewals made)."""
+    return RevenueContract.objects.values("subscription_id")
+
+
 def _billing_months() -> dict[tuple[int, int], list[tuple]]:
     """{(subscription id, item position): [(issue date, period start, period end)] by issue
     date}: the lines of the finalized or paid invoices of the subscriptions with a revenue
@@ -282,7 +294,7 @@ def _billing_months() -> dict[tuple[int, int], list[tuple]]:
     lines = (
         InvoiceLine.objects.filter(
             invoice__status__in=BILLED,
-            invoice__subscription__revenue_contract__isnull=False,
+            invoice__subscription_id__in=_contracted(),
             item__isnull=False,
         )
         .exclude(invoice__issue_date=None)
@@ -425,14 +437,14 @@ def contracts_ahead_of_billing(as_of: dt.date) -> dict[tuple[int, int, str, str]
     for (sub, *_), (amount,) in grouped_sums(reversed_, keys, ("amount",)).items():
         recognized[sub] -= amount
     issued = Invoice.objects.filter(
-        subscription__revenue_contract__isnull=False, issue_date__lte=as_of
+        subscription_id__in=_contracted(), issue_date__lte=as_of
     ).exclude(status=Invoice.Status.DRAFT)
     issued = issued.filter(Q(voided_at=None) | Q(voided_at__gte=ended))
     billed: dict[int, Decimal] = defaultdict(Decimal)
     for (sub,), (amount,) in grouped_sums(issued, ("subscription_id",), ("subtotal",)).items():
         billed[sub] += amount
     notes = CreditNote.objects.filter(
-        invoice__subscription__revenue_contract__isnull=False, issue_date__lte=as_of
+        invoice__subscription_id__in=_contracted(), issue_date__lte=as_of
     )
     for (sub,), (amount,) in grouped_sums(
         notes, ("invoice__subscription_id",), ("subtotal",)

@@ -5,98 +5,181 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0004_customer_renewal_uplift'),
-        ('invoicing', '0009_aging_indexes'),
-        ('quotes', '0007_renewal_task'),
-        ('revrec', '0005_contracts'),
-        ('subscriptions', '0005_contract_changes'),
+        ("customers", "0004_customer_renewal_uplift"),
+        ("invoicing", "0009_aging_indexes"),
+        ("quotes", "0007_renewal_task"),
+        ("revrec", "0005_contracts"),
+        ("subscriptions", "0005_contract_changes"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='UsageAccrual',
+            name="UsageAccrual",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('month', models.DateField(help_text='The accounting month it is accrued at the end of.')),
-                ('period_start', models.DateField(help_text="The billing period's start (what it bills from).")),
-                ('period_end', models.DateField(help_text="The billing period's end: its invoice's date.")),
-                ('amount', models.DecimalField(decimal_places=4, max_digits=20)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "month",
+                    models.DateField(help_text="The accounting month it is accrued at the end of."),
+                ),
+                (
+                    "period_start",
+                    models.DateField(help_text="The billing period's start (what it bills from)."),
+                ),
+                (
+                    "period_end",
+                    models.DateField(help_text="The billing period's end: its invoice's date."),
+                ),
+                ("amount", models.DecimalField(decimal_places=4, max_digits=20)),
             ],
             options={
-                'ordering': ['obligation', 'period_start', 'month'],
+                "ordering": ["obligation", "period_start", "month"],
             },
         ),
         # The first revenue schedules are retired: the revenue contracts cover what they did.
-        migrations.DeleteModel(name='RevenueScheduleLine'),
-        migrations.DeleteModel(name='RevenueSchedule'),
+        migrations.DeleteModel(name="RevenueScheduleLine"),
+        migrations.DeleteModel(name="RevenueSchedule"),
         migrations.AddField(
-            model_name='accountingperiod',
-            name='recognized_at',
-            field=models.DateTimeField(blank=True, help_text='When the recognition run last ran for this month.', null=True),
+            model_name="accountingperiod",
+            name="recognized_at",
+            field=models.DateTimeField(
+                blank=True, help_text="When the recognition run last ran for this month.", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='historicalaccountingperiod',
-            name='recognized_at',
-            field=models.DateTimeField(blank=True, help_text='When the recognition run last ran for this month.', null=True),
+            model_name="historicalaccountingperiod",
+            name="recognized_at",
+            field=models.DateTimeField(
+                blank=True, help_text="When the recognition run last ran for this month.", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='historicalperformanceobligation',
-            name='credited_amount',
-            field=models.DecimalField(decimal_places=4, default=0, help_text='What credit notes took off it (already out of the allocated amount).', max_digits=20),
+            model_name="historicalperformanceobligation",
+            name="credited_amount",
+            field=models.DecimalField(
+                decimal_places=4,
+                default=0,
+                help_text="What credit notes took off it (already out of the allocated amount).",
+                max_digits=20,
+            ),
         ),
         migrations.AddField(
-            model_name='historicalrevenuecontract',
-            name='last_credit_note',
-            field=models.ForeignKey(blank=True, db_constraint=False, help_text='The latest credit note applied to its obligations (they apply in order).', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='invoicing.creditnote'),
+            model_name="historicalrevenuecontract",
+            name="last_credit_note",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                help_text="The latest credit note applied to its obligations (they apply in order).",
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="invoicing.creditnote",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalrevenuecontract',
-            name='renewal',
-            field=models.ForeignKey(blank=True, db_constraint=False, help_text='The renewal this contract is the new term of (empty: the original contract).', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='subscriptions.subscriptionchange'),
+            model_name="historicalrevenuecontract",
+            name="renewal",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                help_text="The renewal this contract is the new term of (empty: the original contract).",
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="subscriptions.subscriptionchange",
+            ),
         ),
         migrations.AddField(
-            model_name='performanceobligation',
-            name='credited_amount',
-            field=models.DecimalField(decimal_places=4, default=0, help_text='What credit notes took off it (already out of the allocated amount).', max_digits=20),
+            model_name="performanceobligation",
+            name="credited_amount",
+            field=models.DecimalField(
+                decimal_places=4,
+                default=0,
+                help_text="What credit notes took off it (already out of the allocated amount).",
+                max_digits=20,
+            ),
         ),
         migrations.AddField(
-            model_name='revenuecontract',
-            name='last_credit_note',
-            field=models.ForeignKey(blank=True, help_text='The latest credit note applied to its obligations (they apply in order).', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='invoicing.creditnote'),
+            model_name="revenuecontract",
+            name="last_credit_note",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The latest credit note applied to its obligations (they apply in order).",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="invoicing.creditnote",
+            ),
         ),
         migrations.AddField(
-            model_name='revenuecontract',
-            name='renewal',
-            field=models.OneToOneField(blank=True, help_text='The renewal this contract is the new term of (empty: the original contract).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='subscriptions.subscriptionchange'),
+            model_name="revenuecontract",
+            name="renewal",
+            field=models.OneToOneField(
+                blank=True,
+                help_text="The renewal this contract is the new term of (empty: the original contract).",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="subscriptions.subscriptionchange",
+            ),
         ),
         migrations.AlterField(
-            model_name='revenuecontract',
-            name='subscription',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='revenue_contracts', to='subscriptions.subscription'),
+            model_name="revenuecontract",
+            name="subscription",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="revenue_contracts",
+                to="subscriptions.subscription",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='revenuecontract',
-            constraint=models.UniqueConstraint(condition=models.Q(('renewal__isnull', True)), fields=('subscription',), name='revenue_contract_once_per_subscription'),
+            model_name="revenuecontract",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("renewal__isnull", True)),
+                fields=("subscription",),
+                name="revenue_contract_once_per_subscription",
+            ),
         ),
         migrations.AddField(
-            model_name='usageaccrual',
-            name='entry',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='revrec.journalentry'),
+            model_name="usageaccrual",
+            name="entry",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="revrec.journalentry",
+            ),
         ),
         migrations.AddField(
-            model_name='usageaccrual',
-            name='obligation',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='accruals', to='revrec.performanceobligation'),
+            model_name="usageaccrual",
+            name="obligation",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="accruals",
+                to="revrec.performanceobligation",
+            ),
         ),
         migrations.AddField(
-            model_name='usageaccrual',
-            name='reversal',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='revrec.journalentry'),
+            model_name="usageaccrual",
+            name="reversal",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="revrec.journalentry",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='usageaccrual',
-            constraint=models.UniqueConstraint(fields=('obligation', 'period_start', 'month'), name='usage_accrual_once'),
+            model_name="usageaccrual",
+            constraint=models.UniqueConstraint(
+                fields=("obligation", "period_start", "month"), name="usage_accrual_once"
+            ),
         ),
     ]

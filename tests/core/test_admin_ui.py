@@ -56,7 +56,6 @@ def _login(client, role):
                 "Plans",
                 "Charges",
                 "Payments",
-                "Revenue schedules",
                 "Revenue contracts",
                 "Recognize revenue",
                 "Accounting periods",
