@@ -47,7 +47,7 @@ from simple_history.utils import bulk_update_with_history
 
 from catalog import rating
 from catalog.models import StandaloneSellingPrice
-from catalog.selectors import ssp_line, ssp_value
+from catalog.selectors import book_line, ssp_line, ssp_value
 from core import clock
 from core.money import exact_sum, round_money, split
 from core.periods import Period, add_months, billing_periods, calendar_months, month_start
@@ -153,13 +153,17 @@ def _pricing(
 
 
 def ssp_of(
-    item: SubscriptionItem, periods: list[TermPeriod], currency: str, on: dt.date
+    item: SubscriptionItem, periods: list[TermPeriod], currency: str, on: dt.date, book=None
 ) -> Decimal:
     """The standalone selling price of an item's obligation for the term: its list terms priced
     at the SSP price book line of its charge in force on `on` (the contract's inception, or the
     change's effective date), over the term as billing prices it. No line in force (or no
-    charge: a fee typed on the quote): the list price itself."""
-    line = ssp_line(item.charge, on=on) if item.charge_id else None
+    charge: a fee typed on the quote): the list price itself. `book`: the plans' price book
+    preloaded (catalog.selectors.ssp_book), for callers making many contracts."""
+    if book is not None:
+        line = book_line(book, item.charge, on)
+    else:
+        line = ssp_line(item.charge, on=on) if item.charge_id else None
     fees = item_fees(item, periods, currency, list_price=True, ssp=line)
     terms = item.list_pricing or item.pricing
     unit_priced = rating.pricing_model(terms, strict=False).unit_price
@@ -312,8 +316,10 @@ def _obligation_for(
     item: SubscriptionItem,
     periods: list[TermPeriod],
     revenue_start: dt.date,
+    book=None,
 ) -> PerformanceObligation | None:
-    """The (unsaved) obligation of one item version, or None if it is never in service."""
+    """The (unsaved) obligation of one item version, or None if it is never in service (`book`:
+    see ssp_of)."""
     currency = str(contract.currency)
     start = max(item.starts_on or contract.start, revenue_start)
     end = contract.end if item.is_usage else signed_end(item, contract.subscription)
@@ -340,7 +346,7 @@ def _obligation_for(
         service_end=end,
         ssp=ZERO
         if item.is_usage
-        else ssp_of(item, periods, currency, item.starts_on or contract.start),
+        else ssp_of(item, periods, currency, item.starts_on or contract.start, book),
         fixed_consideration=fees,
         allocated_amount=fees if kind != Kind.USAGE and item.change_id else ZERO,
     )
