@@ -76,6 +76,27 @@ def open_period_for(day: dt.date) -> AccountingPeriod:
     return period
 
 
+def _checked(lines: list[Line], currency: str, memo: str) -> list[Line]:
+    """The entry's lines other than zero, refused unless each is a debit or a credit in the
+    currency's minor unit and their debits equal their credits."""
+    lines = [line for line in lines if line.debit or line.credit]
+    for line in lines:
+        for amount in (line.debit, line.credit):
+            if amount < 0 or round_money(amount, currency) != amount:
+                raise ValidationError(
+                    f"A journal line takes amounts of zero or more in {currency}'s minor unit: "
+                    f"{amount} is not one."
+                )
+        if line.debit and line.credit:
+            raise ValidationError("A journal line is a debit or a credit, not both.")
+    debits, credits = exact_sum(x.debit for x in lines), exact_sum(x.credit for x in lines)
+    if not lines or debits != credits:
+        raise ValidationError(
+            f"The entry does not balance: debits {debits}, credits {credits} ({memo})."
+        )
+    return lines
+
+
 def post_entry(
     *,
     kind: str,
@@ -92,21 +113,7 @@ def post_entry(
     if earlier is not None:
         return earlier
     currency = str(currency)
-    lines = [line for line in lines if line.debit or line.credit]
-    for line in lines:
-        for amount in (line.debit, line.credit):
-            if amount < 0 or round_money(amount, currency) != amount:
-                raise ValidationError(
-                    f"A journal line takes amounts of zero or more in {currency}'s minor unit: "
-                    f"{amount} is not one."
-                )
-        if line.debit and line.credit:
-            raise ValidationError("A journal line is a debit or a credit, not both.")
-    debits, credits = exact_sum(x.debit for x in lines), exact_sum(x.credit for x in lines)
-    if not lines or debits != credits:
-        raise ValidationError(
-            f"The entry does not balance: debits {debits}, credits {credits} ({memo})."
-        )
+    lines = _checked(lines, currency, memo)
     try:
         with transaction.atomic():
             period = open_period_for(on)
@@ -161,3 +168,90 @@ def reverse_entry(*, entry: JournalEntry, on: dt.date, memo: str) -> JournalEntr
         lines=lines,
         reverses=entry,
     )
+
+
+# How many entries post_entries writes in one transaction.
+BATCH = 1000
+
+
+def post_entries(entries: list[dict]) -> list[JournalEntry]:
+    """Post many entries (each the keyword arguments of post_entry) as post_entry posts each one,
+    in a fixed number of queries per BATCH of them: the same checks (refused before anything is
+    written if one fails), once per (kind, source) (returns the entry posted before, or the
+    first of the list for a source listed twice), the same periods (a closed one redirected to
+    the first open one after it, the periods' rows locked while the entries are written). New
+    entries are marked `posted_now`. Returns the entries in the order given. If another run
+    posts one of the same sources meanwhile, that batch falls back to post_entry one by one."""
+    specs = []
+    for spec in entries:
+        currency = str(spec["currency"])
+        specs.append(
+            {
+                **spec,
+                "currency": currency,
+                "lines": _checked(spec["lines"], currency, spec["memo"]),
+                "reverses": spec.get("reverses"),
+            }
+        )
+    roles = {line.role for spec in specs for line in spec["lines"] if line.account is None}
+    accounts = {a.role: a for a in Account.objects.filter(role__in=roles)}
+    for role in roles - set(accounts):
+        account_for(role)  # raises: no account has the role
+    posted: list[JournalEntry] = []
+    for at in range(0, len(specs), BATCH):
+        posted += _post_batch(specs[at : at + BATCH], accounts)
+    return posted
+
+
+def _post_batch(specs: list[dict], accounts: dict) -> list[JournalEntry]:
+    keys = [(spec["kind"], spec["source"]) for spec in specs]
+    try:
+        with transaction.atomic():
+            found = {
+                (e.kind, e.source): e
+                for e in JournalEntry.objects.filter(
+                    kind__in={k for k, _ in keys}, source__in={s for _, s in keys}
+                )
+                if (e.kind, e.source) in set(keys)
+            }
+            periods: dict[dt.date, AccountingPeriod] = {}
+            new: dict[tuple[str, str], tuple[JournalEntry, dict]] = {}
+            for key, spec in zip(keys, specs, strict=True):
+                if key in found or key in new:
+                    continue
+                month = month_start(spec["on"])
+                if month not in periods:
+                    periods[month] = open_period_for(spec["on"])
+                period = periods[month]
+                entry = JournalEntry(
+                    period=period,
+                    entry_date=max(spec["on"], period.start),
+                    original_date=spec["on"],
+                    kind=spec["kind"],
+                    source=spec["source"],
+                    memo=spec["memo"][:300],
+                    currency=spec["currency"],
+                    reverses=spec["reverses"],
+                )
+                new[key] = (entry, spec)
+            JournalEntry.objects.bulk_create([entry for entry, _ in new.values()])
+            JournalLine.objects.bulk_create(
+                [
+                    JournalLine(
+                        entry=entry,
+                        account=line.account or accounts[line.role],
+                        debit=line.debit,
+                        credit=line.credit,
+                        customer=line.customer,
+                        memo=line.memo[:300],
+                    )
+                    for entry, spec in new.values()
+                    for line in spec["lines"]
+                ]
+            )
+    except IntegrityError:
+        # Another run posted some of these sources meanwhile: one by one, as post_entry does.
+        return [post_entry(**spec) for spec in specs]
+    for entry, _ in new.values():
+        entry.posted_now = True
+    return [found[key] if key in found else new[key][0] for key in keys]
