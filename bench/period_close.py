@@ -186,9 +186,7 @@ def build(n: int, month):
     def sub(obj, i):
         obj.external_id = f"sub_{i + 1:07d}"
 
-    subs = copies(
-        type(subscription), [subscription], k, fks={"customer_id": customers}, tweak=sub
-    )
+    subs = copies(type(subscription), [subscription], k, fks={"customer_id": customers}, tweak=sub)
     items = list(SubscriptionItem.objects.filter(subscription=subscription).order_by("pk"))
     if any(i.change_id or i.ended_by_id for i in items):
         raise SystemExit("the template's items changed: nothing to copy")
@@ -223,9 +221,7 @@ def build(n: int, month):
         obj.reference = f"PAY-{i + 1:07d}"
         obj.idempotency_key = None
 
-    payment_map = copies(
-        Payment, payments, k, fks={"customer_id": customers}, tweak=reference
-    )
+    payment_map = copies(Payment, payments, k, fks={"customer_id": customers}, tweak=reference)
     allocations = list(PaymentAllocation.objects.filter(payment__in=payments))
     if any(a.credit_entry_id for a in allocations) or CreditBalanceEntry.objects.exists():
         raise SystemExit("the template has credit balance entries: not copied")
@@ -348,9 +344,7 @@ def main() -> None:
             raise SystemExit(f"{period} is {period.status}")
         raw = baseline(lines)
         log(f"load after: {scratch.load()}")
-        print(
-            "steps: " + ", ".join(f"{what} {s:.1f} s" for what, s in steps)
-        )
+        print("steps: " + ", ".join(f"{what} {s:.1f} s" for what, s in steps))
         print(
             f"{counter.count} queries for the close; {lines} journal lines, "
             f"{period} debits = credits = {period_debits}"

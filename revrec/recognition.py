@@ -42,6 +42,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from simple_history.utils import bulk_update_with_history
 
 from catalog import rating
 from core.money import exact_sum, round_money, split
@@ -49,7 +50,7 @@ from core.periods import Period, add_months, billing_periods, calendar_months, m
 from invoicing.models import Invoice, InvoiceLine
 from quotes.models import Quote
 from revrec.allocation import allocate, spread
-from revrec.ledger import Line, post_entry
+from revrec.ledger import BATCH, Line, post_entries, post_entry
 from revrec.models import (
     Account,
     AccountingPeriod,
@@ -458,30 +459,96 @@ def _usage_line(obligation: PerformanceObligation, month: dt.date) -> None:
 def recognize(period: AccountingPeriod | dt.date) -> int:
     """Post every recognition line due by the end of `period` (a period or its month): usage
     lines for the month first computed from the invoices. Idempotent; returns the number of
-    lines posted."""
+    lines posted. A fixed number of queries per BATCH of obligations and of lines."""
     month = month_start(period.start if isinstance(period, AccountingPeriod) else period)
-    for obligation in PerformanceObligation.objects.filter(
+    usage = PerformanceObligation.objects.filter(
         kind=Kind.USAGE, service_start__lt=add_months(month, 1)
-    ).select_related("contract"):
-        with transaction.atomic():
-            _usage_line(obligation, month)
-    posted = 0
-    due = RecognitionLine.objects.filter(entry=None, month__lte=month).select_related(
-        "obligation__contract__subscription"
+    ).select_related("contract")
+    batch = []
+    for obligation in usage.iterator(chunk_size=BATCH):
+        batch.append(obligation)
+        if len(batch) == BATCH:
+            _usage_lines(batch, month)
+            batch = []
+    if batch:
+        _usage_lines(batch, month)
+    due = list(
+        RecognitionLine.objects.filter(entry=None, month__lte=month)
+        .order_by("month", "pk")
+        .values_list("pk", flat=True)
     )
-    for line in due.order_by("month", "pk"):
-        with transaction.atomic():
-            line_post(line=line)
-            posted += 1
-    return posted
+    for at in range(0, len(due), BATCH):
+        _lines_post(due[at : at + BATCH])
+    return len(due)
 
 
-def line_post(*, line: RecognitionLine) -> RecognitionLine:
-    """Post one line once: Dr Deferred revenue / Cr Revenue (the other way round for a
-    negative line), dated the month's last day."""
-    line = RecognitionLine.objects.select_for_update().get(pk=line.pk)
-    if line.entry_id:
-        return line
+@transaction.atomic
+def _usage_lines(obligations: list[PerformanceObligation], month: dt.date) -> None:
+    """_usage_line for each of the obligations, read and written in a fixed number of queries:
+    the same figures (usage_by_month's arithmetic on the invoices' usage lines read at once)."""
+    through = add_months(month, 1)
+    lines: dict[int, list[RecognitionLine]] = defaultdict(list)
+    for line in RecognitionLine.objects.filter(obligation__in=obligations):
+        lines[line.obligation_id].append(line)
+    invoiced: dict[tuple[int, int], list] = defaultdict(list)
+    for row in InvoiceLine.objects.filter(
+        kind=InvoiceLine.Kind.USAGE,
+        invoice__subscription_id__in={o.contract.subscription_id for o in obligations},
+        invoice__status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID],
+        item__isnull=False,
+        period_start__lt=through,
+    ).values_list("invoice__subscription_id", "item__position", "period_start", "period_end",
+                  "amount"):  # fmt: skip
+        invoiced[row[0], row[1]].append(row[2:])
+    drop, make, changed = [], [], []
+    for obligation in obligations:
+        mine = lines[obligation.pk]
+        if any(line.entry_id and line.month >= month for line in mine):
+            continue  # this month or a later one is posted: its run caught up
+        currency = str(obligation.contract.currency)
+        months: dict[dt.date, Decimal] = defaultdict(Decimal)
+        key = (obligation.contract.subscription_id, obligation.position)
+        for start, end, amount in invoiced[key]:
+            parts = calendar_months(Period(start, end))
+            amounts = split(amount, [p.days for p in parts], currency) if parts else []
+            for part, share in zip(parts, amounts, strict=True):
+                if month_start(part.start) <= month:
+                    months[month_start(part.start)] += share
+        due = exact_sum(months.values())
+        earlier = exact_sum(line.amount for line in mine if line.month < month)
+        amount = due - earlier
+        kept = [line for line in mine if line.month != month]
+        drop += [line.pk for line in mine if line.month == month]
+        if amount:
+            made = RecognitionLine(obligation=obligation, month=month, amount=amount)
+            make.append(made)
+            kept.append(made)
+        allocated = exact_sum(line.amount for line in kept)
+        obligation.allocated_amount = allocated
+        changed.append(obligation)
+    RecognitionLine.objects.filter(pk__in=drop).delete()
+    RecognitionLine.objects.bulk_create(make)
+    bulk_update_with_history(changed, PerformanceObligation, ["allocated_amount"])
+
+
+@transaction.atomic
+def _lines_post(pks: list[int]) -> None:
+    """line_post for each of the lines, locked and posted at once (ledger.post_entries)."""
+    lines = list(
+        RecognitionLine.objects.select_for_update(of=("self",))
+        .filter(pk__in=pks, entry=None)
+        .select_related("obligation__contract__subscription")
+        .order_by("month", "pk")
+    )
+    entries = post_entries([_line_entry(line) for line in lines])
+    for line, entry in zip(lines, entries, strict=True):
+        line.entry = entry
+    RecognitionLine.objects.bulk_update(lines, ["entry"])
+
+
+def _line_entry(line: RecognitionLine) -> dict:
+    """The line's entry (post_entry's arguments): Dr Deferred revenue / Cr Revenue (the other
+    way round for a negative line), dated the month's last day."""
     obligation = line.obligation
     contract = obligation.contract
     amount = abs(line.amount)
@@ -492,7 +559,7 @@ def line_post(*, line: RecognitionLine) -> RecognitionLine:
         f"Revenue {line.month:%b %Y}: {obligation.description} "
         f"({contract.subscription.external_id})"
     )
-    entry = post_entry(
+    return dict(
         kind="recognition",
         source=f"recline:{line.pk}",
         on=add_months(line.month, 1) - dt.timedelta(days=1),
@@ -503,6 +570,15 @@ def line_post(*, line: RecognitionLine) -> RecognitionLine:
             Line(role=credit, credit=amount, memo=memo),
         ],
     )
+
+
+def line_post(*, line: RecognitionLine) -> RecognitionLine:
+    """Post one line once: Dr Deferred revenue / Cr Revenue (the other way round for a
+    negative line), dated the month's last day."""
+    line = RecognitionLine.objects.select_for_update().get(pk=line.pk)
+    if line.entry_id:
+        return line
+    entry = post_entry(**_line_entry(line))
     line.entry = entry
     line.save(update_fields=["entry"])
     return line
