@@ -42,7 +42,9 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from simple_history.utils import bulk_update_with_history
+from django.db.models import BigIntegerField, Exists, OuterRef, Prefetch, Subquery
+from django.db.models.functions import Coalesce
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from catalog import rating
 from core.money import exact_sum, round_money, split
@@ -138,14 +140,104 @@ def ssp_of(item: SubscriptionItem, periods: list[TermPeriod], currency: str) -> 
 
 def contracts_sync() -> int:
     """A revenue contract for every subscription without one, then the contract changes not
-    applied yet. Idempotent; returns the number of contracts made."""
+    applied yet. Idempotent; returns the number of contracts made. The new contracts are made
+    BATCH at a time in a fixed number of queries (`_contracts_create`); only the contracts with
+    a change not applied yet are looked at one by one."""
     made = 0
-    for subscription in Subscription.objects.filter(revenue_contract__isnull=True).order_by("pk"):
-        if contract_create(subscription=subscription) is not None:
-            made += 1
-    for contract in RevenueContract.objects.select_related("subscription"):
+    new = list(
+        Subscription.objects.filter(revenue_contract__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for at in range(0, len(new), BATCH):
+        made += _contracts_create(new[at : at + BATCH])
+    latest = PerformanceObligation.objects.filter(
+        contract=OuterRef("pk"), last_change__isnull=False
+    )
+    latest = latest.order_by("-last_change_id").values("last_change_id")[:1]
+    waiting = SubscriptionChange.objects.filter(
+        subscription_id=OuterRef("subscription_id"),
+        kind__in=APPLIED_CHANGES,
+        pk__gt=OuterRef("applied_up_to"),
+    )
+    pending = (
+        RevenueContract.objects.annotate(
+            applied_up_to=Coalesce(Subquery(latest), 0, output_field=BigIntegerField())
+        )
+        .filter(Exists(waiting))
+        .select_related("subscription")
+    )
+    for contract in pending:
         contract_apply_changes(contract=contract)
     return made
+
+
+def _contracts_create(pks: list[int]) -> int:
+    """contract_create for each of the subscriptions (those still without a contract), made at
+    once: the same contracts, obligations, allocations and lines. If another run makes one of
+    them meanwhile, falls back to contract_create one by one. Returns how many were made."""
+    items = SubscriptionItem.objects.select_related("charge", "ended_by").order_by("position", "id")
+    subscriptions = list(
+        Subscription.objects.filter(pk__in=pks, revenue_contract__isnull=True)
+        .select_related("customer")
+        .prefetch_related(Prefetch("items", queryset=items))
+        .order_by("pk")
+    )
+    quotes: dict[int, Quote] = {}
+    for quote in Quote.objects.filter(subscription__in=subscriptions).order_by("-created_at"):
+        quotes.setdefault(quote.subscription_id, quote)
+    try:
+        with transaction.atomic():
+            contracts = bulk_create_with_history(
+                [
+                    RevenueContract(
+                        subscription=subscription,
+                        quote=quotes.get(subscription.pk),
+                        customer=subscription.customer,
+                        currency=str(subscription.currency),
+                        start=subscription.start_date,
+                        end=subscription.end_date,
+                    )
+                    for subscription in subscriptions
+                ],
+                RevenueContract,
+            )
+            obligations, lines = [], []
+            for contract, subscription in zip(contracts, subscriptions, strict=True):
+                contract.subscription = subscription
+                periods = _periods(subscription)
+                originals = [i for i in subscription.items.all() if i.change_id is None]
+                revenue_start = subscription.trial_end_date or subscription.start_date
+                mine = [
+                    _obligation_for(contract, item, periods, revenue_start) for item in originals
+                ]
+                mine = [o for o in mine if o is not None]
+                fixed = [o for o in mine if o.kind != Kind.USAGE]
+                if fixed:
+                    price = exact_sum(o.fixed_consideration for o in fixed)
+                    shares = allocate(price, [o.ssp for o in fixed], str(contract.currency))
+                    for obligation, share in zip(fixed, shares, strict=True):
+                        obligation.allocated_amount = share
+                obligations += mine
+            bulk_create_with_history(obligations, PerformanceObligation)
+            for obligation in obligations:
+                if obligation.kind == Kind.USAGE:
+                    continue
+                months: dict[dt.date, Decimal] = {}
+                service = Period(obligation.service_start, obligation.service_end)
+                for month, part in _parts(obligation, obligation.allocated_amount, service):
+                    if part:  # _add_to_line: a line per month, gone if its parts sum to zero
+                        key = month_start(month.start)
+                        months[key] = months.get(key, ZERO) + part
+                lines += [
+                    RecognitionLine(obligation=obligation, month=month, amount=amount)
+                    for month, amount in months.items()
+                    if amount
+                ]
+            RecognitionLine.objects.bulk_create(lines)
+    except IntegrityError:
+        return sum(contract_create(subscription=s) is not None for s in subscriptions)
+    return len(contracts)
 
 
 def _convention() -> str:
@@ -256,13 +348,18 @@ def _obligation_for(
 
 def _schedule(obligation: PerformanceObligation, amount: Decimal, service: Period) -> None:
     """Lines for `amount` over `service`, merged into the obligation's unposted lines."""
+    for month, part in _parts(obligation, amount, service):
+        _add_to_line(obligation, month_start(month.start), part)
+
+
+def _parts(
+    obligation: PerformanceObligation, amount: Decimal, service: Period
+) -> list[tuple[Period, Decimal]]:
+    """`amount` over `service` by the obligation's kind: (a period, its part)."""
     currency = str(obligation.contract.currency)
     if obligation.kind == Kind.POINT_IN_TIME:
-        parts = [(Period(service.start, service.start + dt.timedelta(days=1)), amount)]
-    else:
-        parts = spread(amount, service, currency, _convention())
-    for month, part in parts:
-        _add_to_line(obligation, month_start(month.start), part)
+        return [(Period(service.start, service.start + dt.timedelta(days=1)), amount)]
+    return spread(amount, service, currency, _convention())
 
 
 def _add_to_line(obligation: PerformanceObligation, month: dt.date, amount: Decimal) -> None:
