@@ -42,9 +42,19 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import BigIntegerField, Exists, OuterRef, Prefetch, Subquery
-from django.db.models.functions import Coalesce
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from django.db.models import (
+    BigIntegerField,
+    CharField,
+    DecimalField,
+    Exists,
+    OuterRef,
+    Prefetch,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, Concat
+from simple_history.utils import bulk_create_with_history
 
 from catalog import rating
 from core.money import exact_sum, round_money, split
@@ -56,6 +66,7 @@ from revrec.ledger import BATCH, Line, post_entries, post_entry
 from revrec.models import (
     Account,
     AccountingPeriod,
+    JournalEntry,
     PerformanceObligation,
     RecognitionLine,
     RevenueContract,
@@ -625,7 +636,19 @@ def _usage_lines(obligations: list[PerformanceObligation], month: dt.date) -> No
         changed.append(obligation)
     RecognitionLine.objects.filter(pk__in=drop).delete()
     RecognitionLine.objects.bulk_create(make)
-    bulk_update_with_history(changed, PerformanceObligation, ["allocated_amount"])
+    # allocated_amount = the sum of the obligation's lines, as computed above: one UPDATE, and
+    # the history rows its save() would have written.
+    total = (
+        RecognitionLine.objects.filter(obligation=OuterRef("pk"))
+        .order_by()
+        .values("obligation")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    PerformanceObligation.objects.filter(pk__in=[o.pk for o in changed]).update(
+        allocated_amount=Coalesce(Subquery(total), ZERO, output_field=DecimalField())
+    )
+    PerformanceObligation.history.bulk_history_create(changed, update=True)
 
 
 @transaction.atomic
@@ -637,10 +660,15 @@ def _lines_post(pks: list[int]) -> None:
         .select_related("obligation__contract__subscription")
         .order_by("month", "pk")
     )
-    entries = post_entries([_line_entry(line) for line in lines])
-    for line, entry in zip(lines, entries, strict=True):
-        line.entry = entry
-    RecognitionLine.objects.bulk_update(lines, ["entry"])
+    post_entries([_line_entry(line) for line in lines])
+    # Each line takes its entry (kind + source are unique): one UPDATE for the lot.
+    entry = JournalEntry.objects.filter(
+        kind="recognition",
+        source=Concat(Value("recline:"), Cast(OuterRef("pk"), output_field=CharField())),
+    )
+    RecognitionLine.objects.filter(pk__in=[line.pk for line in lines]).update(
+        entry=Subquery(entry.values("pk")[:1])
+    )
 
 
 def _line_entry(line: RecognitionLine) -> dict:
