@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from core.errors import ValidationError
 from core.money import exact_sum, round_money
 from core.periods import add_months
 from customers.models import Customer
+from revrec.bulk import insert_rows
 from revrec.models import Account, AccountingPeriod, JournalEntry, JournalLine
 
 ZERO = Decimal(0)
@@ -203,6 +205,10 @@ def post_entries(entries: list[dict]) -> list[JournalEntry]:
     return posted
 
 
+def _values(obj, fields: list[str]) -> tuple:
+    return tuple(getattr(obj, name) for name in fields)
+
+
 def _post_batch(specs: list[dict], accounts: dict) -> list[JournalEntry]:
     keys = [(spec["kind"], spec["source"]) for spec in specs]
     try:
@@ -234,20 +240,31 @@ def _post_batch(specs: list[dict], accounts: dict) -> list[JournalEntry]:
                     reverses=spec["reverses"],
                 )
                 new[key] = (entry, spec)
-            JournalEntry.objects.bulk_create([entry for entry, _ in new.values()])
-            JournalLine.objects.bulk_create(
+            now = timezone.now()
+            fields = ["period_id", "entry_date", "original_date", "kind", "source", "memo"]
+            fields += ["currency", "reverses_id", "created_at"]
+            made = [entry for entry, _ in new.values()]
+            for entry in made:
+                entry.created_at = now
+            pks = insert_rows(JournalEntry, fields, [_values(e, fields) for e in made])
+            for entry, pk in zip(made, pks, strict=True):
+                entry.pk = pk
+                entry._state.adding, entry._state.db = False, "default"
+            insert_rows(
+                JournalLine,
+                ["entry_id", "account_id", "debit", "credit", "customer_id", "memo"],
                 [
-                    JournalLine(
-                        entry=entry,
-                        account=line.account or accounts[line.role],
-                        debit=line.debit,
-                        credit=line.credit,
-                        customer=line.customer,
-                        memo=line.memo[:300],
+                    (
+                        entry.pk,
+                        (line.account or accounts[line.role]).pk,
+                        line.debit,
+                        line.credit,
+                        line.customer.pk if line.customer is not None else None,
+                        line.memo[:300],
                     )
                     for entry, spec in new.values()
                     for line in spec["lines"]
-                ]
+                ],
             )
     except IntegrityError:
         # Another run posted some of these sources meanwhile: one by one, as post_entry does.

@@ -62,6 +62,7 @@ from core.periods import Period, add_months, billing_periods, calendar_months, m
 from invoicing.models import Invoice, InvoiceLine
 from quotes.models import Quote
 from revrec.allocation import allocate, spread
+from revrec.bulk import insert_rows
 from revrec.ledger import BATCH, Line, post_entries, post_entry
 from revrec.models import (
     Account,
@@ -241,11 +242,9 @@ def _contracts_create(pks: list[int]) -> int:
                         key = month_start(month.start)
                         months[key] = months.get(key, ZERO) + part
                 lines += [
-                    RecognitionLine(obligation=obligation, month=month, amount=amount)
-                    for month, amount in months.items()
-                    if amount
+                    (obligation.pk, month, amount) for month, amount in months.items() if amount
                 ]
-            RecognitionLine.objects.bulk_create(lines)
+            insert_rows(RecognitionLine, ["obligation_id", "month", "amount"], lines)
     except IntegrityError:
         return sum(contract_create(subscription=s) is not None for s in subscriptions)
     return len(contracts)
@@ -628,14 +627,11 @@ def _usage_lines(obligations: list[PerformanceObligation], month: dt.date) -> No
         kept = [line for line in mine if line.month != month]
         drop += [line.pk for line in mine if line.month == month]
         if amount:
-            made = RecognitionLine(obligation=obligation, month=month, amount=amount)
-            make.append(made)
-            kept.append(made)
-        allocated = exact_sum(line.amount for line in kept)
-        obligation.allocated_amount = allocated
+            make.append((obligation.pk, month, amount))
+        obligation.allocated_amount = exact_sum(line.amount for line in kept) + amount
         changed.append(obligation)
     RecognitionLine.objects.filter(pk__in=drop).delete()
-    RecognitionLine.objects.bulk_create(make)
+    insert_rows(RecognitionLine, ["obligation_id", "month", "amount"], make)
     # allocated_amount = the sum of the obligation's lines, as computed above: one UPDATE, and
     # the history rows its save() would have written.
     total = (
