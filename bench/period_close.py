@@ -344,7 +344,11 @@ def main() -> None:
             raise SystemExit(f"{period} is {period.status}")
         raw = baseline(lines)
         log(f"load after: {scratch.load()}")
-        print("steps: " + ", ".join(f"{what} {s:.1f} s" for what, s in steps))
+        print(
+            "steps: "
+            + ", ".join(f"{what} {s:.1f} s" for what, s in steps)
+            + f" (load average after: {scratch.load()})"
+        )
         print(
             f"{counter.count} queries for the close; {lines} journal lines, "
             f"{period} debits = credits = {period_debits}"
