@@ -54,7 +54,6 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Cast, Coalesce, Concat
-from simple_history.utils import bulk_create_with_history
 
 from catalog import rating
 from core.money import exact_sum, round_money, split
@@ -62,7 +61,7 @@ from core.periods import Period, add_months, billing_periods, calendar_months, m
 from invoicing.models import Invoice, InvoiceLine
 from quotes.models import Quote
 from revrec.allocation import allocate, spread
-from revrec.bulk import insert_rows
+from revrec.bulk import create_with_history, insert_rows
 from revrec.ledger import BATCH, Line, post_entries, post_entry
 from revrec.models import (
     Account,
@@ -200,7 +199,8 @@ def _contracts_create(pks: list[int]) -> int:
         quotes.setdefault(quote.subscription_id, quote)
     try:
         with transaction.atomic():
-            contracts = bulk_create_with_history(
+            contracts = create_with_history(
+                RevenueContract,
                 [
                     RevenueContract(
                         subscription=subscription,
@@ -212,7 +212,6 @@ def _contracts_create(pks: list[int]) -> int:
                     )
                     for subscription in subscriptions
                 ],
-                RevenueContract,
             )
             obligations, lines = [], []
             for contract, subscription in zip(contracts, subscriptions, strict=True):
@@ -231,7 +230,7 @@ def _contracts_create(pks: list[int]) -> int:
                     for obligation, share in zip(fixed, shares, strict=True):
                         obligation.allocated_amount = share
                 obligations += mine
-            bulk_create_with_history(obligations, PerformanceObligation)
+            create_with_history(PerformanceObligation, obligations)
             for obligation in obligations:
                 if obligation.kind == Kind.USAGE:
                     continue
