@@ -172,8 +172,11 @@ def reverse_entry(*, entry: JournalEntry, on: dt.date, memo: str) -> JournalEntr
     )
 
 
-# How many entries post_entries writes in one transaction.
-BATCH = 1000
+# How many entries post_entries writes in one transaction, and how many documents, lines or
+# subscriptions the close's other batch steps take at once: large enough that a close of 10,000
+# subscriptions takes a handful of batches, small enough that an IN list stays well under
+# PostgreSQL's 65,535 parameters.
+BATCH = 20_000
 
 
 def post_entries(entries: list[dict]) -> list[JournalEntry]:
