@@ -1,10 +1,11 @@
 """The journal: double entries posted against the chart of accounts, in accounting periods.
 
-post_entry is the one way in. An entry balances by construction (its debits equal its credits,
-refused otherwise), is posted once per source document (kind + source are unique: posting again
-returns the entry already posted), and is dated in an open period: dated in a closed one, it
-lands on the first day of the first open period after it, its original date kept. The period's
-row is locked while the entry is written, so a close waits for postings in flight.
+post_entry is the one way in (post_entries posts many at once, with the same rules). An entry
+balances by construction (its debits equal its credits, refused otherwise), is posted once per
+source document (kind + source are unique: posting again returns the entry already posted), and
+is dated in an open period: dated in a closed one, it lands on the first day of the first open
+period after it, its original date kept. The period's row is locked while the entry is written,
+so a close waits for postings in flight.
 Entries are never edited: reverse_entry posts the mirror image.
 """
 

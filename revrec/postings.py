@@ -1,8 +1,9 @@
 """Journal entries from the billing and receivables documents, posted by a job (journal_sync).
 
 Revrec reads the documents the earlier apps wrote (nothing imports revrec) and posts each one
-once through ledger.post_entry: kind + source are unique, so a second run, or two runs at once,
-post nothing new. The source names the document ("invoice:12", "allocation:34").
+once through ledger.post_entry (journal_sync: ledger.post_entries, a batch of each kind at a
+time): kind + source are unique, so a second run, or two runs at once, post nothing new. The
+source names the document ("invoice:12", "allocation:34").
 
 What is posted (Dr / Cr; every line carries the document's customer):
 
