@@ -217,12 +217,13 @@ def _post_batch(specs: list[dict], accounts: dict) -> list[JournalEntry]:
     keys = [(spec["kind"], spec["source"]) for spec in specs]
     try:
         with transaction.atomic():
+            wanted = set(keys)
             found = {
                 (e.kind, e.source): e
                 for e in JournalEntry.objects.filter(
                     kind__in={k for k, _ in keys}, source__in={s for _, s in keys}
                 )
-                if (e.kind, e.source) in set(keys)
+                if (e.kind, e.source) in wanted
             }
             periods: dict[dt.date, AccountingPeriod] = {}
             new: dict[tuple[str, str], tuple[JournalEntry, dict]] = {}
