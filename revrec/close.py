@@ -18,20 +18,29 @@ database itself refuses any journal row in a closed period (revrec/migrations/00
 """
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.db import transaction
+from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
 
 from core import clock
 from core.errors import ValidationError
 from core.formatting import format_money
+from core.periods import Period
 from customers.models import Customer
 from invoicing.models import CreditBalanceEntry, Invoice
-from invoicing.schedule import billing_schedule, changes_to_invoice, due_subscriptions, unbilled
+from invoicing.schedule import (
+    billing_schedule,
+    changes_to_invoice,
+    due_subscriptions,
+    lateness,
+    unbilled,
+)
 from invoicing.shadow import subscription_shadow_bill
 from revrec.models import (
     AccountingPeriod,
@@ -39,7 +48,7 @@ from revrec.models import (
     RecognitionLine,
     RevenueContract,
 )
-from subscriptions.models import Subscription, SubscriptionChange
+from subscriptions.models import BillingPeriod, Subscription, SubscriptionChange
 
 ZERO = Decimal(0)
 
@@ -67,7 +76,8 @@ def pending_billing(period: AccountingPeriod) -> list[tuple[str, dt.date, str]]:
     """(subscription external id, billing date, what it would bill) for each invoice a billing
     run on the period's last day would still make for a billing date in the period."""
     last_day, pending = _last_day(period), []
-    for subscription in due_subscriptions(last_day).select_related("customer").iterator():
+    due = due_subscriptions(last_day)
+    for subscription in due.filter(pk__in=_maybe_unbilled(period, due)).select_related("customer"):
         dates = unbilled(subscription, billing_schedule(subscription), today=last_day)
         changes = changes_to_invoice(subscription, today=last_day)
         if not any(period.start <= due.date < period.end for due in dates) and not any(
@@ -85,6 +95,49 @@ def pending_billing(period: AccountingPeriod) -> list[tuple[str, dt.date, str]]:
                     )
                 )
     return pending
+
+
+def _maybe_unbilled(period: AccountingPeriod, due) -> set[int]:
+    """The subscriptions of `due` (a queryset) that may have an invoice to make for a billing
+    date in the period, in a fixed number of queries: a billing date of their schedule in the
+    period (invoicing.schedule.billing_dates: each period's billed_from; the last period's end
+    and that end plus the lateness) with no invoice that is not void, or a change invoiced at
+    once made around the period. The rest have nothing unbilled in it; pending_billing looks at
+    these only, one by one, as before."""
+    start, end, late = period.start, period.end, lateness()
+    dates: dict[int, set[dt.date]] = defaultdict(set)
+    periods = BillingPeriod.objects.filter(subscription__in=due.values("pk")).order_by()
+    for subscription_id, day in periods.filter(
+        billed_from__gte=start, billed_from__lt=end
+    ).values_list("subscription_id", "billed_from"):
+        dates[subscription_id].add(day)
+    last_ends = (
+        periods.values("subscription_id")
+        .annotate(last_end=Max("end_date"))
+        .filter(last_end__gte=start - late, last_end__lt=end)
+        .values_list("subscription_id", "last_end")
+    )
+    for subscription_id, last_end in last_ends:
+        for day in (last_end, last_end + late):
+            if start <= day < end:
+                dates[subscription_id].add(day)
+    billed = Invoice.objects.filter(
+        subscription__in=due.values("pk"),
+        change__isnull=True,
+        billing_date__gte=start,
+        billing_date__lt=end,
+    ).exclude(status=Invoice.Status.VOID)
+    for subscription_id, day in billed.values_list("subscription_id", "billing_date"):
+        dates[subscription_id].discard(day)
+    maybe = {subscription_id for subscription_id, days in dates.items() if days}
+    around = Period(start - dt.timedelta(days=1), end + dt.timedelta(days=1))
+    changes = SubscriptionChange.objects.filter(
+        subscription__in=due.values("pk"),
+        invoice_now=True,
+        at__gte=dt.datetime.combine(around.start, dt.time(), tzinfo=dt.UTC),
+        at__lt=dt.datetime.combine(around.end, dt.time(), tzinfo=dt.UTC),
+    )
+    return maybe | set(changes.values_list("subscription_id", flat=True))
 
 
 def _billing_check(period: AccountingPeriod) -> Check:

@@ -1,8 +1,9 @@
 """Journal entries from the billing and receivables documents, posted by a job (journal_sync).
 
 Revrec reads the documents the earlier apps wrote (nothing imports revrec) and posts each one
-once through ledger.post_entry: kind + source are unique, so a second run, or two runs at once,
-post nothing new. The source names the document ("invoice:12", "allocation:34").
+once through ledger.post_entry (journal_sync: ledger.post_entries, a batch of each kind at a
+time): kind + source are unique, so a second run, or two runs at once, post nothing new. The
+source names the document ("invoice:12", "allocation:34").
 
 What is posted (Dr / Cr; every line carries the document's customer):
 
@@ -36,7 +37,7 @@ import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 
-from django.db.models import CharField, Exists, OuterRef, QuerySet, Subquery, Value
+from django.db.models import CharField, Exists, OuterRef, Prefetch, QuerySet, Subquery, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
@@ -44,8 +45,8 @@ from core import clock
 from core.money import exact_sum
 from invoicing.models import CreditBalanceEntry, CreditNote, Invoice
 from receivables.models import Payment, PaymentAllocation, Refund, WriteOff
-from revrec.ledger import Line, post_entry
-from revrec.models import Account, JournalEntry, UsageAccrual
+from revrec.ledger import BATCH, Line, post_entries, post_entry
+from revrec.models import Account, JournalEntry, JournalLine, UsageAccrual
 from revrec.recognition import accrual_reverse
 
 Role = Account.Role
@@ -70,9 +71,10 @@ def _cr(role: str, amount: Decimal, customer, memo: str = "") -> Line:
 
 def _move(
     *, kind, source, on, memo, currency, debit, credit, amount, customer, what, reverses=None
-) -> JournalEntry:
-    """A two-line entry: `amount` (signed) from the `credit` role's account to the `debit`'s."""
-    return post_entry(
+) -> dict:
+    """A two-line entry (post_entry's arguments): `amount` (signed) from the `credit` role's
+    account to the `debit`'s."""
+    return dict(
         kind=kind,
         source=source,
         on=on,
@@ -81,6 +83,10 @@ def _move(
         lines=[_dr(debit, amount, customer, what), _cr(credit, amount, customer, what)],
         reverses=reverses,
     )
+
+
+# An entry's lines with what mirroring them reads.
+_LINES = Prefetch("lines", queryset=JournalLine.objects.select_related("account", "customer"))
 
 
 def _unposted(queryset: QuerySet, kind: str, prefix: str) -> QuerySet:
@@ -94,8 +100,16 @@ def _issued(invoice: Invoice) -> bool:
     return invoice.issue_date is not None and bool(invoice.subtotal or invoice.tax_amount)
 
 
+def _post(entry: dict | None) -> JournalEntry | None:
+    return None if entry is None else post_entry(**entry)
+
+
 def invoice_post(invoice: Invoice) -> JournalEntry | None:
     """The finalized invoice's entry (None for an invoice of nothing: no entry)."""
+    return _post(invoice_entry(invoice))
+
+
+def invoice_entry(invoice: Invoice) -> dict | None:
     if not _issued(invoice):
         return None
     customer = invoice.customer
@@ -104,7 +118,7 @@ def invoice_post(invoice: Invoice) -> JournalEntry | None:
         settle = _dr(Role.ACCOUNTS_RECEIVABLE, invoice.total, customer, what)
     else:  # below zero: the customer's credit balance takes it whole
         settle = _cr(Role.CUSTOMER_CREDIT, -invoice.total, customer, what)
-    return post_entry(
+    return dict(
         kind=INVOICE,
         source=f"invoice:{invoice.pk}",
         on=invoice.issue_date,
@@ -128,7 +142,14 @@ def invoice_void_post(invoice: Invoice) -> JournalEntry | None:
     entry = invoice_post(invoice)
     if entry is None:
         return None
-    return post_entry(
+    entry = JournalEntry.objects.prefetch_related(_LINES).get(pk=entry.pk)
+    return post_entry(**invoice_void_entry(invoice, entry))
+
+
+def invoice_void_entry(invoice: Invoice, entry: JournalEntry) -> dict:
+    """The mirror of the invoice's `entry` (its lines read through select_related, or the
+    prefetched `entry.lines.all()`)."""
+    return dict(
         kind=INVOICE_VOID,
         source=f"invoice:{invoice.pk}",
         on=void_date(invoice),
@@ -142,7 +163,7 @@ def invoice_void_post(invoice: Invoice) -> JournalEntry | None:
                 customer=line.customer,
                 memo=line.memo,
             )
-            for line in entry.lines.select_related("account", "customer")
+            for line in entry.lines.all()
         ],
         reverses=entry,
     )
@@ -151,14 +172,19 @@ def invoice_void_post(invoice: Invoice) -> JournalEntry | None:
 def credit_note_post(note: CreditNote) -> JournalEntry:
     """Revenue and tax given back; receivable reduced by what the note took off the invoice's
     open amount, the rest (a paid invoice) to the customer's credit balance."""
-    customer = note.customer
-    what = f"Credit note {note.number} on {note.invoice.number}"
     to_balance = exact_sum(
         CreditBalanceEntry.objects.filter(
             credit_note=note, kind=CreditBalanceEntry.Kind.CREDIT_NOTE
         ).values_list("amount", flat=True)
     )
-    return post_entry(
+    return post_entry(**credit_note_entry(note, to_balance))
+
+
+def credit_note_entry(note: CreditNote, to_balance: Decimal) -> dict:
+    """The note's entry, `to_balance` being what it sent to the customer's credit balance."""
+    customer = note.customer
+    what = f"Credit note {note.number} on {note.invoice.number}"
+    return dict(
         kind=CREDIT_NOTE,
         source=f"credit_note:{note.pk}",
         on=note.issue_date,
@@ -179,6 +205,10 @@ def _payment_what(payment: Payment) -> str:
 
 def payment_post(payment: Payment) -> JournalEntry:
     """The cash received, into the customer's credit balances until its rows apply it."""
+    return post_entry(**payment_entry(payment))
+
+
+def payment_entry(payment: Payment) -> dict:
     customer, what = payment.customer, _payment_what(payment)
     return _move(
         kind=PAYMENT,
@@ -196,7 +226,10 @@ def payment_post(payment: Payment) -> JournalEntry:
 
 def payment_reversal_post(payment: Payment) -> JournalEntry:
     """The cash that did not come after all (its rows' un-applies move receivables back)."""
-    receipt = payment_post(payment)
+    return post_entry(**payment_reversal_entry(payment, payment_post(payment)))
+
+
+def payment_reversal_entry(payment: Payment, receipt: JournalEntry) -> dict:
     customer, what = payment.customer, _payment_what(payment)
     return _move(
         kind=PAYMENT_REVERSAL,
@@ -215,6 +248,10 @@ def payment_reversal_post(payment: Payment) -> JournalEntry:
 
 def allocation_post(row: PaymentAllocation) -> JournalEntry:
     """A payment's row to an invoice: from the customer's credit to the receivable (signed)."""
+    return post_entry(**allocation_entry(row))
+
+
+def allocation_entry(row: PaymentAllocation) -> dict:
     payment = row.payment
     customer = payment.customer
     what = f"{_payment_what(payment)} to {row.invoice.number}"
@@ -234,6 +271,10 @@ def allocation_post(row: PaymentAllocation) -> JournalEntry:
 
 def credit_applied_post(entry: CreditBalanceEntry) -> JournalEntry:
     """The credit balance applied to an invoice (entry below zero), or taken back (above)."""
+    return post_entry(**credit_applied_entry(entry))
+
+
+def credit_applied_entry(entry: CreditBalanceEntry) -> dict:
     customer = entry.customer
     what = f"Credit balance applied to {entry.invoice.number}"
     return _move(
@@ -251,6 +292,10 @@ def credit_applied_post(entry: CreditBalanceEntry) -> JournalEntry:
 
 
 def refund_post(refund: Refund) -> JournalEntry:
+    return post_entry(**refund_entry(refund))
+
+
+def refund_entry(refund: Refund) -> dict:
     customer = refund.customer
     what = f"Refund {refund.reference or refund.pk}"
     return _move(
@@ -268,6 +313,10 @@ def refund_post(refund: Refund) -> JournalEntry:
 
 
 def write_off_post(write_off: WriteOff) -> JournalEntry:
+    return post_entry(**write_off_entry(write_off))
+
+
+def write_off_entry(write_off: WriteOff) -> dict:
     invoice = write_off.invoice
     customer = invoice.customer
     what = f"Write-off of {invoice.number}: {write_off.reason}"
@@ -383,15 +432,66 @@ def unposted(today: dt.date | None = None) -> list[tuple[str, QuerySet, Callable
     ]
 
 
+def _to_balance(notes: list[CreditNote]) -> dict[int, Decimal]:
+    """What each note sent to the customer's credit balance."""
+    sums: dict[int, list[Decimal]] = {note.pk: [] for note in notes}
+    for note_id, amount in CreditBalanceEntry.objects.filter(
+        credit_note__in=notes, kind=CreditBalanceEntry.Kind.CREDIT_NOTE
+    ).values_list("credit_note_id", "amount"):
+        sums[note_id].append(amount)
+    return {pk: exact_sum(amounts) for pk, amounts in sums.items()}
+
+
+def _mirrored(documents: list, originals: list[dict | None], entry_of) -> list[dict | None]:
+    """The entries that reverse the originals' entries (posted first if they are not yet)."""
+    keep = [(d, o) for d, o in zip(documents, originals, strict=True) if o is not None]
+    posted = post_entries([o for _, o in keep])
+    lines = JournalEntry.objects.prefetch_related(_LINES).in_bulk([e.pk for e in posted])
+    return [entry_of(d, lines[e.pk]) for (d, _), e in zip(keep, posted, strict=True)]
+
+
+def _entries(post: Callable, documents: list) -> list[dict | None]:
+    """post_entry's arguments for each document that `post` posts, read in a fixed number of
+    queries for the lot."""
+    if post is invoice_void_post:
+        return _mirrored(documents, [invoice_entry(d) for d in documents], invoice_void_entry)
+    if post is payment_reversal_post:
+        return _mirrored(documents, [payment_entry(d) for d in documents], payment_reversal_entry)
+    if post is credit_note_post:
+        to_balance = _to_balance(documents)
+        return [credit_note_entry(note, to_balance[note.pk]) for note in documents]
+    entry_of = {
+        invoice_post: invoice_entry,
+        payment_post: payment_entry,
+        allocation_post: allocation_entry,
+        credit_applied_post: credit_applied_entry,
+        refund_post: refund_entry,
+        write_off_post: write_off_entry,
+    }[post]
+    return [entry_of(document) for document in documents]
+
+
 def journal_sync(*, today: dt.date | None = None) -> int:
     """Post every document dated on or before `today` (default: today) that has no entry yet;
     returns how many entries were posted. Idempotent: each document is posted once however
     often, and however many at once, this runs (a run that loses the race to post a document
-    gets the entry the other posted). Each entry is its own transaction."""
+    gets the entry the other posted). The documents of a kind are posted ledger.BATCH at a time
+    (ledger.post_entries: one transaction and a fixed number of queries per batch)."""
     posted = 0
     for _, documents, post in unposted(today or clock.today()):
-        for document in documents.iterator(chunk_size=500):
-            entry = post(document)
-            if entry is not None and getattr(entry, "posted_now", False):
-                posted += 1
+        batch = []
+        for document in documents.iterator(chunk_size=BATCH):
+            batch.append(document)
+            if len(batch) == BATCH:
+                posted += _post_all(post, batch)
+                batch = []
+        if batch:
+            posted += _post_all(post, batch)
     return posted
+
+
+def _post_all(post: Callable, documents: list) -> int:
+    if post is accrual_invoiced_post:  # each reversal is kept on its accrual: one by one
+        return sum(1 for d in documents if getattr(post(d), "posted_now", False))
+    entries = [entry for entry in _entries(post, documents) if entry is not None]
+    return sum(1 for entry in post_entries(entries) if getattr(entry, "posted_now", False))

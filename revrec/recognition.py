@@ -42,12 +42,23 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import (
+    BigIntegerField,
+    CharField,
+    Exists,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, Concat
 from simple_history.utils import bulk_update_with_history
 
 from catalog import rating
 from catalog.models import StandaloneSellingPrice
-from catalog.selectors import book_line, ssp_line, ssp_value
+from catalog.selectors import book_line, ssp_book, ssp_line, ssp_value
 from core import clock
 from core.money import exact_sum, round_money, split
 from core.periods import Period, add_months, billing_periods, calendar_months, month_start
@@ -55,7 +66,8 @@ from invoicing.models import CreditNote, Invoice, InvoiceLine
 from metering.selectors import usage_for_period
 from quotes.models import Quote
 from revrec.allocation import allocate, recognized_before, spread
-from revrec.ledger import Line, period_for, post_entry, reverse_entry
+from revrec.bulk import create_with_history, insert_rows
+from revrec.ledger import BATCH, Line, period_for, post_entries, post_entry, reverse_entry
 from revrec.models import (
     Account,
     AccountingPeriod,
@@ -179,21 +191,50 @@ def ssp_of(
 def contracts_sync() -> int:
     """A revenue contract for every subscription without one and for every renewal without one
     (a renewal is a new contract for its term), then the contract changes and credit notes not
-    applied yet. Idempotent; returns the number of contracts made."""
+    applied yet. Idempotent; returns the number of contracts made. The new subscriptions'
+    contracts are made BATCH at a time in a fixed number of queries (`_contracts_create`);
+    renewals, and the contracts with a change or a credit note not applied yet, are looked at
+    one by one."""
     made = 0
-    pending = Subscription.objects.exclude(
-        pk__in=RevenueContract.objects.filter(renewal=None).values("subscription_id")
+    new = list(
+        Subscription.objects.exclude(pk__in=_originals())
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
-    for subscription in pending.order_by("pk"):
-        if contract_create(subscription=subscription) is not None:
-            made += 1
+    for at in range(0, len(new), BATCH):
+        made += _contracts_create(new[at : at + BATCH])
     renewals = SubscriptionChange.objects.filter(kind=SubscriptionChange.Kind.RENEWAL).exclude(
         pk__in=RevenueContract.objects.exclude(renewal=None).values("renewal_id")
     )
     for renewal in renewals.select_related("subscription").order_by("effective_date", "pk"):
         if contract_create(subscription=renewal.subscription, renewal=renewal) is not None:
             made += 1
-    for contract in RevenueContract.objects.select_related("subscription").order_by("start", "pk"):
+    latest = PerformanceObligation.objects.filter(
+        contract=OuterRef("pk"), last_change__isnull=False
+    )
+    latest = latest.order_by("-last_change_id").values("last_change_id")[:1]
+    waiting = SubscriptionChange.objects.filter(
+        subscription_id=OuterRef("subscription_id"),
+        kind__in=APPLIED_CHANGES,
+        pk__gt=OuterRef("applied_up_to"),
+        effective_date__gte=OuterRef("start"),
+        effective_date__lte=OuterRef("end"),
+    )
+    credited = CreditNote.objects.filter(
+        invoice__subscription_id=OuterRef("subscription_id"),
+        change=None,
+        pk__gt=OuterRef("credited_up_to"),
+    )
+    pending = (
+        RevenueContract.objects.annotate(
+            applied_up_to=Coalesce(Subquery(latest), 0, output_field=BigIntegerField()),
+            credited_up_to=Coalesce(F("last_credit_note_id"), 0, output_field=BigIntegerField()),
+        )
+        .filter(Exists(waiting) | Exists(credited))
+        .select_related("subscription")
+        .order_by("start", "pk")
+    )
+    for contract in pending:
         contract_apply_changes(contract=contract)
         contract_apply_credit_notes(contract=contract)
     return made
@@ -216,6 +257,80 @@ def term_end(contract: RevenueContract) -> dt.date:
     subscription's end (its term's, or an earlier cancellation)."""
     renewal, end = next_renewal(contract), contract.subscription.end_date
     return max(min(renewal or end, end), contract.start + dt.timedelta(days=1))
+
+
+def _contracts_create(pks: list[int]) -> int:
+    """contract_create for each of the subscriptions (those still without a contract), made at
+    once: the same contracts, obligations, allocations and lines. If another run makes one of
+    them meanwhile, falls back to contract_create one by one. Returns how many were made."""
+    items = SubscriptionItem.objects.select_related("charge", "ended_by").order_by("position", "id")
+    subscriptions = list(
+        Subscription.objects.filter(pk__in=pks)
+        .exclude(pk__in=_originals())
+        .select_related("customer")
+        .prefetch_related(Prefetch("items", queryset=items))
+        .order_by("pk")
+    )
+    book = ssp_book({subscription.plan_id for subscription in subscriptions})
+    quotes: dict[int, Quote] = {}
+    for quote in Quote.objects.filter(subscription__in=subscriptions).order_by("-created_at"):
+        quotes.setdefault(quote.subscription_id, quote)
+    try:
+        with transaction.atomic():
+            contracts = create_with_history(
+                RevenueContract,
+                [
+                    RevenueContract(
+                        subscription=subscription,
+                        quote=quotes.get(subscription.pk),
+                        customer=subscription.customer,
+                        currency=str(subscription.currency),
+                        start=subscription.start_date,
+                        end=subscription.end_date,
+                    )
+                    for subscription in subscriptions
+                ],
+            )
+            obligations, lines = [], []
+            for contract, subscription in zip(contracts, subscriptions, strict=True):
+                contract.subscription = subscription
+                periods = _periods(subscription)
+                originals = [i for i in subscription.items.all() if i.change_id is None]
+                revenue_start = subscription.trial_end_date or subscription.start_date
+                mine = [
+                    _obligation_for(contract, item, periods, revenue_start, book)
+                    for item in originals
+                ]
+                mine = [o for o in mine if o is not None]
+                fixed = [o for o in mine if o.kind != Kind.USAGE]
+                if fixed:
+                    price = exact_sum(o.fixed_consideration for o in fixed)
+                    shares = allocate(price, [o.ssp for o in fixed], str(contract.currency))
+                    for obligation, share in zip(fixed, shares, strict=True):
+                        obligation.allocated_amount = share
+                obligations += mine
+            create_with_history(PerformanceObligation, obligations)
+            for obligation in obligations:
+                if obligation.kind == Kind.USAGE:
+                    continue
+                months: dict[dt.date, Decimal] = {}
+                service = Period(obligation.service_start, obligation.service_end)
+                for month, part in _parts(obligation, obligation.allocated_amount, service):
+                    if part:  # _add_to_line: a line per month, gone if its parts sum to zero
+                        key = month_start(month.start)
+                        months[key] = months.get(key, ZERO) + part
+                lines += [
+                    (obligation.pk, month, amount) for month, amount in months.items() if amount
+                ]
+            insert_rows(RecognitionLine, ["obligation_id", "month", "amount"], lines)
+    except IntegrityError:
+        return sum(contract_create(subscription=s) is not None for s in subscriptions)
+    return len(contracts)
+
+
+def _originals():
+    """The subscriptions that have their original contract (a subquery)."""
+    return RevenueContract.objects.filter(renewal=None).values("subscription_id")
 
 
 def _convention() -> str:
@@ -354,13 +469,18 @@ def _obligation_for(
 
 def _schedule(obligation: PerformanceObligation, amount: Decimal, service: Period) -> None:
     """Lines for `amount` over `service`, merged into the obligation's unposted lines."""
+    for month, part in _parts(obligation, amount, service):
+        _add_to_line(obligation, month_start(month.start), part)
+
+
+def _parts(
+    obligation: PerformanceObligation, amount: Decimal, service: Period
+) -> list[tuple[Period, Decimal]]:
+    """`amount` over `service` by the obligation's kind: (a period, its part)."""
     currency = str(obligation.contract.currency)
     if obligation.kind == Kind.POINT_IN_TIME:
-        parts = [(Period(service.start, service.start + dt.timedelta(days=1)), amount)]
-    else:
-        parts = spread(amount, service, currency, _convention())
-    for month, part in parts:
-        _add_to_line(obligation, month_start(month.start), part)
+        return [(Period(service.start, service.start + dt.timedelta(days=1)), amount)]
+    return spread(amount, service, currency, _convention())
 
 
 def _add_to_line(obligation: PerformanceObligation, month: dt.date, amount: Decimal) -> None:
@@ -857,7 +977,9 @@ def accrual_reverse(*, accrual: UsageAccrual, on: dt.date) -> JournalEntry | Non
 def recognize(period: AccountingPeriod | dt.date) -> int:
     """Post every recognition line due by the end of `period` (a period or its month): usage
     not invoiced yet accrued first, then usage lines for the month computed from the invoices
-    and the accruals. Idempotent; returns the number of lines posted."""
+    and the accruals. Idempotent; returns the number of lines posted. A fixed number of queries
+    per batch of obligations and of lines (the accruals aside: each period left to accrue is
+    rated on its own)."""
     month = month_start(period.start if isinstance(period, AccountingPeriod) else period)
     usage = list(
         PerformanceObligation.objects.filter(
@@ -869,25 +991,41 @@ def recognize(period: AccountingPeriod | dt.date) -> int:
         _accrue(batch, month)
         with transaction.atomic():
             _usage_lines(batch, month)
-    posted = 0
-    due = RecognitionLine.objects.filter(entry=None, month__lte=month).select_related(
-        "obligation__contract__subscription"
+    due = list(
+        RecognitionLine.objects.filter(entry=None, month__lte=month)
+        .order_by("month", "pk")
+        .values_list("pk", flat=True)
     )
-    for line in due.order_by("month", "pk"):
-        with transaction.atomic():
-            line_post(line=line)
-            posted += 1
+    for at in range(0, len(due), BATCH):
+        _lines_post(due[at : at + BATCH])
     period_for(month)  # the close checklist reads when the month's run last ran
     AccountingPeriod.objects.filter(start=month).update(recognized_at=clock.now())
-    return posted
+    return len(due)
 
 
-def line_post(*, line: RecognitionLine) -> RecognitionLine:
-    """Post one line once: Dr Deferred revenue / Cr Revenue (the other way round for a
-    negative line), dated the month's last day."""
-    line = RecognitionLine.objects.select_for_update().get(pk=line.pk)
-    if line.entry_id:
-        return line
+@transaction.atomic
+def _lines_post(pks: list[int]) -> None:
+    """line_post for each of the lines, locked and posted at once (ledger.post_entries)."""
+    lines = list(
+        RecognitionLine.objects.select_for_update(of=("self",))
+        .filter(pk__in=pks, entry=None)
+        .select_related("obligation__contract__subscription")
+        .order_by("month", "pk")
+    )
+    post_entries([_line_entry(line) for line in lines])
+    # Each line takes its entry (kind + source are unique): one UPDATE for the lot.
+    entry = JournalEntry.objects.filter(
+        kind="recognition",
+        source=Concat(Value("recline:"), Cast(OuterRef("pk"), output_field=CharField())),
+    )
+    RecognitionLine.objects.filter(pk__in=[line.pk for line in lines]).update(
+        entry=Subquery(entry.values("pk")[:1])
+    )
+
+
+def _line_entry(line: RecognitionLine) -> dict:
+    """The line's entry (post_entry's arguments): Dr Deferred revenue / Cr Revenue (the other
+    way round for a negative line), dated the month's last day."""
     obligation = line.obligation
     contract = obligation.contract
     amount = abs(line.amount)
@@ -898,7 +1036,7 @@ def line_post(*, line: RecognitionLine) -> RecognitionLine:
         f"Revenue {line.month:%b %Y}: {obligation.description} "
         f"({contract.subscription.external_id})"
     )
-    entry = post_entry(
+    return dict(
         kind="recognition",
         source=f"recline:{line.pk}",
         on=add_months(line.month, 1) - dt.timedelta(days=1),
@@ -909,6 +1047,15 @@ def line_post(*, line: RecognitionLine) -> RecognitionLine:
             Line(role=credit, credit=amount, memo=memo),
         ],
     )
+
+
+def line_post(*, line: RecognitionLine) -> RecognitionLine:
+    """Post one line once: Dr Deferred revenue / Cr Revenue (the other way round for a
+    negative line), dated the month's last day."""
+    line = RecognitionLine.objects.select_for_update().get(pk=line.pk)
+    if line.entry_id:
+        return line
+    entry = post_entry(**_line_entry(line))
     line.entry = entry
     line.save(update_fields=["entry"])
     return line
