@@ -49,11 +49,14 @@ from core.services import api_key_create
 from customers.models import Customer, PortalMembership
 from demo import summary_text
 from invoicing.balance import credit_balance
-from invoicing.models import Invoice
+from invoicing.corrections import credit_note_issue
+from invoicing.models import CreditNote, Invoice
 from invoicing.services import billing_run
 from metering.models import Event
 from metering.services import MAX_BATCH, events_ingest
+from quotes.amendments import amendment_populate_lines, quote_amendment_create
 from quotes.models import ApprovalRule, Quote, QuoteLine, QuoteLinePhase
+from quotes.renewals import renewal_quote_of, renewals_run
 from quotes.services import (
     quote_accept,
     quote_decline,
@@ -70,11 +73,13 @@ from receivables.services import (
     payment_reverse,
     refund_record,
 )
-from revrec.models import RevenueScheduleLine
+from revrec.close import period_cash_review, period_close
+from revrec.models import AccountingPeriod, RecognitionLine
 from revrec.postings import journal_sync
+from revrec.recognition import contracts_sync, recognize
 from revrec.services import revrec_sync
 from subscriptions.changes import items_in_force, subscription_cancel, subscription_set_quantity
-from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription
+from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription, SubscriptionChange
 from subscriptions.services import prepaid_credit_grant
 
 DEFAULT_EVENTS_PER_SUBSCRIPTION = 3600  # per 100 days: ~90k events for the 19 subscriptions
@@ -422,6 +427,43 @@ CUSTOMERS = [
         "Europe/Dublin",
         "never",
     ),
+    # The first customers, signed 11-12 months ago (see QUOTES).
+    CustomerSpec(
+        "halcyon",
+        "Halcyon Freight Systems",
+        "600 Grant Street, Suite 2900\nPittsburgh, PA 15219\nUSA",
+        "0",
+        45,
+        "America/New_York",
+        "on_time",
+    ),
+    CustomerSpec(
+        "cobalt",
+        "Cobalt Ridge Capital",
+        "101 Federal Street, 19th Floor\nBoston, MA 02110\nUSA",
+        "0",
+        30,
+        "America/New_York",
+        "prompt",
+    ),
+    CustomerSpec(
+        "wren",
+        "Wren & Pike Outfitters",
+        "1001 SE Water Avenue\nPortland, OR 97214\nUSA",
+        "0",
+        30,
+        "America/Los_Angeles",
+        "on_time",
+    ),
+    CustomerSpec(
+        "saltmarsh",
+        "Saltmarsh Studios",
+        "318 King Street\nCharleston, SC 29401\nUSA",
+        "6",
+        30,
+        "America/New_York",
+        "prompt",
+    ),
     # Billed in euros (Growth is also sold in EUR), with their countries' VAT.
     CustomerSpec(
         "kranich",
@@ -548,6 +590,8 @@ class QuoteSpec:
     # Prepaid credits granted on the subscription's start day: (metric code or None for money
     # in the subscription's currency, amount).
     credits: tuple[tuple[str | None, str], ...] = ()
+    term_months: int = 12
+    interval: int | None = None  # months per billing period (None: the plan's, monthly)
 
     @property
     def subscription_external_id(self) -> str:
@@ -556,7 +600,25 @@ class QuoteSpec:
 
 ACCEPTED = Quote.Status.ACCEPTED
 QUOTES = [
-    # 19 accepted quotes: subscriptions that started 3-4 months ago.
+    # The first four customers, signed 11-12 months ago (their stories: AMENDMENTS, RENEWALS,
+    # CREDIT_NOTES). Halcyon buys Enterprise billed yearly, up front (its usage in arrears at
+    # the year's end); its term ends three days before today and was renewed.
+    QuoteSpec(
+        "halcyon",
+        "enterprise",
+        ACCEPTED,
+        -368,
+        -395,
+        seats=30,
+        prices={"Platform fee": "2300"},
+        usage=0.5,
+        tokens_per_call=50_000,
+        interval=12,
+    ),
+    QuoteSpec("cobalt", "growth", ACCEPTED, -352, -370, seats=10, usage=0.5),
+    QuoteSpec("wren", "starter", ACCEPTED, -340, -352, seats=5, usage=0.4),
+    QuoteSpec("saltmarsh", "growth", ACCEPTED, -325, -338, seats=8, usage=0.5),
+    # 19 accepted quotes: subscriptions that started 3-4 months ago, as the company grew.
     QuoteSpec("northwind", "growth", ACCEPTED, -106, -124, seats=12, tokens_per_call=45_000),
     QuoteSpec(
         "lumen",
@@ -662,6 +724,59 @@ CONTRACT_CHANGES = [
 ]
 
 
+# Amendments through a quote (subscription, days from today, new plan or None, new quantities,
+# bill the change now, reason): signed and applied the same day, by the customer and sales.
+#  - Halcyon rolls out to a second region half-way through its yearly term: 30 → 45 seats, the
+#    rest of the year's extra seats invoiced at once (it is billed yearly).
+#  - Cobalt outgrows Growth and moves to Enterprise (25 seats) mid-month: the unused Growth days
+#    and the Enterprise days are prorated on its next invoice.
+AMENDMENTS = [
+    ("sub_halcyon_enterprise", -190, None, {"Seats": "45"}, True, "Rolled out to a second region"),
+    (
+        "sub_cobalt_growth",
+        -170,
+        "enterprise",
+        {"Seats": "25"},
+        False,
+        "Outgrew Growth: dedicated capacity and SSO",
+    ),
+]
+
+# Renewals: (subscription, days from today) on which the customer signs the renewal quote the
+# daily renewal job drafted (RENEWAL_NOTICE_DAYS before the term's end). Halcyon renews for
+# another year, billed yearly up front on the day its first term ends. (The job also drafts
+# renewal quotes for the other first customers, whose terms end within 60 days of today.)
+RENEWALS = [("sub_halcyon_enterprise", -20)]
+
+# Credit notes finance issues (subscription, days from today, invoice line or None, share of
+# that line or an amount before tax, reason), on the subscription's latest invoice that day.
+CREDIT_NOTES = [
+    (
+        "sub_wren_starter",
+        -250,
+        "Platform fee",
+        "0.5",
+        "Service incident: the API was unavailable for 31 hours; half of the month's platform "
+        "fee credited",
+    ),
+    (
+        "sub_saltmarsh_growth",
+        -200,
+        "Tokens",
+        "0.2",
+        "Metering fault: a client retry loop double-counted tokens; 20 % of the month's tokens "
+        "credited",
+    ),
+    (
+        "sub_halcyon_enterprise",
+        -120,
+        None,
+        "230.00",
+        "SLA credit: availability 99.6 % in the month, below the 99.9 % committed",
+    ),
+]
+
+
 # A month of collections, beyond the customers' usual habits (see collect_payments and
 # collections): each happens once, at a date relative to today, and leaves the overdue figure
 # as it was (none of them touches an invoice past due today).
@@ -730,8 +845,10 @@ REFERENCE_DAYS = 100
 
 
 def _traffic(age_days: int, day: dt.date) -> float:
-    """Relative daily traffic: usage triples over the first hundred days; weekends are quiet."""
-    growth = 1.0 + age_days / 50
+    """Relative daily traffic: usage triples over the first hundred days, then grows slowly
+    up to 3.5 times at 125 days (the first customers' older months stay light); weekends are
+    quiet."""
+    growth = 1.0 + min(age_days, 125) / 50
     return growth * (1.0 if day.weekday() < 5 else 0.45)
 
 
@@ -887,6 +1004,7 @@ class Command(BaseCommand):
             self.seed_customers()
             self.seed_quotes()
             self.replay_history()
+            self.close_periods()
             self.seed_portal_membership()
             self.seed_deals()
         raw_key = self.seed_api_key()
@@ -1071,12 +1189,14 @@ class Command(BaseCommand):
                 continue
             created = self.day(spec.created)
             start = self.next_price_date if spec.starts_at_new_price else self.day(spec.start)
+            billed = ", billed yearly" if spec.interval == 12 else ""
             quote = Quote.objects.create(
                 customer=customer,
                 plan=plan,
-                title=f"{customer.name}: {plan.name}, 12 months",
+                title=f"{customer.name}: {plan.name}, {spec.term_months} months{billed}",
                 start_date=start,
-                term_months=12,
+                term_months=spec.term_months,
+                billing_interval_months=spec.interval,
                 valid_until=created + dt.timedelta(days=spec.valid_days),
                 subscription_external_id=spec.subscription_external_id,
                 owner=sales,
@@ -1139,10 +1259,17 @@ class Command(BaseCommand):
         weights = {p.code: p.usage_weight for p in PLANS}
         behaviour = {c.external_id: c.pays for c in CUSTOMERS}
         credited = {key: spec for key, spec in specs.items() if spec.credits}
+        contracts_seen = None
         for day in days(first_day, self.today):
             self.quote_events(day)
             self.grant_credits(day, credited)
             self.change_contracts(day)
+            self.amend(day)
+            # The daily renewal job (drafts renewal quotes RENEWAL_NOTICE_DAYS ahead), then the
+            # customers who sign theirs.
+            with simulated_clock(self.moment(day, 0, 45)):
+                renewals_run(today=day)
+            self.renew(day)
             billing_days = self.billing_days()
             subscriptions = list(
                 Subscription.objects.filter(external_id__in=specs, start_date__lt=day)
@@ -1166,14 +1293,130 @@ class Command(BaseCommand):
                     made = billing_run(today=day).invoices
             for invoice in made:
                 self.log(f"{day}: invoice {invoice.number} {invoice.total} {invoice.customer}")
+            self.issue_credit_notes(day)
             with simulated_clock(self.moment(day, 2)):
                 revrec_sync(today=day)
+                # The revenue contracts of new subscriptions and of contract changes (the job
+                # finds nothing to do on the other days), and on the first of a month the
+                # recognition run of the month that just ended.
+                seen = (Subscription.objects.count(), SubscriptionChange.objects.count())
+                if seen != contracts_seen or day.day == 1:
+                    contracts_sync()
+                    contracts_seen = seen
+                if day.day == 1:
+                    self.created["recognition lines"] += recognize(add_months(day, -1))
             self.collect_payments(day, behaviour)
             self.collections(day)
             # The journal job, after the day's billing and collections (beat runs it with
             # revrec_sync; here at the day's end so the day's payments are in it too).
             with simulated_clock(self.moment(day, 23, 30)):
                 self.created["journal entries"] += journal_sync(today=day)
+
+    def amend(self, day: dt.date) -> None:
+        """AMENDMENTS due on `day`: sales drafts the amendment quote (the contract in force),
+        changes the plan or quantities, sends it, and the customer signs it (once: a subscription
+        with an amendment quote is left as it is)."""
+        sales = get_user_model().objects.get(username="sales")
+        plans = {p.code: p for p in Plan.objects.all()}
+        for external_id, offset, plan, quantities, now, reason in AMENDMENTS:
+            sub = Subscription.objects.filter(external_id=external_id).first()
+            if self.day(offset) != day or sub is None:
+                continue
+            if Quote.objects.filter(kind=Quote.Kind.AMENDMENT, contract=sub).exists():
+                continue
+            with simulated_clock(self.moment(day, 9)):
+                quote = quote_amendment_create(subscription=sub, by=sales, effective_date=day)
+                quote.notes, quote.invoice_now = reason, now
+                if plan:
+                    quote.plan = plans[plan]
+                    quote.title = f"{sub.customer.name}: upgrade to {quote.plan.name}"
+                quote.save(update_fields=["notes", "invoice_now", "plan", "title"])
+                if plan:
+                    amendment_populate_lines(quote=quote)
+                for line in quote.lines.filter(description__in=quantities):
+                    line.quantity = Decimal(quantities[line.description])
+                    line.full_clean()
+                    line.save()
+                quote = quote_submit(quote=quote, by=sales)
+                quote = quote_mark_sent(quote=quote, by=sales, to=sub.customer.billing_email)
+            with simulated_clock(self.moment(day, 16)):
+                quote_accept(quote=quote, name="Jordan Blake", title="Head of Platform")
+            self.created["amendments"] += 1
+            self.log(f"{day}: amendment {quote.number} of {external_id}")
+
+    def renew(self, day: dt.date) -> None:
+        """RENEWALS due on `day`: the customer signs the renewal quote the daily job drafted."""
+        sales = get_user_model().objects.get(username="sales")
+        for external_id, offset in RENEWALS:
+            sub = Subscription.objects.filter(external_id=external_id).first()
+            if self.day(offset) != day or sub is None:
+                continue
+            quote = renewal_quote_of(sub)
+            if quote is None or quote.status == Quote.Status.ACCEPTED:
+                continue
+            with simulated_clock(self.moment(day, 10)):
+                if quote.status == Quote.Status.DRAFT:
+                    quote = quote_submit(quote=quote, by=sales)
+                if quote.status == Quote.Status.APPROVED:
+                    quote = quote_mark_sent(quote=quote, by=sales, to=sub.customer.billing_email)
+            with simulated_clock(self.moment(day, 15)):
+                quote_accept(quote=quote, name="Dana Whitfield", title="VP Operations")
+            self.created["renewals"] += 1
+            self.log(f"{day}: renewal {quote.number} of {external_id}")
+
+    def issue_credit_notes(self, day: dt.date) -> None:
+        """CREDIT_NOTES due on `day`, by finance, on the subscription's latest invoice (once:
+        a note with the same reason is not issued again)."""
+        finance = get_user_model().objects.get(username="finance")
+        for external_id, offset, line_name, share, reason in CREDIT_NOTES:
+            if self.day(offset) != day:
+                continue
+            if CreditNote.objects.filter(
+                invoice__subscription__external_id=external_id, reason=reason
+            ).exists():
+                continue
+            issued = Invoice.objects.filter(
+                subscription__external_id=external_id,
+                status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID],
+                issue_date__lte=day,
+            )
+            if line_name:
+                issued = issued.filter(
+                    lines__description__startswith=line_name, lines__amount__gt=0
+                )
+            invoice = issued.order_by("-issue_date", "-id").first()
+            if invoice is None:
+                self.warn(f"No invoice of {external_id} to credit on {day}: skipped.")
+                continue
+            terms = {"reason": reason, "issued_by": finance}
+            if line_name:
+                line = invoice.lines.filter(
+                    description__startswith=line_name, amount__gt=0
+                ).first()
+                terms["lines"] = {line.pk: round_money(line.amount * Decimal(share), str(invoice.currency))}
+            else:
+                terms["amount"] = Decimal(share)
+            with simulated_clock(self.moment(day, 11)):
+                note = credit_note_issue(invoice=invoice, **terms)
+            self.created["credit notes"] += 1
+            self.log(f"{day}: credit note {note.number} {note.total} on {invoice.number}")
+
+    def close_periods(self) -> None:
+        """Finance closes the months of the year, in order, each on the 5th of the next month:
+        it reviews the unapplied cash, then closes (the checklist must pass). Every month up to
+        the one before last: last month stays open, for the month-end close walkthrough."""
+        finance = get_user_model().objects.get(username="finance")
+        last_open = add_months(self.today.replace(day=1), -1)
+        periods = AccountingPeriod.objects.filter(start__lt=last_open).order_by("start")
+        for period in periods:
+            if period.status == AccountingPeriod.Status.CLOSED:
+                continue
+            with simulated_clock(self.moment(period.end + dt.timedelta(days=4), 17)):
+                if period.cash_reviewed_at is None:
+                    period = period_cash_review(period=period, by=finance)
+                period_close(period=period, by=finance)
+            self.created["closed periods"] += 1
+            self.log(f"{period.start:%b %Y} closed")
 
     def change_contracts(self, day: dt.date) -> None:
         """CONTRACT_CHANGES due on `day`, by finance, in the morning (once: a subscription that
@@ -1469,8 +1712,8 @@ class Command(BaseCommand):
         issued = Invoice.objects.exclude(status=Invoice.Status.DRAFT)
         # (currency, amount) pairs, added up exactly by by_currency (SQL SUM is a float on SQLite)
         billed = issued.values_list("currency", "total")
-        recognized = RevenueScheduleLine.objects.exclude(recognized_at=None).values_list(
-            "schedule__currency", "amount"
+        recognized = RecognitionLine.objects.exclude(entry=None).values_list(
+            "obligation__contract__currency", "amount"
         )
         quotes = ", ".join(f"{n} {status}" for status, n in after["quotes"].items())
         invoices = ", ".join(
