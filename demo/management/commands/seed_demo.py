@@ -50,7 +50,7 @@ from customers.models import Customer, PortalMembership
 from demo import summary_text
 from invoicing.balance import credit_balance
 from invoicing.corrections import credit_note_issue
-from invoicing.models import CreditNote, Invoice
+from invoicing.models import CreditNote, Invoice, InvoiceLine
 from invoicing.services import billing_run
 from metering.models import Event
 from metering.services import MAX_BATCH, events_ingest
@@ -739,7 +739,7 @@ AMENDMENTS = [
     ("sub_halcyon_enterprise", -190, None, {"Seats": "45"}, True, "Rolled out to a second region"),
     (
         "sub_cobalt_growth",
-        -170,
+        -160,
         "enterprise",
         {"Seats": "25"},
         False,
@@ -753,31 +753,48 @@ AMENDMENTS = [
 # renewal quotes for the other first customers, whose terms end within 60 days of today.)
 RENEWALS = [("sub_halcyon_enterprise", -20)]
 
-# Credit notes finance issues (subscription, days from today, invoice line or None, share of
-# that line or an amount before tax, reason), on the subscription's latest invoice that day.
+
+@dataclass(frozen=True)
+class CreditNoteSpec:
+    """A credit note finance issues on `day` (days from today), on the subscription's latest
+    paid invoice with a line named `line`: a `share` of that line (a credit by line), or an
+    `amount` before tax with the reason (a credit by amount). The invoice is paid, so the credit
+    goes to the customer's credit balance and their next invoice takes it at finalization."""
+
+    subscription: str
+    day: int
+    line: str
+    reason: str
+    share: str | None = None
+    amount: str | None = None
+
+
 CREDIT_NOTES = [
-    (
+    # A service incident: half of Wren's monthly platform fee (a fixed fee, billed in advance).
+    CreditNoteSpec(
         "sub_wren_starter",
         -250,
         "Platform fee",
-        "0.5",
         "Service incident: the API was unavailable for 31 hours; half of the month's platform "
         "fee credited",
+        share="0.5",
     ),
-    (
+    # A metering fault: a fifth of Saltmarsh's tokens of a month (usage, billed in arrears).
+    CreditNoteSpec(
         "sub_saltmarsh_growth",
         -200,
         "Tokens",
-        "0.2",
         "Metering fault: a client retry loop double-counted tokens; 20 % of the month's tokens "
         "credited",
+        share="0.2",
     ),
-    (
+    # Halcyon's SLA credit, an amount on its yearly invoice.
+    CreditNoteSpec(
         "sub_halcyon_enterprise",
         -120,
-        None,
-        "230.00",
+        "Platform fee",
         "SLA credit: availability 99.6 % in the month, below the 99.9 % committed",
+        amount="230.00",
     ),
 ]
 
@@ -1381,40 +1398,42 @@ class Command(BaseCommand):
             self.log(f"{day}: renewal {quote.number} of {external_id}")
 
     def issue_credit_notes(self, day: dt.date) -> None:
-        """CREDIT_NOTES due on `day`, by finance, on the subscription's latest invoice (once:
-        a note with the same reason is not issued again)."""
-        due = [c for c in CREDIT_NOTES if self.day(c[1]) == day]
+        """CREDIT_NOTES due on `day`, by finance (once: a note with the same reason on the
+        subscription's invoices is not issued again)."""
+        due = [c for c in CREDIT_NOTES if self.day(c.day) == day]
         if not due:
             return
         finance = get_user_model().objects.get(username="finance")
-        for external_id, _, line_name, share, reason in due:
+        for spec in due:
             if CreditNote.objects.filter(
-                invoice__subscription__external_id=external_id, reason=reason
+                invoice__subscription__external_id=spec.subscription, reason=spec.reason
             ).exists():
                 continue
-            issued = Invoice.objects.filter(
-                subscription__external_id=external_id,
-                status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID],
-                issue_date__lte=day,
-            )
-            if line_name:
-                issued = issued.filter(
-                    lines__description__startswith=line_name, lines__amount__gt=0
+            line = (
+                InvoiceLine.objects.filter(
+                    invoice__subscription__external_id=spec.subscription,
+                    invoice__status=Invoice.Status.PAID,
+                    invoice__issue_date__lte=day,
+                    description__startswith=spec.line,
+                    amount__gt=0,
                 )
-            invoice = issued.order_by("-issue_date", "-id").first()
-            if invoice is None:
-                self.warn(f"No invoice of {external_id} to credit on {day}: skipped.")
+                .select_related("invoice")
+                .order_by("-invoice__issue_date", "-invoice_id")
+                .first()
+            )
+            if line is None:
+                self.warn(f"No invoice of {spec.subscription} to credit on {day}: skipped.")
                 continue
-            terms = {"reason": reason, "issued_by": finance}
-            if line_name:
-                line = invoice.lines.filter(description__startswith=line_name, amount__gt=0).first()
-                terms["lines"] = {
-                    line.pk: round_money(line.amount * Decimal(share), str(invoice.currency))
-                }
+            invoice = line.invoice
+            if spec.share is not None:
+                credit = round_money(line.amount * Decimal(spec.share), str(invoice.currency))
+                terms = {"lines": {line.pk: credit}}
             else:
-                terms["amount"] = Decimal(share)
+                terms = {"amount": Decimal(spec.amount)}
             with simulated_clock(self.moment(day, 11)):
-                note = credit_note_issue(invoice=invoice, **terms)
+                note = credit_note_issue(
+                    invoice=invoice, reason=spec.reason, issued_by=finance, **terms
+                )
             self.created["credit notes"] += 1
             self.log(f"{day}: credit note {note.number} {note.total} on {invoice.number}")
 
