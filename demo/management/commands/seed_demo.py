@@ -1305,7 +1305,8 @@ class Command(BaseCommand):
             events = []
             for sub in subscriptions:
                 spec = specs[sub.external_id]
-                events += usage_events(sub, spec, weights[sub.plan.code], yesterday, self.per_unit)
+                # (the traffic of the plan it was sold: the same events after an upgrade)
+                events += usage_events(sub, spec, weights[spec.plan], yesterday, self.per_unit)
             with simulated_clock(self.moment(day, 0, 5)):
                 for start in range(0, len(events), MAX_BATCH):
                     result = events_ingest(raw_events=events[start : start + MAX_BATCH])
@@ -1327,8 +1328,15 @@ class Command(BaseCommand):
                 if seen != contracts_seen or day.day == 1:
                     contracts_sync()
                     contracts_seen = seen
-                if day.day == 1:
-                    self.created["recognition lines"] += recognize(add_months(day, -1))
+                month = add_months(day, -1)
+                # (once: a month with posted lines was recognized by an earlier run; running it
+                # again would catch up in it what was invoiced since, such as Halcyon's yearly
+                # usage, which is October's close's to recognize)
+                if (
+                    day.day == 1
+                    and not RecognitionLine.objects.filter(month=month).exclude(entry=None).exists()
+                ):
+                    self.created["recognition lines"] += recognize(month)
             self.collect_payments(day, behaviour)
             self.collections(day)
             # The journal job, after the day's billing and collections (beat runs it with
@@ -1509,9 +1517,11 @@ class Command(BaseCommand):
 
     def billing_days(self) -> set[dt.date]:
         """Every billing date of the schedules (a period's end, and the day its billing starts:
-        its start, or the end of a trial): the days on which billing_run has work."""
+        its start, or the end of a trial), and the days of the contract changes invoiced at
+        once: the days on which billing_run has work."""
         bounds = BillingPeriod.objects.values_list("billed_from", "end_date")
-        return {d for pair in bounds for d in pair}
+        now = SubscriptionChange.objects.filter(invoice_now=True).values_list("at", flat=True)
+        return {d for pair in bounds for d in pair} | {at.date() for at in now}
 
     def collect_payments(self, day: dt.date, behaviour: dict[str, str]) -> None:
         open_invoices = Invoice.objects.filter(
