@@ -4,13 +4,25 @@ Idempotent: everything is keyed by a stable external id, code, username, quote s
 payment reference, and checked before it is made; usage events carry deterministic transaction ids,
 so a second run only finds duplicates. Running it twice changes nothing.
 
-History is replayed day by day, from the first quote to today: quotes are sent, accepted or
-declined (the daily job expires the stale ones), yesterday's usage is ingested,
-`billing_run(today=day)` bills what is due, payments arrive and revenue is recognized. The services
-read the time through `core.clock` only; the replay points that helper at each simulated day
+History is replayed day by day, a year of it, from the first quote (395 days ago) to today:
+quotes are sent, accepted or declined (the daily job expires the stale ones, the renewal job drafts
+renewal quotes 60 days ahead), contracts are amended and renewed, yesterday's usage is ingested,
+`billing_run(today=day)` bills what is due, finance issues credit notes, payments arrive, the
+revenue contracts follow the subscriptions and, on each month's first day, the recognition run
+posts the month that ended; the journal job posts the day's documents. The services read the time
+through `core.clock` only; the replay points that helper at each simulated day
 (`unittest.mock.patch`), so issue and due dates, acceptance and payment times, and therefore aging,
-look like those of a company that has been billing for months.
+look like those of a company that has been billing for a year.
 Invoice emails are not sent for seeded history (the email backend is a dummy while seeding).
+
+The year: four first customers signed 11-12 months ago (Halcyon on Enterprise billed yearly up
+front, 15 more seats mid-term invoiced at once, renewed for a second year; Cobalt upgraded from
+Growth to Enterprise mid-month; Wren and Saltmarsh, each credited once: a service incident on a
+fixed fee, a metering fault on usage), nineteen more 3-4 months ago as the company grew (a seat
+change, a cancellation, a month of collections: see below). After the replay, finance closes the
+months in order, from the first to the one before last (each on the 5th of the next month: cash
+review, then the close checklist); last month stays open for the month-end close walkthrough
+(docs/revrec.md). `manage.py audit_ledger --strict` finds nothing on the result.
 
 The catalog shows the pricing features on real invoices: graduated token tiers (Growth,
 Enterprise), a minimum token commitment on Enterprise (true-up lines in the early months), 1,000
@@ -82,7 +94,7 @@ from subscriptions.changes import items_in_force, subscription_cancel, subscript
 from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription, SubscriptionChange
 from subscriptions.services import prepaid_credit_grant
 
-DEFAULT_EVENTS_PER_SUBSCRIPTION = 3600  # per 100 days: ~90k events for the 19 subscriptions
+DEFAULT_EVENTS_PER_SUBSCRIPTION = 3600  # per 100 days: ~110k events for the 23 subscriptions
 API_KEY_NAME = "Demo metering client"
 
 # ----------------------------------------------------------------------------------------------
@@ -986,7 +998,8 @@ def by_currency(amounts) -> str:
 class Command(BaseCommand):
     help = (
         "Seed a demo company (Tessellate AI and ~20 customers) through the real services: "
-        "catalog, quotes, subscriptions, three months of usage, billing, payments and revenue. "
+        "catalog, quotes, subscriptions, a year of usage, billing, amendments, renewals, credit "
+        "notes, payments, revenue and closed months. "
         "Idempotent: a second run changes nothing."
     )
 
