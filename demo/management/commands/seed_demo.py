@@ -1305,7 +1305,9 @@ class Command(BaseCommand):
             # The daily renewal job (drafts renewal quotes RENEWAL_NOTICE_DAYS ahead), then the
             # customers who sign theirs.
             with simulated_clock(self.moment(day, 0, 45)):
-                renewals_run(today=day)
+                drafted = renewals_run(today=day).created
+            # (created_at is the real time of the insert: set to the replayed day's)
+            Quote.objects.filter(number__in=drafted).update(created_at=self.moment(day, 0, 45))
             self.renew(day)
             billing_days = self.billing_days()
             subscriptions = list(
@@ -1377,6 +1379,7 @@ class Command(BaseCommand):
                 continue
             with simulated_clock(self.moment(day, 9)):
                 quote = quote_amendment_create(subscription=sub, by=sales, effective_date=day)
+                Quote.objects.filter(pk=quote.pk).update(created_at=self.moment(day, 9))
                 quote.notes, quote.invoice_now = reason, now
                 if plan:
                     quote.plan = plans[plan]
