@@ -1306,8 +1306,10 @@ class Command(BaseCommand):
             # customers who sign theirs.
             with simulated_clock(self.moment(day, 0, 45)):
                 drafted = renewals_run(today=day).created
-            # (created_at is the real time of the insert: set to the replayed day's)
-            Quote.objects.filter(number__in=drafted).update(created_at=self.moment(day, 0, 45))
+            if drafted:  # (created_at is the real time of the insert: the replayed day's)
+                Quote.objects.filter(kind=Quote.Kind.RENEWAL, created_at__gte=self.real_now).update(
+                    created_at=self.moment(day, 0, 45)
+                )
             self.renew(day)
             billing_days = self.billing_days()
             subscriptions = list(
