@@ -997,7 +997,7 @@ def by_currency(amounts) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Seed a demo company (Tessellate AI and ~20 customers) through the real services: "
+        "Seed a demo company (Tessellate AI and ~25 customers) through the real services: "
         "catalog, quotes, subscriptions, a year of usage, billing, amendments, renewals, credit "
         "notes, payments, revenue and closed months. "
         "Idempotent: a second run changes nothing."
