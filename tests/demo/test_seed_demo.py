@@ -19,7 +19,7 @@ from metering.models import Event
 from quotes.models import Quote
 from quotes.pricing import list_pricing
 from receivables.models import Payment, PaymentAllocation, Refund, WriteOff
-from revrec.models import RevenueSchedule, RevenueScheduleLine
+from revrec.models import AccountingPeriod, RecognitionLine, RevenueContract
 from subscriptions.models import PrepaidCredit, Subscription
 
 EVENTS = "300"  # per subscription and 100 days: enough to bill usage and use up credits; quick
@@ -47,8 +47,12 @@ def counts() -> dict:
         "events": Event.objects.count(),
         "payments": Payment.objects.count(),
         "allocations": PaymentAllocation.objects.count(),
-        "schedules": RevenueSchedule.objects.count(),
-        "recognized": RevenueScheduleLine.objects.exclude(recognized_at=None).count(),
+        "credit_notes": sorted(CreditNote.objects.values_list("number", flat=True)),
+        "contracts": RevenueContract.objects.count(),
+        "recognized": RecognitionLine.objects.exclude(entry=None).count(),
+        "closed": sorted(
+            AccountingPeriod.objects.filter(status="closed").values_list("start", flat=True)
+        ),
         "users": sorted(users.values_list("username", flat=True)),
         "superusers": sorted(users.filter(is_superuser=True).values_list("username", flat=True)),
         "staff": sorted(users.filter(is_staff=True).values_list("username", flat=True)),
@@ -94,36 +98,46 @@ def test_seed_demo_builds_the_company_once():
     first_output = seed()
     first = counts()
 
-    assert first["customers"] == 22 and first["eur_customers"] == 2
+    assert first["customers"] == 26 and first["eur_customers"] == 2
     assert first["charges"] == 17  # 3 plans × 4 prices, Growth's 4 in EUR, 1 later version
-    assert first["subscriptions"] == 19 and first["prepaid_credits"] == 2
-    # with today's three deals: one in review (a rule applies), one sent, one draft
+    assert first["subscriptions"] == 23 and first["prepaid_credits"] == 2
+    # 23 new-business quotes, 2 amendments and Halcyon's renewal accepted; the renewal job's
+    # drafts for Cobalt, Wren and Saltmarsh (their terms end within 60 days) besides the 4
+    # drafts of sales; with today's three deals: one in review (a rule applies), one sent, one
+    # draft
     assert first["quotes"] == {
-        "accepted": 19,
+        "accepted": 26,
         "declined": 2,
         "expired": 2,
         "sent": 3,
-        "draft": 4,
+        "draft": 7,
         "in_review": 1,
     }
     # (Brightpath's returned ACH debit reopened one; Fernhill's written-off invoice counts as
     # paid: nothing is left open on it)
-    assert first["invoices"] == {"paid": 54, "finalized": 22}
-    assert first["invoice_numbers"] == [f"INV-{n:06d}" for n in range(1, 77)]
+    assert first["invoices"] == {"paid": 90, "finalized": 24}
+    assert first["invoice_numbers"] == [f"INV-{n:06d}" for n in range(1, 115)]
     assert first["eur_invoices"] == 8
     # (Meridian, cancelled 25 days ago, is not billed its next month's fees; Kestrel's seat
-    # change is prorated on its next invoice.)
+    # change, Cobalt's upgrade and Halcyon's extra seats are prorated: 2 + 4 + 2 lines.)
     assert first["lines"] == {
-        "fee": 150,
-        "usage": 114,
-        "true_up": 12,
+        "fee": 224,
+        "usage": 182,
+        "true_up": 18,
         "credit": 3,
-        "proration": 2,
+        "proration": 8,
     }
-    # 56 payments, each applied to its invoice; and Solace's and Meridian's over-payments put
+    # 92 payments, each applied to its invoice; and Solace's and Meridian's over-payments put
     # on account, Brightpath's returned debit taken back
-    assert first["events"] > 0 and (first["payments"], first["allocations"]) == (56, 59)
-    assert first["schedules"] == 19 and first["recognized"] > 0
+    assert first["events"] > 0 and (first["payments"], first["allocations"]) == (92, 95)
+    # finance's three credit notes, and Meridian's cancellation (the last)
+    assert first["credit_notes"] == [f"CN-{n:06d}" for n in range(1, 5)]
+    assert first["contracts"] == 23 and first["recognized"] > 0
+    # A year of books: November 2025 (Halcyon's first invoice) to September 2026 closed, in
+    # order; October (last month) is left open for finance's month-end close.
+    assert first["closed"] == [dt.date(2025, m, 1) for m in (11, 12)] + [
+        dt.date(2026, m, 1) for m in range(1, 10)
+    ]
     assert first["users"] == ["admin", "customer", "finance", "operator", "sales"]
     assert first["superusers"] == ["admin"]
     assert first["staff"] == ["admin", "finance", "operator", "sales"]
@@ -149,7 +163,9 @@ def test_seed_demo_builds_the_company_once():
     kestrel = Subscription.objects.get(external_id="sub_kestrel_growth")
     (change,) = kestrel.changes.all()
     assert change.description == "Seats: 20 → 28 seats" and change.by.username == "finance"
-    unused, remaining = InvoiceLine.objects.filter(kind="proration").order_by("amount")
+    unused, remaining = InvoiceLine.objects.filter(
+        kind="proration", invoice__subscription=kestrel
+    ).order_by("amount")
     assert unused.amount < 0 < remaining.amount
     assert unused.invoice == remaining.invoice and unused.invoice.subscription == kestrel
     meridian = Subscription.objects.get(external_id="sub_meridian_growth")
@@ -167,8 +183,10 @@ def test_seed_demo_builds_the_company_once():
 
     # Graduated tokens on Growth and Enterprise; Enterprise commits to a minimum, topped up by a
     # true-up line when usage falls short (every month at this test's small volume).
+    today = dt.date(2026, 11, 28)
     for sub in Subscription.objects.exclude(plan__code="starter"):
-        tokens = sub.items.get(name="Tokens").pricing
+        # (the latest version: Cobalt's upgrade and Halcyon's renewal made new ones)
+        tokens = sub.items.filter(name="Tokens").latest("id").pricing
         assert tokens["model"] == "graduated" and len(tokens["tiers"]) == 3
         assert ("min_amount" in tokens) == (sub.plan.code == "enterprise")
     true_ups = InvoiceLine.objects.filter(kind=InvoiceLine.Kind.TRUE_UP)
@@ -182,7 +200,7 @@ def test_seed_demo_builds_the_company_once():
     )
     assert calls and all(line.explanation[0]["description"].startswith("free") for line in calls)
     prorated = InvoiceLine.objects.filter(kind="fee", description__contains="(prorated 17/31 days)")
-    assert prorated.count() == 10  # platform fee and seats of the 5 Starter subscriptions
+    assert prorated.count() == 12  # platform fee and seats of the 6 Starter subscriptions
     for sub in Subscription.objects.filter(plan__code="starter"):
         first_invoice = sub.invoices.order_by("billing_date").first()
         assert sub.trial_end_date == first_invoice.billing_date
@@ -246,7 +264,6 @@ def test_seed_demo_builds_the_company_once():
 
     # A month of collections, none touching an invoice past due today: the overdue figure is
     # that of the demo without them (3,643.35 USD on 7 invoices at this test's usage volume).
-    today = dt.date(2026, 11, 28)
     late = [i for i in Invoice.objects.filter(status="finalized") if i.due_date < today]
     assert (len(late), sum(i.open_amount for i in late)) == (7, Decimal("3643.35"))
     # Solace's first payment of the last 55 days was rounded up to the next hundred: the 43.29
@@ -255,9 +272,9 @@ def test_seed_demo_builds_the_company_once():
     entries = solace.credit_balance_entries.order_by("effective_on", "id")
     assert [(e.kind, e.amount, e.invoice and e.invoice.number) for e in entries] == [
         ("payment", Decimal("43.29"), None),
-        ("applied", Decimal("-43.29"), "INV-000064"),
+        ("applied", Decimal("-43.29"), "INV-000099"),
     ]
-    assert Invoice.objects.get(number="INV-000064").status == Invoice.Status.PAID
+    assert Invoice.objects.get(number="INV-000099").status == Invoice.Status.PAID
     # Meridian paid the invoice its cancellation credited at its full total; the 460.09 on
     # account was refunded a week later.
     (refund,) = Refund.objects.all()
@@ -270,20 +287,99 @@ def test_seed_demo_builds_the_company_once():
     # Brightpath's ACH debit came back three days later: its invoice, not yet due, is open again.
     (returned,) = Payment.objects.exclude(reversed_on=None)
     assert (returned.reference, returned.reversed_on, returned.received_on) == (
-        "ACH INV-000065",
+        "ACH INV-000100",
         dt.date(2026, 11, 15),
         dt.date(2026, 11, 12),
     )
-    reopened = Invoice.objects.get(number="INV-000065")
+    reopened = Invoice.objects.get(number="INV-000100")
     assert (reopened.status, reopened.open_amount) == (Invoice.Status.FINALIZED, returned.amount)
     # Fernhill's first invoice, 93.51, written off 45 days after its due date.
     (write_off,) = WriteOff.objects.all()
     assert (write_off.invoice.number, write_off.amount, write_off.created_by.username) == (
-        "INV-000026",
+        "INV-000055",
         Decimal("93.51"),
         "finance",
     )
     assert write_off.written_off_on == write_off.invoice.due_date + dt.timedelta(days=45)
+
+    # The first customers, a year ago. Halcyon: Enterprise billed yearly up front from Nov 25,
+    # 2025 (platform fee 2,300 × 12, 30 seats × 40 × 12); 45 seats from May 22 (the 187 days
+    # left of the 365-day year invoiced at once: −14,400 × 187/365 and +21,600 × 187/365);
+    # renewed on Nov 8 for a second year, billed on Nov 25 (45 seats now).
+    halcyon = Subscription.objects.get(external_id="sub_halcyon_enterprise")
+    assert (halcyon.start_date, halcyon.billing_interval_months) == (dt.date(2025, 11, 25), 12)
+    yearly, seats_added, second_year = halcyon.invoices.order_by("billing_date")
+    assert yearly.billing_date == dt.date(2025, 11, 25) and yearly.total == Decimal("42000")
+    fees = {line.description: line.amount for line in yearly.lines.all()}
+    assert fees == {"Platform fee": Decimal("27600"), "Seats": Decimal("14400")}
+    assert seats_added.billing_date == dt.date(2026, 5, 22)
+    assert sorted(line.amount for line in seats_added.lines.all()) == [
+        Decimal("-7377.53"),
+        Decimal("11066.30"),
+    ]
+    amendment, renewal_change = halcyon.changes.order_by("effective_date")
+    assert amendment.description == "Seats: 30 → 45 seats"
+    halcyon_end = dt.date(2026, 11, 25)
+    assert (renewal_change.kind, renewal_change.effective_date) == ("renewal", halcyon_end)
+    assert halcyon.end_date == dt.date(2027, 11, 25)
+    renewed = Quote.objects.get(kind="renewal", contract=halcyon)
+    assert renewed.status == Quote.Status.ACCEPTED and renewed.start_date == halcyon_end
+    assert second_year.billing_date == halcyon_end
+    fees = {line.description: line.amount for line in second_year.lines.filter(kind="fee")}
+    assert fees == {"Platform fee": Decimal("27600"), "Seats": Decimal("21600")}
+    assert second_year.lines.filter(kind="usage").exists()  # the first year's, in arrears
+    # Cobalt moved from Growth to Enterprise (25 seats) on Jun 21, 20 days into its 30-day
+    # period from Jun 11: its next invoice credits 20/30 of Growth's fees and charges 20/30 of
+    # Enterprise's.
+    cobalt = Subscription.objects.get(external_id="sub_cobalt_growth")
+    assert cobalt.plan.code == "enterprise"
+    assert Quote.objects.get(kind="amendment", contract=cobalt).status == Quote.Status.ACCEPTED
+    prorated = InvoiceLine.objects.filter(kind="proration", invoice__subscription=cobalt)
+    assert sorted(prorated.values_list("amount", flat=True)) == [
+        Decimal("-332.67"),  # 499 × 20/30
+        Decimal("-166.67"),  # 10 seats × 25 × 20/30
+        Decimal("666.67"),  # 25 seats × 40 × 20/30
+        Decimal("1666.67"),  # 2,500 × 20/30
+    ]
+    # The renewal job drafted the renewals of the terms that end within 60 days.
+    drafted = Quote.objects.filter(kind="renewal", status=Quote.Status.DRAFT)
+    assert {q.contract.external_id for q in drafted} == {
+        "sub_cobalt_growth",
+        "sub_wren_starter",
+        "sub_saltmarsh_growth",
+    }
+    # Finance's credit notes, on paid invoices: the credit goes to the customer's balance.
+    notes = {n.invoice.subscription.external_id: n for n in CreditNote.objects.filter(change=None)}
+    wren, saltmarsh, sla = (
+        notes["sub_wren_starter"],
+        notes["sub_saltmarsh_growth"],
+        notes["sub_halcyon_enterprise"],
+    )
+    assert (wren.kind, wren.total, wren.issued_by.username) == (
+        "lines",
+        Decimal("49.50"),
+        "finance",
+    )
+    assert wren.lines.get().invoice_line.amount == 99  # half of the month's platform fee
+    tokens = saltmarsh.lines.get().invoice_line
+    assert tokens.description == "Tokens"
+    assert saltmarsh.subtotal == (tokens.amount * Decimal("0.2")).quantize(Decimal("0.01"))
+    assert saltmarsh.tax_amount == (saltmarsh.subtotal * Decimal("0.06")).quantize(Decimal("0.01"))
+    assert (sla.kind, sla.total, sla.invoice) == ("amount", Decimal("230"), yearly)
+    for note in (wren, saltmarsh, sla):
+        note.invoice.refresh_from_db()
+        assert note.invoice.status == Invoice.Status.PAID
+        assert note.invoice.credit_to_balance == note.total
+
+    # The closed months: closed by finance on the 5th of the next month, each after its cash
+    # review, with every recognition line of the month posted.
+    for period in AccountingPeriod.objects.filter(status="closed"):
+        assert period.closed_by.username == "finance" and period.cash_reviewed_at is not None
+        assert period.closed_at.date() == period.end + dt.timedelta(days=4)
+    assert not RecognitionLine.objects.filter(entry=None, month__lt=dt.date(2026, 10, 1)).exclude(
+        amount=0
+    )
+    assert AccountingPeriod.objects.get(start=dt.date(2026, 10, 1)).status == "open"
 
     # The portal login sees Northwind, which has paid and open invoices.
     membership = PortalMembership.objects.get(user__username="customer")

@@ -4,13 +4,25 @@ Idempotent: everything is keyed by a stable external id, code, username, quote s
 payment reference, and checked before it is made; usage events carry deterministic transaction ids,
 so a second run only finds duplicates. Running it twice changes nothing.
 
-History is replayed day by day, from the first quote to today: quotes are sent, accepted or
-declined (the daily job expires the stale ones), yesterday's usage is ingested,
-`billing_run(today=day)` bills what is due, payments arrive and revenue is recognized. The services
-read the time through `core.clock` only; the replay points that helper at each simulated day
+History is replayed day by day, a year of it, from the first quote (395 days ago) to today:
+quotes are sent, accepted or declined (the daily job expires the stale ones, the renewal job drafts
+renewal quotes 60 days ahead), contracts are amended and renewed, yesterday's usage is ingested,
+`billing_run(today=day)` bills what is due, finance issues credit notes, payments arrive, the
+revenue contracts follow the subscriptions and, on each month's first day, the recognition run
+posts the month that ended; the journal job posts the day's documents. The services read the time
+through `core.clock` only; the replay points that helper at each simulated day
 (`unittest.mock.patch`), so issue and due dates, acceptance and payment times, and therefore aging,
-look like those of a company that has been billing for months.
+look like those of a company that has been billing for a year.
 Invoice emails are not sent for seeded history (the email backend is a dummy while seeding).
+
+The year: four first customers signed 11-12 months ago (Halcyon on Enterprise billed yearly up
+front, 15 more seats mid-term invoiced at once, renewed for a second year; Cobalt upgraded from
+Growth to Enterprise mid-month; Wren and Saltmarsh, each credited once: a service incident on a
+fixed fee, a metering fault on usage), nineteen more 3-4 months ago as the company grew (a seat
+change, a cancellation, a month of collections: see below). After the replay, finance closes the
+months in order, from the first to the one before last (each on the 5th of the next month: cash
+review, then the close checklist); last month stays open for the month-end close walkthrough
+(docs/revrec.md). `manage.py audit_ledger --strict` finds nothing on the result.
 
 The catalog shows the pricing features on real invoices: graduated token tiers (Growth,
 Enterprise), a minimum token commitment on Enterprise (true-up lines in the early months), 1,000
@@ -49,11 +61,14 @@ from core.services import api_key_create
 from customers.models import Customer, PortalMembership
 from demo import summary_text
 from invoicing.balance import credit_balance
-from invoicing.models import Invoice
+from invoicing.corrections import credit_note_issue
+from invoicing.models import CreditNote, Invoice, InvoiceLine
 from invoicing.services import billing_run
 from metering.models import Event
 from metering.services import MAX_BATCH, events_ingest
+from quotes.amendments import amendment_populate_lines, quote_amendment_create
 from quotes.models import ApprovalRule, Quote, QuoteLine, QuoteLinePhase
+from quotes.renewals import renewal_quote_of, renewals_run
 from quotes.services import (
     quote_accept,
     quote_decline,
@@ -70,14 +85,15 @@ from receivables.services import (
     payment_reverse,
     refund_record,
 )
-from revrec.models import RevenueScheduleLine
+from revrec.close import period_cash_review, period_close
+from revrec.models import AccountingPeriod, RecognitionLine
 from revrec.postings import journal_sync
 from revrec.services import revrec_sync
 from subscriptions.changes import items_in_force, subscription_cancel, subscription_set_quantity
-from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription
+from subscriptions.models import BillingPeriod, PrepaidCredit, Subscription, SubscriptionChange
 from subscriptions.services import prepaid_credit_grant
 
-DEFAULT_EVENTS_PER_SUBSCRIPTION = 3600  # per 100 days: ~90k events for the 19 subscriptions
+DEFAULT_EVENTS_PER_SUBSCRIPTION = 3600  # per 100 days: ~110k events for the 23 subscriptions
 API_KEY_NAME = "Demo metering client"
 
 # ----------------------------------------------------------------------------------------------
@@ -422,6 +438,43 @@ CUSTOMERS = [
         "Europe/Dublin",
         "never",
     ),
+    # The first customers, signed 11-12 months ago (see QUOTES).
+    CustomerSpec(
+        "halcyon",
+        "Halcyon Freight Systems",
+        "600 Grant Street, Suite 2900\nPittsburgh, PA 15219\nUSA",
+        "0",
+        45,
+        "America/New_York",
+        "on_time",
+    ),
+    CustomerSpec(
+        "cobalt",
+        "Cobalt Ridge Capital",
+        "101 Federal Street, 19th Floor\nBoston, MA 02110\nUSA",
+        "0",
+        30,
+        "America/New_York",
+        "prompt",
+    ),
+    CustomerSpec(
+        "wren",
+        "Wren & Pike Outfitters",
+        "1001 SE Water Avenue\nPortland, OR 97214\nUSA",
+        "0",
+        30,
+        "America/Los_Angeles",
+        "on_time",
+    ),
+    CustomerSpec(
+        "saltmarsh",
+        "Saltmarsh Studios",
+        "318 King Street\nCharleston, SC 29401\nUSA",
+        "6",
+        30,
+        "America/New_York",
+        "prompt",
+    ),
     # Billed in euros (Growth is also sold in EUR), with their countries' VAT.
     CustomerSpec(
         "kranich",
@@ -548,6 +601,8 @@ class QuoteSpec:
     # Prepaid credits granted on the subscription's start day: (metric code or None for money
     # in the subscription's currency, amount).
     credits: tuple[tuple[str | None, str], ...] = ()
+    term_months: int = 12
+    interval: int | None = None  # months per billing period (None: the plan's, monthly)
 
     @property
     def subscription_external_id(self) -> str:
@@ -556,7 +611,30 @@ class QuoteSpec:
 
 ACCEPTED = Quote.Status.ACCEPTED
 QUOTES = [
-    # 19 accepted quotes: subscriptions that started 3-4 months ago.
+    # The first four customers, signed 11-12 months ago (their stories: AMENDMENTS, RENEWALS,
+    # CREDIT_NOTES). Halcyon buys Enterprise billed yearly, up front (its usage in arrears at
+    # the year's end); its term ends three days before today and was renewed.
+    QuoteSpec(
+        "halcyon",
+        "enterprise",
+        ACCEPTED,
+        -368,
+        -395,
+        seats=30,
+        prices={"Platform fee": "2300"},
+        usage=0.25,
+        tokens_per_call=120_000,
+        interval=12,
+    ),
+    # (batch pipelines: fewer, longer requests, which keeps a year of their events quick to seed)
+    QuoteSpec(
+        "cobalt", "growth", ACCEPTED, -352, -370, seats=10, usage=0.25, tokens_per_call=90_000
+    ),
+    QuoteSpec("wren", "starter", ACCEPTED, -340, -352, seats=5, usage=0.2, tokens_per_call=80_000),
+    QuoteSpec(
+        "saltmarsh", "growth", ACCEPTED, -325, -338, seats=8, usage=0.25, tokens_per_call=90_000
+    ),
+    # 19 accepted quotes: subscriptions that started 3-4 months ago, as the company grew.
     QuoteSpec("northwind", "growth", ACCEPTED, -106, -124, seats=12, tokens_per_call=45_000),
     QuoteSpec(
         "lumen",
@@ -662,6 +740,76 @@ CONTRACT_CHANGES = [
 ]
 
 
+# Amendments through a quote (subscription, days from today, new plan or None, new quantities,
+# bill the change now, reason): signed and applied the same day, by the customer and sales.
+#  - Halcyon rolls out to a second region half-way through its yearly term: 30 → 45 seats, the
+#    rest of the year's extra seats invoiced at once (it is billed yearly).
+#  - Cobalt outgrows Growth and moves to Enterprise (25 seats) mid-month: the unused Growth days
+#    and the Enterprise days are prorated on its next invoice.
+AMENDMENTS = [
+    ("sub_halcyon_enterprise", -190, None, {"Seats": "45"}, True, "Rolled out to a second region"),
+    (
+        "sub_cobalt_growth",
+        -160,
+        "enterprise",
+        {"Seats": "25"},
+        False,
+        "Outgrew Growth: dedicated capacity and SSO",
+    ),
+]
+
+# Renewals: (subscription, days from today) on which the customer signs the renewal quote the
+# daily renewal job drafted (RENEWAL_NOTICE_DAYS before the term's end). Halcyon renews for
+# another year, billed yearly up front on the day its first term ends. (The job also drafts
+# renewal quotes for the other first customers, whose terms end within 60 days of today.)
+RENEWALS = [("sub_halcyon_enterprise", -20)]
+
+
+@dataclass(frozen=True)
+class CreditNoteSpec:
+    """A credit note finance issues on `day` (days from today), on the subscription's latest
+    paid invoice with a line named `line`: a `share` of that line (a credit by line), or an
+    `amount` before tax with the reason (a credit by amount). The invoice is paid, so the credit
+    goes to the customer's credit balance and their next invoice takes it at finalization."""
+
+    subscription: str
+    day: int
+    line: str
+    reason: str
+    share: str | None = None
+    amount: str | None = None
+
+
+CREDIT_NOTES = [
+    # A service incident: half of Wren's monthly platform fee (a fixed fee, billed in advance).
+    CreditNoteSpec(
+        "sub_wren_starter",
+        -250,
+        "Platform fee",
+        "Service incident: the API was unavailable for 31 hours; half of the month's platform "
+        "fee credited",
+        share="0.5",
+    ),
+    # A metering fault: a fifth of Saltmarsh's tokens of a month (usage, billed in arrears).
+    CreditNoteSpec(
+        "sub_saltmarsh_growth",
+        -200,
+        "Tokens",
+        "Metering fault: a client retry loop double-counted tokens; 20 % of the month's tokens "
+        "credited",
+        share="0.2",
+    ),
+    # Halcyon's SLA credit, an amount on its yearly invoice.
+    CreditNoteSpec(
+        "sub_halcyon_enterprise",
+        -120,
+        "Platform fee",
+        "SLA credit: availability 99.6 % in the month, below the 99.9 % committed",
+        amount="230.00",
+    ),
+]
+
+
 # A month of collections, beyond the customers' usual habits (see collect_payments and
 # collections): each happens once, at a date relative to today, and leaves the overdue figure
 # as it was (none of them touches an invoice past due today).
@@ -730,8 +878,10 @@ REFERENCE_DAYS = 100
 
 
 def _traffic(age_days: int, day: dt.date) -> float:
-    """Relative daily traffic: usage triples over the first hundred days; weekends are quiet."""
-    growth = 1.0 + age_days / 50
+    """Relative daily traffic: usage triples over the first hundred days, then grows slowly
+    up to 3.5 times at 125 days (the first customers' older months stay light); weekends are
+    quiet."""
+    growth = 1.0 + min(age_days, 125) / 50
     return growth * (1.0 if day.weekday() < 5 else 0.45)
 
 
@@ -846,8 +996,9 @@ def by_currency(amounts) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Seed a demo company (Tessellate AI and ~20 customers) through the real services: "
-        "catalog, quotes, subscriptions, three months of usage, billing, payments and revenue. "
+        "Seed a demo company (Tessellate AI and ~25 customers) through the real services: "
+        "catalog, quotes, subscriptions, a year of usage, billing, amendments, renewals, credit "
+        "notes, payments, revenue and closed months. "
         "Idempotent: a second run changes nothing."
     )
 
@@ -880,6 +1031,7 @@ class Command(BaseCommand):
         with (
             override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"),
             quiet_logger("invoicing.services", self.verbosity < 2),
+            quiet_logger("quotes.renewals", self.verbosity < 2),
             transaction.atomic(),
         ):
             self.seed_users()
@@ -887,6 +1039,7 @@ class Command(BaseCommand):
             self.seed_customers()
             self.seed_quotes()
             self.replay_history()
+            self.close_periods()
             self.seed_portal_membership()
             self.seed_deals()
         raw_key = self.seed_api_key()
@@ -1071,12 +1224,14 @@ class Command(BaseCommand):
                 continue
             created = self.day(spec.created)
             start = self.next_price_date if spec.starts_at_new_price else self.day(spec.start)
+            billed = ", billed yearly" if spec.interval == 12 else ""
             quote = Quote.objects.create(
                 customer=customer,
                 plan=plan,
-                title=f"{customer.name}: {plan.name}, 12 months",
+                title=f"{customer.name}: {plan.name}, {spec.term_months} months{billed}",
                 start_date=start,
-                term_months=12,
+                term_months=spec.term_months,
+                billing_interval_months=spec.interval,
                 valid_until=created + dt.timedelta(days=spec.valid_days),
                 subscription_external_id=spec.subscription_external_id,
                 owner=sales,
@@ -1140,9 +1295,20 @@ class Command(BaseCommand):
         behaviour = {c.external_id: c.pays for c in CUSTOMERS}
         credited = {key: spec for key, spec in specs.items() if spec.credits}
         for day in days(first_day, self.today):
+            done = sum(self.created.values())  # what the seed did before this day
             self.quote_events(day)
             self.grant_credits(day, credited)
             self.change_contracts(day)
+            self.amend(day)
+            # The daily renewal job (drafts renewal quotes RENEWAL_NOTICE_DAYS ahead), then the
+            # customers who sign theirs.
+            with simulated_clock(self.moment(day, 0, 45)):
+                drafted = renewals_run(today=day).created
+            if drafted:  # (created_at is the real time of the insert: the replayed day's)
+                Quote.objects.filter(kind=Quote.Kind.RENEWAL, created_at__gte=self.real_now).update(
+                    created_at=self.moment(day, 0, 45)
+                )
+            self.renew(day)
             billing_days = self.billing_days()
             subscriptions = list(
                 Subscription.objects.filter(external_id__in=specs, start_date__lt=day)
@@ -1154,7 +1320,8 @@ class Command(BaseCommand):
             events = []
             for sub in subscriptions:
                 spec = specs[sub.external_id]
-                events += usage_events(sub, spec, weights[sub.plan.code], yesterday, self.per_unit)
+                # (the traffic of the plan it was sold: the same events after an upgrade)
+                events += usage_events(sub, spec, weights[spec.plan], yesterday, self.per_unit)
             with simulated_clock(self.moment(day, 0, 5)):
                 for start in range(0, len(events), MAX_BATCH):
                     result = events_ingest(raw_events=events[start : start + MAX_BATCH])
@@ -1166,22 +1333,148 @@ class Command(BaseCommand):
                     made = billing_run(today=day).invoices
             for invoice in made:
                 self.log(f"{day}: invoice {invoice.number} {invoice.total} {invoice.customer}")
+            self.issue_credit_notes(day)
             with simulated_clock(self.moment(day, 2)):
-                revrec_sync(today=day)
+                # The revenue job as beat runs it: contracts (new subscriptions, changes,
+                # renewals, credit notes), the recognition of the month that is over (usage not
+                # invoiced by then accrued), the journal.
+                self.created["revenue postings"] += revrec_sync(today=day)
             self.collect_payments(day, behaviour)
             self.collections(day)
             # The journal job, after the day's billing and collections (beat runs it with
-            # revrec_sync; here at the day's end so the day's payments are in it too).
-            with simulated_clock(self.moment(day, 23, 30)):
-                self.created["journal entries"] += journal_sync(today=day)
+            # revrec_sync; here at the day's end so the day's payments are in it too). On a
+            # day the seed made no document (no invoice, payment, credit note, contract change,
+            # refund…) it would find nothing to post: skipped, to keep a year of replay quick.
+            if made or sum(self.created.values()) != done or day == self.today:
+                with simulated_clock(self.moment(day, 23, 30)):
+                    self.created["journal entries"] += journal_sync(today=day)
+
+    def amend(self, day: dt.date) -> None:
+        """AMENDMENTS due on `day`: sales drafts the amendment quote (the contract in force),
+        changes the plan or quantities, sends it, and the customer signs it (once: a subscription
+        with an amendment quote is left as it is)."""
+        due = [a for a in AMENDMENTS if self.day(a[1]) == day]
+        if not due:
+            return
+        sales = get_user_model().objects.get(username="sales")
+        plans = {p.code: p for p in Plan.objects.all()}
+        for external_id, _, plan, quantities, now, reason in due:
+            sub = Subscription.objects.filter(external_id=external_id).first()
+            if sub is None:
+                continue
+            if Quote.objects.filter(kind=Quote.Kind.AMENDMENT, contract=sub).exists():
+                continue
+            with simulated_clock(self.moment(day, 9)):
+                quote = quote_amendment_create(subscription=sub, by=sales, effective_date=day)
+                Quote.objects.filter(pk=quote.pk).update(created_at=self.moment(day, 9))
+                quote.notes, quote.invoice_now = reason, now
+                if plan:
+                    quote.plan = plans[plan]
+                    quote.title = f"{sub.customer.name}: upgrade to {quote.plan.name}"
+                quote.save(update_fields=["notes", "invoice_now", "plan", "title"])
+                if plan:
+                    amendment_populate_lines(quote=quote)
+                for line in quote.lines.filter(description__in=quantities):
+                    line.quantity = Decimal(quantities[line.description])
+                    line.full_clean()
+                    line.save()
+                quote = quote_submit(quote=quote, by=sales)
+                quote = quote_mark_sent(quote=quote, by=sales, to=sub.customer.billing_email)
+            with simulated_clock(self.moment(day, 16)):
+                quote_accept(quote=quote, name="Jordan Blake", title="Head of Platform")
+            self.created["amendments"] += 1
+            self.log(f"{day}: amendment {quote.number} of {external_id}")
+
+    def renew(self, day: dt.date) -> None:
+        """RENEWALS due on `day`: the customer signs the renewal quote the daily job drafted."""
+        due = [external_id for external_id, offset in RENEWALS if self.day(offset) == day]
+        if not due:
+            return
+        sales = get_user_model().objects.get(username="sales")
+        for external_id in due:
+            sub = Subscription.objects.filter(external_id=external_id).first()
+            if sub is None:
+                continue
+            quote = renewal_quote_of(sub)
+            if quote is None or quote.status == Quote.Status.ACCEPTED:
+                continue
+            with simulated_clock(self.moment(day, 10)):
+                if quote.status == Quote.Status.DRAFT:
+                    quote = quote_submit(quote=quote, by=sales)
+                if quote.status == Quote.Status.APPROVED:
+                    quote = quote_mark_sent(quote=quote, by=sales, to=sub.customer.billing_email)
+            with simulated_clock(self.moment(day, 15)):
+                quote_accept(quote=quote, name="Dana Whitfield", title="VP Operations")
+            self.created["renewals"] += 1
+            self.log(f"{day}: renewal {quote.number} of {external_id}")
+
+    def issue_credit_notes(self, day: dt.date) -> None:
+        """CREDIT_NOTES due on `day`, by finance (once: a note with the same reason on the
+        subscription's invoices is not issued again)."""
+        due = [c for c in CREDIT_NOTES if self.day(c.day) == day]
+        if not due:
+            return
+        finance = get_user_model().objects.get(username="finance")
+        for spec in due:
+            if CreditNote.objects.filter(
+                invoice__subscription__external_id=spec.subscription, reason=spec.reason
+            ).exists():
+                continue
+            line = (
+                InvoiceLine.objects.filter(
+                    invoice__subscription__external_id=spec.subscription,
+                    invoice__status=Invoice.Status.PAID,
+                    invoice__issue_date__lte=day,
+                    description__startswith=spec.line,
+                    amount__gt=0,
+                )
+                .select_related("invoice")
+                .order_by("-invoice__issue_date", "-invoice_id")
+                .first()
+            )
+            if line is None:
+                self.warn(f"No invoice of {spec.subscription} to credit on {day}: skipped.")
+                continue
+            invoice = line.invoice
+            if spec.share is not None:
+                credit = round_money(line.amount * Decimal(spec.share), str(invoice.currency))
+                terms = {"lines": {line.pk: credit}}
+            else:
+                terms = {"amount": Decimal(spec.amount)}
+            with simulated_clock(self.moment(day, 11)):
+                note = credit_note_issue(
+                    invoice=invoice, reason=spec.reason, issued_by=finance, **terms
+                )
+            self.created["credit notes"] += 1
+            self.log(f"{day}: credit note {note.number} {note.total} on {invoice.number}")
+
+    def close_periods(self) -> None:
+        """Finance closes the months of the year, in order, each on the 5th of the next month:
+        it reviews the unapplied cash, then closes (the checklist must pass). Every month up to
+        the one before last: last month stays open, for the month-end close walkthrough."""
+        finance = get_user_model().objects.get(username="finance")
+        last_open = add_months(self.today.replace(day=1), -1)
+        periods = AccountingPeriod.objects.filter(start__lt=last_open).order_by("start")
+        for period in periods:
+            if period.status == AccountingPeriod.Status.CLOSED:
+                continue
+            with simulated_clock(self.moment(period.end + dt.timedelta(days=4), 17)):
+                if period.cash_reviewed_at is None:
+                    period = period_cash_review(period=period, by=finance)
+                period_close(period=period, by=finance)
+            self.created["closed periods"] += 1
+            self.log(f"{period.start:%b %Y} closed")
 
     def change_contracts(self, day: dt.date) -> None:
         """CONTRACT_CHANGES due on `day`, by finance, in the morning (once: a subscription that
         already changed is left as it is)."""
+        due = [c for c in CONTRACT_CHANGES if self.day(c[1]) == day]
+        if not due:
+            return
         finance = get_user_model().objects.get(username="finance")
-        for external_id, offset, (kind, value, reason) in CONTRACT_CHANGES:
+        for external_id, _, (kind, value, reason) in due:
             sub = Subscription.objects.filter(external_id=external_id).first()
-            if self.day(offset) != day or sub is None or sub.changes.exists():
+            if sub is None or sub.changes.exists():
                 continue
             with simulated_clock(self.moment(day, 0, 30)):
                 if kind == "seats":
@@ -1227,9 +1520,11 @@ class Command(BaseCommand):
 
     def billing_days(self) -> set[dt.date]:
         """Every billing date of the schedules (a period's end, and the day its billing starts:
-        its start, or the end of a trial): the days on which billing_run has work."""
+        its start, or the end of a trial), and the days of the contract changes invoiced at
+        once: the days on which billing_run has work."""
         bounds = BillingPeriod.objects.values_list("billed_from", "end_date")
-        return {d for pair in bounds for d in pair}
+        now = SubscriptionChange.objects.filter(invoice_now=True).values_list("at", flat=True)
+        return {d for pair in bounds for d in pair} | {at.date() for at in now}
 
     def collect_payments(self, day: dt.date, behaviour: dict[str, str]) -> None:
         open_invoices = Invoice.objects.filter(
@@ -1261,6 +1556,7 @@ class Command(BaseCommand):
                     reference=reference,
                     allocations={invoice: amount},  # the rest, if any, goes on account
                 )
+            self.created["payments"] += 1
             self.log(f"{plan.received_on}: payment {reference} {paid}")
 
     def collected(
@@ -1469,8 +1765,8 @@ class Command(BaseCommand):
         issued = Invoice.objects.exclude(status=Invoice.Status.DRAFT)
         # (currency, amount) pairs, added up exactly by by_currency (SQL SUM is a float on SQLite)
         billed = issued.values_list("currency", "total")
-        recognized = RevenueScheduleLine.objects.exclude(recognized_at=None).values_list(
-            "schedule__currency", "amount"
+        recognized = RecognitionLine.objects.exclude(entry=None).values_list(
+            "obligation__contract__currency", "amount"
         )
         quotes = ", ".join(f"{n} {status}" for status, n in after["quotes"].items())
         invoices = ", ".join(
