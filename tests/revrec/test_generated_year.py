@@ -257,6 +257,28 @@ def assert_books_tie(*, full: bool = True) -> list:
     return rows
 
 
+def assert_ended_contracts_recognized_what_they_billed(year: "Year") -> None:
+    """A subscription cancelled during the year without a goodwill credit: its contract has
+    recognized, in all, exactly what its invoices billed less its credit notes (the unused time
+    credited on cancellation) — revrec measured from the contract, billing from the schedule,
+    the same figures."""
+    for sub, deal in zip(year.subs, year.deals, strict=True):
+        sub.refresh_from_db()
+        if deal.credit is not None or sub.canceled_on is None:
+            continue
+        invoices = Invoice.objects.filter(subscription=sub).exclude(status=Invoice.Status.DRAFT)
+        billed = exact_sum(invoices.values_list("subtotal", flat=True))
+        credited = exact_sum(
+            CreditNote.objects.filter(invoice__subscription=sub).values_list("subtotal", flat=True)
+        )
+        recognized = exact_sum(
+            RecognitionLine.objects.filter(obligation__contract__subscription=sub)
+            .exclude(entry=None)
+            .values_list("amount", flat=True)
+        )
+        assert recognized == billed - credited, (sub.external_id, billed, credited, recognized)
+
+
 def closed_snapshot(period: AccountingPeriod) -> tuple:
     return (
         sorted(
@@ -526,8 +548,8 @@ class Year:
         "year": 2028,
         "deals": [
             Deal(False, 2, 14, 2499, True, "in_two_parts", (45, 20), None, (0, 36, 8), 293),
-            Deal(False, 3, 18, 0, False, "overpays", None, 200, (2, 28, 10), 4533),
-            Deal(True, 0, 12, 1500, False, "bounces", (100, 15), None, None, 1),
+            Deal(False, 3, 18, 0, False, "overpays", None, 200, None, 4533),
+            Deal(True, 0, 12, 1500, False, "bounces", (100, 15), 250, None, 1),
             Deal(True, 1, 7, 0, True, "never", (150, 3), None, (0, 10, 20), 1),
         ],
         "closed_months": 4,
@@ -541,6 +563,7 @@ def test_the_rollforward_ties_to_the_journal_for_a_generated_year(drawn):
         year.run()
         rows = assert_books_tie()
         year.assert_closed_unchanged()
+        assert_ended_contracts_recognized_what_they_billed(year)
 
         # The roll-forward's movements over the year are the documents' own figures
         billed = exact_sum(
