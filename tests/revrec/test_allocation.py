@@ -3,14 +3,16 @@
 The worked cases are figured by hand in the comments and repeated in docs/revrec.md ("Allocation
 and recognition arithmetic"); the property tests check the invariants over random inputs: parts
 sum exactly to their total, are never negative for a non-negative total, and are within one minor
-unit of their exact share — over leap years (2028), month ends and one-day periods.
+unit of their exact share — over leap years (2028), month ends and one-day periods (each also an
+explicit example, tried on every run); and a contract allocated then spread recognizes exactly
+its price.
 """
 
 import datetime as dt
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from core.errors import ValidationError
@@ -358,6 +360,10 @@ def test_allocations_sum_exactly_and_stay_within_a_minor_unit_of_their_share(cur
         assert part == round_money(part, currency)
 
 
+def one_day(text: str) -> Period:
+    return Period(day(text), day(text) + dt.timedelta(days=1))
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     currency=CURRENCIES,
@@ -365,6 +371,17 @@ def test_allocations_sum_exactly_and_stay_within_a_minor_unit_of_their_share(cur
     service=periods(),
     convention=st.sampled_from(Convention.ALL),
 )
+# Always tried, whatever the draw: one-day periods on a leap day, a month's last and first day;
+# a leap year's February whole; a year from Feb 29; month ends to month ends; odd cents.
+@example("USD", 1, one_day("2028-02-29"), Convention.DAILY)
+@example("USD", -1, one_day("2028-02-29"), Convention.MONTHLY)
+@example("JPY", 7, one_day("2026-01-31"), Convention.MONTHLY)
+@example("KWD", 1001, one_day("2027-12-31"), Convention.DAILY)
+@example("USD", 2900, Period(day("2028-02-01"), day("2028-03-01")), Convention.DAILY)
+@example("USD", 10_000_001, Period(day("2028-02-29"), day("2029-03-01")), Convention.DAILY)
+@example("USD", 10_000_001, Period(day("2028-02-29"), day("2029-02-28")), Convention.MONTHLY)
+@example("USD", 99_999, Period(day("2026-01-31"), day("2026-03-31")), Convention.MONTHLY)
+@example("KWD", -123_457, Period(day("2027-11-30"), day("2028-03-01")), Convention.DAILY)
 def test_schedules_sum_exactly_cover_the_period_month_by_month_and_stay_proportional(
     currency, units, service, convention
 ):
@@ -424,3 +441,54 @@ def test_a_prospective_change_keeps_what_was_recognized_and_sums_to_the_new_tota
         return
     schedule = remaining(amount, before, rest, currency, convention, added=added)
     assert before + sum(amounts(schedule)) == amount + added
+
+
+@st.composite
+def obligations(draw):
+    """A contract's fixed obligations: (SSP, service period) each, over leap years and month
+    ends, one-day periods among them (a point-in-time fee is a one-day period)."""
+    return draw(
+        st.lists(
+            st.tuples(
+                st.one_of(st.just(D(0)), st.decimals(min_value=0, max_value=10**7, places=2)),
+                periods(),
+            ),
+            min_size=1,
+            max_size=6,
+        )
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    currency=CURRENCIES,
+    units=st.integers(min_value=0, max_value=10**10),
+    contract=obligations(),
+    convention=st.sampled_from(Convention.ALL),
+)
+@example(
+    "USD",
+    100_000_001,  # 1,000,000.01 over a leap year's platform fee, its Feb 29 setup, seats
+    [
+        (D("12000"), Period(day("2028-01-01"), day("2029-01-01"))),
+        (D("1500"), one_day("2028-02-29")),
+        (D("0"), Period(day("2028-01-31"), day("2028-03-31"))),
+    ],
+    Convention.DAILY,
+)
+def test_a_contract_allocated_then_spread_recognizes_exactly_its_price(
+    currency, units, contract, convention
+):
+    # Given a transaction price over obligations with their SSPs and service periods
+    price = money(currency, units)
+    shares = allocate(price, [ssp for ssp, _ in contract], currency)
+    # When each share is spread over its obligation's service
+    schedules = [
+        spread(share, service, currency, convention)
+        for share, (_, service) in zip(shares, contract, strict=True)
+    ]
+    # Then each obligation's lines sum to its share, and all the lines to the price, to the unit
+    for share, schedule in zip(shares, schedules, strict=True):
+        assert sum(amounts(schedule)) == share
+        assert all(line == round_money(line, currency) for line in amounts(schedule))
+    assert sum(sum(amounts(schedule)) for schedule in schedules) == price
