@@ -165,18 +165,24 @@ def _pricing(
 
 
 def ssp_of(
-    item: SubscriptionItem, periods: list[TermPeriod], currency: str, on: dt.date, book=None
+    item: SubscriptionItem,
+    periods: list[TermPeriod],
+    currency: str,
+    on: dt.date,
+    book=None,
+    until: dt.date | None = None,
 ) -> Decimal:
     """The standalone selling price of an item's obligation for the term: its list terms priced
     at the SSP price book line of its charge in force on `on` (the contract's inception, or the
     change's effective date), over the term as billing prices it. No line in force (or no
     charge: a fee typed on the quote): the list price itself. `book`: the plans' price book
-    preloaded (catalog.selectors.ssp_book), for callers making many contracts."""
+    preloaded (catalog.selectors.ssp_book), for callers making many contracts. `until`: the
+    version's end as signed (signed_end), not as a later change or cancellation cut it."""
     if book is not None:
         line = book_line(book, item.charge, on)
     else:
         line = ssp_line(item.charge, on=on) if item.charge_id else None
-    fees = item_fees(item, periods, currency, list_price=True, ssp=line)
+    fees = item_fees(item, periods, currency, list_price=True, ssp=line, until=until)
     terms = item.list_pricing or item.pricing
     unit_priced = rating.pricing_model(terms, strict=False).unit_price
     # Without a unit price a percent scales the list fees; an amount cannot apply (list kept).
@@ -449,7 +455,9 @@ def _obligation_for(
         kind = Kind.POINT_IN_TIME
     else:
         kind = Kind.RATABLE
-    fees = item_fees(item, periods, currency, until=signed_end(item, contract.subscription))
+    signed = signed_end(item, contract.subscription)
+    fees = item_fees(item, periods, currency, until=signed)
+    on = item.starts_on or contract.start
     return PerformanceObligation(
         contract=contract,
         kind=kind,
@@ -459,9 +467,7 @@ def _obligation_for(
         description=item.name[:200],
         service_start=start,
         service_end=end,
-        ssp=ZERO
-        if item.is_usage
-        else ssp_of(item, periods, currency, item.starts_on or contract.start, book),
+        ssp=ZERO if item.is_usage else ssp_of(item, periods, currency, on, book, until=signed),
         fixed_consideration=fees,
         allocated_amount=fees if kind != Kind.USAGE and item.change_id else ZERO,
     )
