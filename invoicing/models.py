@@ -1,4 +1,5 @@
 import datetime as dt
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -111,6 +112,9 @@ class Invoice(models.Model):
             ),
             # open = total − (credited − credit_to_balance) − paid − written off ≥ 0, with each
             # part ≥ 0; an invoice below zero is settled by going to the credit balance whole.
+            # Compared within half of the amounts' last decimal (they have 4): SQLite adds them
+            # as doubles (1,227.11 + 2,181.53 = 3,408.6400000000003 > 3,408.64), PostgreSQL
+            # exactly, where an overdraft of 0.0001 or more is still refused.
             models.CheckConstraint(
                 condition=models.Q(
                     total__lt=0, paid_amount=0, written_off_amount=0, credit_to_balance=0
@@ -123,7 +127,11 @@ class Invoice(models.Model):
                     total__gte=models.F("credited_amount")
                     - models.F("credit_to_balance")
                     + models.F("paid_amount")
-                    + models.F("written_off_amount"),
+                    + models.F("written_off_amount")
+                    - models.Value(
+                        Decimal("0.00005"),
+                        output_field=models.DecimalField(max_digits=6, decimal_places=5),
+                    ),
                 ),
                 name="invoice_open_not_negative",
             ),
