@@ -132,7 +132,14 @@ def test_seed_demo_builds_the_company_once():
     assert first["events"] > 0 and (first["payments"], first["allocations"]) == (92, 95)
     # finance's three credit notes, and Meridian's cancellation (the last)
     assert first["credit_notes"] == [f"CN-{n:06d}" for n in range(1, 5)]
-    assert first["contracts"] == 23 and first["recognized"] > 0
+    # a revenue contract per subscription, and Halcyon's renewal: a new contract for its second
+    # year (from Nov 27, 2026)
+    assert first["contracts"] == 24 and first["recognized"] > 0
+    renewal = RevenueContract.objects.exclude(renewal=None).get()
+    assert (renewal.subscription.customer.name, renewal.start) == (
+        "Halcyon Freight Systems",
+        renewal.renewal.effective_date,
+    )
     # A year of books: November 2025 (Halcyon's first invoice) to September 2026 closed, in
     # order; October (last month) is left open for finance's month-end close.
     assert first["closed"] == [dt.date(2025, m, 1) for m in (11, 12)] + [

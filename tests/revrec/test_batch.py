@@ -93,7 +93,9 @@ def test_post_entries_refuses_an_unbalanced_entry_before_writing_any():
 
 def month_of(n: int) -> None:
     """n customers, each with a subscription from Jan 1 (500.00 fee + 5 seats at 25.00 in
-    advance, calls in arrears), its January invoice of 625.00 and a payment of it on Jan 10."""
+    advance, calls in arrears), its January invoice of 625.00 and a payment of it on Jan 10, and
+    its Feb 1 invoice (January's calls: none, so January has no usage left to accrue — an
+    accrual rates its subscription's usage on its own)."""
     plan = hybrid_plan()
     for k in range(n):
         person = CustomerFactory(external_id=f"cus_{n}_{k}", name=f"Customer {n} {k}")
@@ -104,6 +106,8 @@ def month_of(n: int) -> None:
             (invoice,) = subscription_bill(subscription=subscription, today=day("2026-01-01"))
         assert invoice.total == D("625.00")
         pay(person, "625.00", "2026-01-10", allocations={invoice: D("625.00")})
+        with time_machine.travel("2026-02-01 01:00Z", tick=False):
+            subscription_bill(subscription=subscription, today=day("2026-02-01"))
 
 
 def close_queries(n: int) -> tuple[int, int]:
