@@ -359,7 +359,9 @@ def unposted(today: dt.date | None = None) -> list[tuple[str, QuerySet, Callable
     reversed_ = Payment.objects.filter(reversed_on__isnull=False, **upto("reversed_on"))
     invoiced = Invoice.objects.filter(
         subscription_id=OuterRef("obligation__contract__subscription_id"),
-        billing_date=OuterRef("period_end"),
+        # the period's invoice: at its end, or earlier when a cancellation cut the period short
+        billing_date__gt=OuterRef("period_start"),
+        billing_date__lte=OuterRef("period_end"),
         status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID],
         change=None,
         **upto("issue_date"),

@@ -18,7 +18,11 @@ from revrec.models import Account, JournalEntry, RevenueContract, UsageAccrual
 from revrec.postings import journal_sync
 from revrec.recognition import contracts_sync, recognize
 from revrec.selectors import account_balances
-from subscriptions.changes import subscription_renew, subscription_set_quantity
+from subscriptions.changes import (
+    subscription_cancel,
+    subscription_renew,
+    subscription_set_quantity,
+)
 from subscriptions.services import ItemSpec, subscription_create
 from tests.factories import ChargeFactory, CustomerFactory, MetricFactory, PlanFactory, day
 
@@ -418,3 +422,28 @@ def test_the_audit_ties_unbilled_receivables_and_credited_allocations(db):
     assert "Unbilled receivable 1.00 in the journal, 1.50 from the usage accruals" in str(
         difference.message
     )
+
+
+def test_an_accrual_is_reversed_by_the_invoice_of_a_period_a_cancellation_cut_short(db):
+    # Given 100 calls accrued at the end of January (period Jan 15 – Feb 14, 20.00)
+    subscription = calls_subscription()
+    send(100, "2026-01-20")
+    month_end("2026-01-01", "2026-02-01")
+
+    # When the subscription is cancelled from Feb 5 and its last usage invoiced that day
+    with at("2026-02-03 10:00Z"):
+        subscription_cancel(
+            subscription=subscription,
+            reason="Moving to another vendor",
+            effective_date=day("2026-02-05"),
+            today=day("2026-02-03"),
+        )
+    (last,) = bill("2026-02-05")
+    assert (last.billing_date, last.subtotal) == (day("2026-02-05"), D("20.00"))
+    with at("2026-02-05 03:00Z"):
+        journal_sync(today=day("2026-02-05"))
+
+    # Then the accrual (made for the period up to Feb 15) is reversed by that invoice
+    (accrual,) = UsageAccrual.objects.all()
+    assert accrual.reversal.entry_date == day("2026-02-05")
+    assert balance(Role.UNBILLED_RECEIVABLE, "2026-02-05") == D("0")
