@@ -7,21 +7,62 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0004_customer_renewal_uplift'),
-        ('invoicing', '0009_aging_indexes'),
-        ('subscriptions', '0005_contract_changes'),
+        ("customers", "0004_customer_renewal_uplift"),
+        ("invoicing", "0009_aging_indexes"),
+        ("subscriptions", "0005_contract_changes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='invoice',
-            name='invoice_open_not_negative',
+            model_name="invoice",
+            name="invoice_open_not_negative",
         ),
         migrations.AddConstraint(
-            model_name='invoice',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('credit_to_balance', 0), ('paid_amount', 0), ('total__lt', 0), ('written_off_amount', 0)), models.Q(('credit_to_balance__gte', 0), ('credit_to_balance__lte', models.F('credited_amount')), ('paid_amount__gte', 0), ('total__gte', django.db.models.expressions.CombinedExpression(django.db.models.expressions.CombinedExpression(django.db.models.expressions.CombinedExpression(django.db.models.expressions.CombinedExpression(models.F('credited_amount'), '-', models.F('credit_to_balance')), '+', models.F('paid_amount')), '+', models.F('written_off_amount')), '-', models.Value(Decimal('0.00005'), output_field=models.DecimalField(decimal_places=5, max_digits=6)))), ('written_off_amount__gte', 0)), _connector='OR'), name='invoice_open_not_negative'),
+            model_name="invoice",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        ("credit_to_balance", 0),
+                        ("paid_amount", 0),
+                        ("total__lt", 0),
+                        ("written_off_amount", 0),
+                    ),
+                    models.Q(
+                        ("credit_to_balance__gte", 0),
+                        ("credit_to_balance__lte", models.F("credited_amount")),
+                        ("paid_amount__gte", 0),
+                        (
+                            "total__gte",
+                            django.db.models.expressions.CombinedExpression(
+                                django.db.models.expressions.CombinedExpression(
+                                    django.db.models.expressions.CombinedExpression(
+                                        django.db.models.expressions.CombinedExpression(
+                                            models.F("credited_amount"),
+                                            "-",
+                                            models.F("credit_to_balance"),
+                                        ),
+                                        "+",
+                                        models.F("paid_amount"),
+                                    ),
+                                    "+",
+                                    models.F("written_off_amount"),
+                                ),
+                                "-",
+                                models.Value(
+                                    Decimal("0.00005"),
+                                    output_field=models.DecimalField(
+                                        decimal_places=5, max_digits=6
+                                    ),
+                                ),
+                            ),
+                        ),
+                        ("written_off_amount__gte", 0),
+                    ),
+                    _connector="OR",
+                ),
+                name="invoice_open_not_negative",
+            ),
         ),
     ]
