@@ -124,7 +124,10 @@ def _credit_unused_time(subscription: Subscription, cancellation: SubscriptionCh
         return
     for invoice, net, lines in unused_by_invoice(subscription, day):
         invoice.refresh_from_db()
-        left = min(net, _within(invoice.total - invoice.credited_amount, invoice))
+        # Only what was not written off can be credited (credit_note_settle: money written off
+        # never goes back to the customer).
+        creditable = invoice.total - invoice.credited_amount - invoice.written_off_amount
+        left = min(net, _within(creditable, invoice))
         wanted: dict[int, Decimal] = {}
         for line, part in lines:
             amount = min(part, max(line_uncredited(line), Decimal(0)), left)

@@ -470,3 +470,31 @@ def test_a_seat_change_on_the_next_invoice_then_a_cancellation_prorates_up_to_th
         ("usage", Decimal("0")),
     ]
     assert final.total == Decimal("30.97")
+
+
+def test_cancelled_after_a_write_off_credits_only_what_was_not_written_off(db):
+    # Given the Jan 1 invoice of 860.00, 400.00 paid and the 460.00 left written off
+    from receivables.services import invoice_write_off, payment_record
+
+    subscription = seats_subscription()
+    (advance,) = bill("2026-01-01")
+    payment_record(
+        customer=subscription.customer,
+        amount=Decimal("400.00"),
+        currency="USD",
+        received_on=day("2026-01-03"),
+        allocations={advance: Decimal("400.00")},
+    )
+    with time_machine.travel("2026-01-05 10:00Z", tick=False):
+        invoice_write_off(invoice=advance, reason="Uncollectible", on=day("2026-01-05"))
+
+    # When it is cancelled on Jan 10 from Jan 16 (443.87 of unused time)
+    cancel(subscription, on="2026-01-10", effective="2026-01-16")
+
+    # Then the credit note gives back only the 400.00 paid (to the credit balance): the
+    # platform fee's 258.06, then 141.94 of the seats' 185.81
+    (note,) = CreditNote.objects.all()
+    assert note_lines(note) == [("Platform fee", Decimal("258.06")), ("Seats", Decimal("141.94"))]
+    # And the billing runs after it bill the last usage and never fail (bill() checks)
+    assert [i.billing_date for i in bill("2026-01-16")] == [day("2026-01-16")]
+    assert bill("2026-02-01") == []
