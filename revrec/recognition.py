@@ -1,15 +1,18 @@
 """Revenue contracts, performance obligations and the recognition run (ASC 606 / IFRS 15).
 
 contracts_sync() gives every subscription, once, its revenue contract (linked to the accepted
-quote it came from, if any) and one performance obligation per item of the contract:
+quote it came from, if any), and every renewal its own contract for its term, with one
+performance obligation per item of the contract:
 
 - fixed fees over time (platform fee, seats, fixed fees in arrears): a series satisfied over
   time, RATABLE over its service period (the term, from the trial's end) by the convention of
   settings.REVREC_CONVENTION (daily by default);
 - one-time fees (implementation, training): POINT_IN_TIME, recognized in the month they are
   billed from (the delivery date until the product records one);
-- usage: variable consideration, USAGE, recognized as invoiced (the right-to-invoice practical
-  expedient) in the month(s) the usage occurred.
+- usage: variable consideration, USAGE, recognized in the month(s) the usage occurred: as
+  invoiced (the right-to-invoice practical expedient), and accrued at a month's end for a billing
+  period not invoiced yet (UsageAccrual: Dr Unbilled receivable / Cr Deferred revenue, reversed
+  when the period's invoice is posted).
 
 Transaction price: the contract's fixed consideration, measured from the contract, not from
 invoices — each fixed item's snapshotted net terms (discounts included) rated per billing period
@@ -17,8 +20,8 @@ and prorated by days exactly as billing prorates (`item_fees`), rounded once per
 what the customer is committed to pay for the term, known on day one, and equal to what the
 invoices bill for it (the schedule's advance amounts mix items and leave out fees in arrears, so
 they cannot be allocated per obligation). It is allocated over the fixed obligations by relative
-standalone selling price (`ssp_of`, swappable: the item's list price for the term until the SSP
-price book lands) with revrec.allocation.allocate, and each allocation spread over its service
+standalone selling price (`ssp_of`: the item's list terms at the SSP price book line in force
+at inception, or its list price) with revrec.allocation.allocate, and each allocation spread over its service
 period with revrec.allocation.spread into RecognitionLines, one per obligation and month, which
 sum to the allocation exactly. Usage is not allocated: each month's line is the usage invoiced
 for it.
@@ -28,7 +31,9 @@ date D, an obligation it changes gets new allocation = old allocation + the chan
 consideration (what the new version bills from D minus what the old one would have billed from D);
 what was scheduled for the days before D stays, and the rest is spread over the remaining service
 from D (a cancellation's remainder, the leftover of the SSP reallocation, is recognized in D's
-month). An item a change adds is a new obligation at its own fees. Renewals are not handled here.
+month). An item a change adds is a new obligation at its own fees. A credit note changes the
+transaction price of the obligation whose line it credits, with a cumulative catch-up
+(contract_apply_credit_notes).
 
 recognize(period) posts, once per line, every line due by the end of `period`: Dr Deferred
 revenue / Cr Revenue (kind "recognition", source "recline:<id>"), dated the month's last day (in
@@ -676,7 +681,7 @@ def contract_apply_credit_notes(*, contract: RevenueContract) -> int:
     would have recognized at the new allocation, less what they did, lands in the credit
     note's month (the first open one); the rest is spread over the remaining service. A point in
     time obligation takes it all in that month; usage takes it in the month the note is issued
-    (usage_by_month). Returns the notes applied."""
+    (_usage_months). Returns the notes applied."""
     contract = RevenueContract.objects.select_for_update().get(pk=contract.pk)
     notes = CreditNote.objects.filter(
         invoice__subscription_id=contract.subscription_id, change=None
@@ -716,7 +721,7 @@ def _credit(obligation: PerformanceObligation, amount: Decimal, day: dt.date) ->
     """Take `amount` off a fixed obligation's allocation on `day` (see
     contract_apply_credit_notes)."""
     if obligation.kind == Kind.USAGE:
-        return  # usage_by_month counts it in its month
+        return  # _usage_months counts it in its month
     currency = str(obligation.contract.currency)
     allocation = obligation.allocated_amount - amount
     service = Period(obligation.service_start, obligation.service_end)
@@ -812,11 +817,6 @@ def _usage_months(
                 months[month_start(issued)] -= amount
         result[obligation.pk] = months
     return result
-
-
-def usage_by_month(obligation: PerformanceObligation, through: dt.date) -> dict[dt.date, Decimal]:
-    """The usage recognized for one obligation by month, from its invoices (_usage_months)."""
-    return _usage_months([obligation], through)[obligation.pk]
 
 
 def _usage_lines(obligations: list[PerformanceObligation], month: dt.date) -> None:
@@ -1011,7 +1011,9 @@ def recognize(period: AccountingPeriod | dt.date) -> int:
 
 @transaction.atomic
 def _lines_post(pks: list[int]) -> None:
-    """line_post for each of the lines, locked and posted at once (ledger.post_entries)."""
+    """Post each of the lines once, locked and posted at once (ledger.post_entries): Dr
+    Deferred revenue / Cr Revenue (the other way round for a negative line), dated the month's
+    last day."""
     lines = list(
         RecognitionLine.objects.select_for_update(of=("self",))
         .filter(pk__in=pks, entry=None)
@@ -1053,15 +1055,3 @@ def _line_entry(line: RecognitionLine) -> dict:
             Line(role=credit, credit=amount, memo=memo),
         ],
     )
-
-
-def line_post(*, line: RecognitionLine) -> RecognitionLine:
-    """Post one line once: Dr Deferred revenue / Cr Revenue (the other way round for a
-    negative line), dated the month's last day."""
-    line = RecognitionLine.objects.select_for_update().get(pk=line.pk)
-    if line.entry_id:
-        return line
-    entry = post_entry(**_line_entry(line))
-    line.entry = entry
-    line.save(update_fields=["entry"])
-    return line
