@@ -21,9 +21,10 @@ what the customer is committed to pay for the term, known on day one, and equal 
 invoices bill for it (the schedule's advance amounts mix items and leave out fees in arrears, so
 they cannot be allocated per obligation). It is allocated over the fixed obligations by relative
 standalone selling price (`ssp_of`: the item's list terms at the SSP price book line in force
-at inception, or its list price) with revrec.allocation.allocate, and each allocation spread over its service
-period with revrec.allocation.spread into RecognitionLines, one per obligation and month, which
-sum to the allocation exactly. Usage is not allocated: each month's line is the usage invoiced
+at inception, or its list price) with revrec.allocation.allocate, and each allocation spread
+over its service period with revrec.allocation.spread into RecognitionLines, one per obligation
+and month, which sum to the allocation exactly. Usage is not allocated: each month's line is the
+usage invoiced
 for it.
 
 A contract change (quantity change, amendment, cancellation) is prospective: from its effective
