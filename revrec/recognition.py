@@ -24,8 +24,7 @@ standalone selling price (`ssp_of`: the item's list terms at the SSP price book 
 at inception, or its list price) with revrec.allocation.allocate, and each allocation spread
 over its service period with revrec.allocation.spread into RecognitionLines, one per obligation
 and month, which sum to the allocation exactly. Usage is not allocated: each month's line is the
-usage invoiced
-for it.
+usage invoiced (or accrued) for it.
 
 A contract change (quantity change, amendment, cancellation) is prospective: from its effective
 date D, an obligation it changes gets new allocation = old allocation + the change's new
