@@ -48,7 +48,13 @@ from receivables.services import invoice_write_off, payment_record, payment_reve
 from revrec.audit import audit
 from revrec.close import period_cash_review, period_close
 from revrec.ledger import period_for
-from revrec.models import AccountingPeriod, JournalLine, PerformanceObligation, RecognitionLine
+from revrec.models import (
+    AccountingPeriod,
+    JournalLine,
+    PerformanceObligation,
+    RecognitionLine,
+    UsageAccrual,
+)
 from revrec.postings import journal_sync
 from revrec.recognition import contracts_sync, recognize
 from revrec.selectors import account_balances, deferred_rollforward, trial_balance
@@ -551,9 +557,14 @@ def test_the_rollforward_ties_to_the_journal_for_a_generated_year(drawn):
         year.assert_closed_unchanged()
         assert_ended_contracts_recognized_what_they_billed(year)
 
-        # The roll-forward's movements over the year are the documents' own figures
+        # The roll-forward's movements over the year are the documents' own figures: billed is
+        # the invoices and the usage accrued before its invoice and not reversed yet
         billed = exact_sum(
             Invoice.objects.exclude(status=Invoice.Status.DRAFT).values_list("subtotal", flat=True)
+        ) + exact_sum(
+            UsageAccrual.objects.filter(reversal=None)
+            .exclude(entry=None)
+            .values_list("amount", flat=True)
         )
         credited = exact_sum(CreditNote.objects.values_list("subtotal", flat=True))
         posted = exact_sum(
