@@ -448,7 +448,9 @@ def _obligation_for(
     see ssp_of)."""
     currency = str(contract.currency)
     start = max(item.starts_on or contract.start, revenue_start)
-    end = contract.end if item.is_usage else signed_end(item, contract.subscription)
+    end = signed_end(item, contract.subscription)
+    if item.is_usage:  # usage runs to the contract's end (a cancellation), or its version's
+        end = min(contract.end, end)
     if item.is_one_time:
         start = item.starts_on or revenue_start
         end = start + dt.timedelta(days=1)
