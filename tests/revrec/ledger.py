@@ -47,3 +47,8 @@ def closed(month: str) -> AccountingPeriod:
     AccountingPeriod.objects.filter(pk=period.pk).update(status=AccountingPeriod.Status.CLOSED)
     period.refresh_from_db()
     return period
+
+
+def schedule(obligation) -> dict[str, Decimal]:
+    """An obligation's recognition lines, {"2026-01": amount} by month."""
+    return {f"{line.month:%Y-%m}": line.amount for line in obligation.lines.order_by("month")}

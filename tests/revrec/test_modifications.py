@@ -25,13 +25,10 @@ from subscriptions.changes import (
 )
 from subscriptions.services import ItemSpec, subscription_create
 from tests.factories import ChargeFactory, CustomerFactory, MetricFactory, PlanFactory, day
+from tests.revrec.ledger import schedule
 
 D = Decimal
 Role = Account.Role
-
-
-def schedule(obligation) -> dict[str, Decimal]:
-    return {f"{line.month:%Y-%m}": line.amount for line in obligation.lines.order_by("month")}
 
 
 def balance(role: str, on: str) -> Decimal:

@@ -27,13 +27,10 @@ from tests.factories import (
     UserFactory,
     day,
 )
+from tests.revrec.ledger import schedule
 
 D = Decimal
 Kind = PerformanceObligation.Kind
-
-
-def schedule(obligation) -> dict[str, Decimal]:
-    return {f"{line.month:%Y-%m}": line.amount for line in obligation.lines.order_by("month")}
 
 
 def assert_lines_sum_to_allocation(contract) -> None:
