@@ -157,6 +157,8 @@ DEFAULT_FROM_EMAIL = os.environ.get(
 # Usage events: how late an event may arrive (its timestamp may be this many days old; later
 # ones are refused, so a period's usage is final after it), and the largest request body.
 EVENT_LATENESS_DAYS = int(os.environ.get("EVENT_LATENESS_DAYS", "35"))
+# The billing run is split into chunks of this many subscriptions, one Celery task each.
+BILLING_CHUNK_SIZE = int(os.environ.get("BILLING_CHUNK_SIZE", "250"))
 # A renewal quote is drafted this many days before a subscription's term ends (quotes.renewals).
 RENEWAL_NOTICE_DAYS = int(os.environ.get("RENEWAL_NOTICE_DAYS", "60"))
 

@@ -184,16 +184,18 @@ def subscription_bill_now(*, subscription: Subscription, today: dt.date) -> str:
 
 
 def billing_run(*, today: dt.date | None = None) -> BillingRunResult:
-    """Invoice everything due. Safe to run twice, or twice at once: each date is billed once."""
+    """Invoice everything due, chunk after chunk in this process (the beat task sends the same
+    chunks to the workers instead: invoicing.tasks). Safe to run twice, or twice at once: each
+    date is billed once."""
+    from invoicing.run import bill_chunk, billing_plan
+
     today = today or clock.today()
     invoices, seen, failed = [], 0, {}
-    for subscription in due_subscriptions(today).iterator():
-        seen += 1
-        try:
-            invoices += subscription_bill(subscription=subscription, today=today)
-        except Exception as exc:  # one bad subscription must not stop everyone else's billing
-            logger.exception("billing %s failed", subscription.external_id)
-            failed[subscription.external_id] = getattr(exc, "message", None) or repr(exc)
+    for chunk in billing_plan(today):
+        result = bill_chunk(chunk, today)
+        invoices += result.invoices
+        seen += result.subscriptions_seen
+        failed.update(result.failed)
     logger.info(
         "billing run %s: %d invoices for %d subscriptions, %d failed",
         today,
