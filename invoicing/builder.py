@@ -134,6 +134,92 @@ class _Balances:
         return taken
 
 
+@dataclass
+class BillingReads:
+    """What the builder reads, loaded at once for a set of subscriptions: their items (the
+    contract's versions, metric and changes loaded), the usage of the windows asked for, and what
+    was invoiced already for the windows late usage may still reach. The billing run loads it for
+    a chunk of subscriptions; an upcoming invoice or a shadow run, for one."""
+
+    items: dict[int, list]  # subscription id → items, by position
+    usage: dict[tuple[int, Period], list]  # (subscription id, window) → ItemUsage
+    billed_lines: dict[int, list[tuple]]  # subscription id → (item, kind, q, amount, start, end)
+
+    @classmethod
+    def load(
+        cls,
+        wanted: dict[Subscription, tuple[list[Period], list[Period]]],
+        *,
+        live: bool = False,
+    ) -> "BillingReads":
+        """`wanted`: per subscription, (windows whose usage is billed, windows late usage may
+        reach). A few queries, whatever the number of subscriptions."""
+        from subscriptions.models import SubscriptionItem
+
+        items: dict[int, list] = {subscription.pk: [] for subscription in wanted}
+        versions = SubscriptionItem.objects.filter(subscription__in=list(wanted)).select_related(
+            "metric", "change", "ended_by"
+        )
+        for item in versions.order_by("subscription", "position", "id"):
+            items[item.subscription_id].append(item)
+        requests = [
+            (subscription, window)
+            for subscription, (billed, late) in wanted.items()
+            for window in {*billed, *late}
+        ]
+        usage = usage_selectors.usage_for_periods(requests, live=live, items=items)
+        late = {
+            subscription.pk: windows for subscription, (_, windows) in wanted.items() if windows
+        }
+        billed_lines: dict[int, list[tuple]] = {pk: [] for pk in late}
+        if late:
+            rows = (
+                InvoiceLine.objects.filter(
+                    invoice__subscription__in=list(late),
+                    period_start__gte=min(w.start for ws in late.values() for w in ws),
+                    period_end__lte=max(w.end for ws in late.values() for w in ws),
+                    kind__in=_BILLED_KINDS,
+                    item__isnull=False,
+                )
+                .exclude(invoice__status=Invoice.Status.VOID)  # a void invoice billed nothing
+                .values_list(
+                    "invoice__subscription",
+                    "item",
+                    "kind",
+                    "quantity",
+                    "amount",
+                    "period_start",
+                    "period_end",
+                )
+            )
+            for subscription_id, *row in rows:
+                billed_lines[subscription_id].append(tuple(row))
+        return cls(items=items, usage=usage, billed_lines=billed_lines)
+
+
+def reads_for(
+    subscription: Subscription,
+    arrears: BillingPeriod | None,
+    billed_periods: Sequence[BillingPeriod] = (),
+    live: bool = False,
+) -> BillingReads:
+    """The reads of one billing date of one subscription."""
+    return BillingReads.load(
+        {
+            subscription: (
+                [billed_window(arrears)] if arrears is not None else [],
+                [billed_window(period) for period in billed_periods],
+            )
+        },
+        live=live,
+    )
+
+
+def billed_window(period: BillingPeriod) -> Period:
+    """What a period bills: from its start (or a trial's end) to its end."""
+    return Period(period.billed_from, period.end_date)
+
+
 def _line(
     kind, item, description, window: Period, quantity, amount, explanation=(), unit_price=None
 ) -> InvoiceLine:
@@ -201,11 +287,9 @@ def _days(window: Period) -> str:
     return f"{window.start:%b %-d} – {last:%b %-d}"
 
 
-def _fee_lines(subscription, period: BillingPeriod, timing: str) -> list[InvoiceLine]:
+def _fee_lines(subscription, items, period: BillingPeriod, timing: str) -> list[InvoiceLine]:
     priced = Period(period.start_date, period.priced_end)
-    fees = fixed_fees(
-        subscription, subscription.items.all(), priced, period.billed_from, timing, period.end_date
-    )
+    fees = fixed_fees(subscription, items, priced, period.billed_from, timing, period.end_date)
     lines = []
     for fee in fees:
         explanation = fee.rating.explanation()
@@ -244,7 +328,9 @@ def _billed_with(change, wanted) -> bool:
     return change.pk == wanted.pk if wanted is not None else not change.invoice_now
 
 
-def proration_lines(subscription, period: BillingPeriod, change=None) -> list[InvoiceLine]:
+def proration_lines(
+    subscription, period: BillingPeriod, change=None, items=None
+) -> list[InvoiceLine]:
     """What changes inside a period billed in advance cost, by days, the way Stripe prorates:
 
     - a version that ends inside the period was billed for the whole period: its unused time is
@@ -255,12 +341,15 @@ def proration_lines(subscription, period: BillingPeriod, change=None) -> list[In
 
     Each line is rounded once. With `change`, only that change's lines (its own invoice);
     otherwise the lines of every change not invoiced at once (the invoice closing the period).
+    `items`: the subscription's items by position, their changes loaded (BillingReads; read
+    here when not given).
     """
+    if items is None:
+        items = subscription.items.select_related("change", "ended_by").order_by("position", "id")
     priced = Period(period.start_date, period.priced_end)
     billed_from, end = period.billed_from, period.end_date
     currency = subscription.currency
     lines = []
-    items = subscription.items.select_related("change", "ended_by").order_by("position", "id")
     for item in items:
         if item.is_usage or item.billing_timing == Charge.Timing.IN_ARREARS:
             continue
@@ -359,15 +448,13 @@ def _true_up_explanation(pricing: dict, charge: UsageCharge, prepaid: bool) -> l
 
 
 def _usage_lines(
-    subscription, period: BillingPeriod, balances: _Balances, live: bool
+    subscription, period: BillingPeriod, balances: _Balances, reads: BillingReads
 ) -> tuple[list[InvoiceLine], list[CreditDraw]]:
     """Usage of the period: unit credits first reduce the quantity, a shortfall under a minimum
     commitment becomes its own true-up line (rounded together with the usage, see above)."""
     currency = subscription.currency
     lines, draws = [], []
-    for usage in usage_selectors.usage_for_period(
-        subscription=subscription, period=Period(period.billed_from, period.end_date), live=live
-    ):
+    for usage in reads.usage[(subscription.pk, billed_window(period))]:
         item, quantity = usage.item, round_quantity(usage.quantity)
         pricing, window = usage.pricing, usage.window
         used: list[tuple[int, Decimal]] = []
@@ -454,7 +541,7 @@ _BILLED_KINDS = (InvoiceLine.Kind.USAGE, InvoiceLine.Kind.TRUE_UP, InvoiceLine.K
 
 
 def _billed(
-    subscription, window: Period, unsaved: Sequence[InvoiceLine] = ()
+    subscription, window: Period, reads: BillingReads, unsaved: Sequence[InvoiceLine] = ()
 ) -> dict[int, tuple[Decimal, Decimal]]:
     """Per item, (quantity, amount) already invoiced for the window, summed exactly in Python.
 
@@ -462,17 +549,11 @@ def _billed(
     of the period's charge). `unsaved` are lines of invoices built before this one in a run that
     saves nothing (shadow billing): they count as invoiced."""
     billed: dict[int, tuple[Decimal, Decimal]] = {}
-    rows = list(
-        InvoiceLine.objects.filter(
-            invoice__subscription=subscription,
-            period_start=window.start,
-            period_end=window.end,
-            kind__in=_BILLED_KINDS,
-            item__isnull=False,
-        )
-        .exclude(invoice__status=Invoice.Status.VOID)  # a void invoice billed nothing
-        .values_list("item", "kind", "quantity", "amount")
-    )
+    rows = [
+        (item, kind, quantity, amount)
+        for item, kind, quantity, amount, start, end in reads.billed_lines.get(subscription.pk, ())
+        if (start, end) == (window.start, window.end)
+    ]
     rows += [
         (line.item_id, line.kind, line.quantity, line.amount)
         for line in unsaved
@@ -490,7 +571,7 @@ def _late_usage_lines(
     subscription,
     billed_periods: Sequence[BillingPeriod],
     unsaved: Sequence[InvoiceLine],
-    live: bool,
+    reads: BillingReads,
 ) -> list[InvoiceLine]:
     """Usage that arrived after its period was invoiced: the difference between what the period's
     usage is worth now and what was billed for it, as lines naming the original period.
@@ -501,11 +582,9 @@ def _late_usage_lines(
     currency = subscription.currency
     lines = []
     for period in billed_periods:
-        for usage in usage_selectors.usage_for_period(
-            subscription=subscription, period=Period(period.billed_from, period.end_date), live=live
-        ):
+        for usage in reads.usage[(subscription.pk, billed_window(period))]:
             item, pricing, window = usage.item, usage.pricing, usage.window
-            billed = _billed(subscription, window, unsaved)
+            billed = _billed(subscription, window, reads, unsaved)
             billed_quantity, billed_amount = billed.get(item.pk, (ZERO, ZERO))
             quantity = round_quantity(usage.quantity)
             if quantity == billed_quantity:
@@ -544,6 +623,7 @@ def build_invoice_lines(
     billed_lines: Sequence[InvoiceLine] = (),
     live: bool = False,
     change: SubscriptionChange | None = None,
+    reads: BillingReads | None = None,
 ) -> BuiltLines:
     """The lines of one billing date (see the module docstring), unsaved, and the prepaid
     credit they draw from `credits` (whose `remaining` is the balance to draw from; the objects
@@ -552,24 +632,28 @@ def build_invoice_lines(
     `live` reads usage from the rollups kept at ingestion (metering's fast read, equal to the
     events' read: tested) rather than from the events; the billing run reads the events.
     With `change` (a contract change invoiced at once), the lines are its proration in the
-    period `arrears` it falls in, and nothing else."""
+    period `arrears` it falls in, and nothing else. `reads`: what the billing run loaded for
+    many subscriptions at once; without it, this date's reads are loaded here (`reads_for`)."""
+    if reads is None:
+        reads = reads_for(subscription, None if change else arrears, billed_periods, live)
+    items = reads.items[subscription.pk]
     if change is not None:
-        lines = proration_lines(subscription, arrears, change)
+        lines = proration_lines(subscription, arrears, change, items)
         for position, line in enumerate(lines):
             line.position = position
         return BuiltLines(lines=lines, draws=[])
     balances = _Balances(credits)
-    lines: list[InvoiceLine] = _late_usage_lines(subscription, billed_periods, billed_lines, live)
+    lines: list[InvoiceLine] = _late_usage_lines(subscription, billed_periods, billed_lines, reads)
     draws: list[CreditDraw] = []
     if arrears is not None:
-        usage, unit_draws = _usage_lines(subscription, arrears, balances, live)
-        window = Period(arrears.billed_from, arrears.end_date)
+        usage, unit_draws = _usage_lines(subscription, arrears, balances, reads)
+        window = billed_window(arrears)
         paid, money_draws = _money_credit_lines(subscription, usage, balances, window)
-        lines += usage + paid + _fee_lines(subscription, arrears, Charge.Timing.IN_ARREARS)
-        lines += proration_lines(subscription, arrears)
+        lines += usage + paid + _fee_lines(subscription, items, arrears, Charge.Timing.IN_ARREARS)
+        lines += proration_lines(subscription, arrears, items=items)
         draws += unit_draws + money_draws
     if advance is not None:
-        lines += _fee_lines(subscription, advance, Charge.Timing.IN_ADVANCE)
+        lines += _fee_lines(subscription, items, advance, Charge.Timing.IN_ADVANCE)
     for position, line in enumerate(lines):
         line.position = position
     return BuiltLines(lines=lines, draws=draws)
@@ -608,6 +692,7 @@ def build_invoice(
     billed_lines: Sequence[InvoiceLine] = (),
     live: bool = False,
     change: SubscriptionChange | None = None,
+    reads: BillingReads | None = None,
 ) -> BuiltInvoice | None:
     """The whole invoice of one billing date, header and totals included, unsaved; None when the
     date has no lines. What the billing run saves, the upcoming invoice shows and a shadow run
@@ -621,6 +706,7 @@ def build_invoice(
         billed_lines=billed_lines,
         live=live,
         change=change,
+        reads=reads,
     )
     if not built.lines:
         return None

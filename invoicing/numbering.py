@@ -6,9 +6,15 @@ from invoicing.models import NumberSeries
 
 def next_number(series: str) -> str:
     """The series' next number; call inside the transaction that uses it."""
+    return next_numbers(series, 1)[0]
+
+
+def next_numbers(series: str, count: int) -> list[str]:
+    """The series' next `count` numbers, one gapless block; call inside the transaction that
+    uses them, as late as it can (the series stays locked until it commits)."""
     counter, _ = NumberSeries.objects.get_or_create(name=series)
     counter = NumberSeries.objects.select_for_update().get(pk=counter.pk)
-    number = f"{series}-{counter.next_value:06d}"
-    counter.next_value += 1
+    first = counter.next_value
+    counter.next_value += count
     counter.save(update_fields=["next_value"])
-    return number
+    return [f"{series}-{value:06d}" for value in range(first, first + count)]

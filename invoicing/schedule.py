@@ -29,13 +29,16 @@ def lateness() -> dt.timedelta:
 
 
 def billing_dates(
-    subscription: Subscription,
+    subscription: Subscription, periods: list[BillingPeriod] | None = None
 ) -> list[tuple[dt.date, BillingPeriod | None, BillingPeriod | None]]:
     """Each billing date with (period billed in advance, period billed in arrears).
 
     A period is billed from its `billed_from` (its start, or the end of a trial inside it).
+    `periods`: the subscription's periods in order, when read already (the billing run reads a
+    chunk's at once).
     """
-    periods = list(BillingPeriod.objects.filter(subscription=subscription).order_by("sequence"))
+    if periods is None:
+        periods = list(BillingPeriod.objects.filter(subscription=subscription).order_by("sequence"))
     dates = []
     for i, period in enumerate(periods):
         dates.append((period.billed_from, period, periods[i - 1] if i else None))
@@ -46,9 +49,11 @@ def billing_dates(
     return dates
 
 
-def billing_schedule(subscription: Subscription) -> list[BillingDate]:
+def billing_schedule(
+    subscription: Subscription, periods: list[BillingPeriod] | None = None
+) -> list[BillingDate]:
     """Every billing date of the subscription, in order, with what it bills."""
-    dates = billing_dates(subscription)
+    dates = billing_dates(subscription, periods)
     periods = [p for _, p, _ in dates if p is not None]
     return [
         BillingDate(
@@ -62,15 +67,21 @@ def billing_schedule(subscription: Subscription) -> list[BillingDate]:
 
 
 def unbilled(
-    subscription: Subscription, schedule: list[BillingDate], *, today: dt.date
+    subscription: Subscription,
+    schedule: list[BillingDate],
+    *,
+    today: dt.date,
+    done: set[dt.date] | None = None,
 ) -> list[BillingDate]:
     """The dates of `schedule` on or before `today` that have no invoice yet: what a billing run
-    (or a shadow run) on `today` bills. A date whose only invoice is void is unbilled."""
-    done = set(
-        Invoice.objects.filter(subscription=subscription, change__isnull=True)
-        .exclude(status=Invoice.Status.VOID)
-        .values_list("billing_date", flat=True)
-    )
+    (or a shadow run) on `today` bills. A date whose only invoice is void is unbilled. `done`:
+    the dates invoiced, when read already."""
+    if done is None:
+        done = set(
+            Invoice.objects.filter(subscription=subscription, change__isnull=True)
+            .exclude(status=Invoice.Status.VOID)
+            .values_list("billing_date", flat=True)
+        )
     return [due for due in schedule if due.date <= today and due.date not in done]
 
 

@@ -7,41 +7,31 @@ period ending at b. "One invoice per subscription per billing date" is a databas
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 
 from core import clock
 from core.errors import Conflict
-from core.formatting import format_money
 from invoicing.balance import invoice_credit_at_finalization
 from invoicing.builder import build_invoice
-from invoicing.cancellations import cancellation_settle
+from invoicing.documents import invoices_issued
 from invoicing.models import CreditUse, Invoice
 from invoicing.numbering import next_number
-from invoicing.schedule import (
-    BILLED_STATUSES,
-    billing_schedule,
-    changes_to_invoice,
-    due_subscriptions,
-    open_credits,
-    unbilled,
+from invoicing.run import (
+    INVOICE_SERIES,
+    BillingRunResult,
+    bill_chunk,
+    bill_subscriptions,
+    billing_plan,
+    finalize_fields,
 )
+from invoicing.schedule import open_credits
 from subscriptions.models import Subscription, SubscriptionChange
-from subscriptions.services import prepaid_credit_draw, subscription_end
+from subscriptions.services import prepaid_credit_draw
 
 logger = logging.getLogger(__name__)
 
-INVOICE_SERIES = "INV"
-
-
-@dataclass(frozen=True)
-class BillingRunResult:
-    invoices: list[Invoice]
-    subscriptions_seen: int
-    failed: dict[str, str]  # external id → what went wrong (logged; retried on the next run)
+__all__ = ["BillingRunResult", "billing_run", "invoice_create", "invoice_finalize"]
 
 
 def invoice_create(
@@ -94,81 +84,24 @@ def invoice_finalize(*, invoice: Invoice, issue_date: dt.date | None = None) -> 
     )
     if invoice.status != Invoice.Status.DRAFT:
         raise Conflict(f"Invoice {invoice} is {invoice.get_status_display().lower()}, not a draft.")
-    customer = invoice.customer
-    invoice.number = next_number(INVOICE_SERIES)
-    invoice.status = Invoice.Status.FINALIZED
-    invoice.issue_date = issue_date or clock.today()
-    terms = invoice.subscription.payment_terms_days if invoice.subscription else None
-    terms = customer.payment_terms_days if terms is None else terms
-    invoice.due_date = invoice.issue_date + dt.timedelta(days=terms)
-    invoice.finalized_at = clock.now()
-    invoice.customer_snapshot = {
-        "name": customer.name,
-        "external_id": customer.external_id,
-        "billing_email": customer.billing_email,
-        "address": customer.address,
-    }
+    finalize_fields(invoice, next_number(INVOICE_SERIES), issue_date or clock.today(), clock.now())
     invoice.save()
     # Below zero: to the customer's credit balance; otherwise it takes what the balance holds
     # (zero to collect: settled as it is issued).
     invoice_credit_at_finalization(invoice)
-    transaction.on_commit(lambda: _email_invoice(invoice.pk))
+    invoices_issued([invoice.pk])
     return invoice
 
 
-def _email_invoice(invoice_id: int) -> None:
-    invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
-    if not invoice.customer.billing_email:  # finance has not set it yet (a customer sales added)
-        logger.warning("invoice %s not emailed: %s has no billing email", invoice, invoice.customer)
-        return
-    due = invoice.due_date
-    send_mail(
-        subject=f"Invoice {invoice.number} from {settings.BILLING_COMPANY['name']}",
-        message=(
-            f"Hello {invoice.customer.name},\n\n"
-            f"Invoice {invoice.number} for {format_money(invoice.total, invoice.currency)} "
-            f"is due on {due:%b} {due.day}, {due.year}. "
-            "You can view and download it in your billing portal.\n"
-        ),
-        from_email=settings.BILLING_COMPANY["email"],
-        recipient_list=[invoice.customer.billing_email],
-        fail_silently=True,
-    )
-
-
 def subscription_bill(*, subscription: Subscription, today: dt.date) -> list[Invoice]:
-    """Invoice and finalize every billing date of the subscription up to today, under its lock."""
-    made = []
-    with transaction.atomic():
-        subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
-        if subscription.status not in BILLED_STATUSES:
-            return made
-        schedule = billing_schedule(subscription)
-        for change, period in changes_to_invoice(subscription, today=today):
-            invoice = invoice_create(
-                subscription=subscription,
-                billing_date=change.at.date(),
-                advance=None,
-                arrears=period,
-                change=change,
-            )
-            if invoice is not None:
-                made.append(invoice_finalize(invoice=invoice, issue_date=today))
-        for due in unbilled(subscription, schedule, today=today):
-            invoice = invoice_create(
-                subscription=subscription,
-                billing_date=due.date,
-                advance=due.advance,
-                arrears=due.arrears,
-                billed_periods=due.billed_periods,
-            )
-            if invoice is not None:
-                made.append(invoice_finalize(invoice=invoice, issue_date=today))
-        if subscription.canceled_on is not None:
-            cancellation_settle(subscription=subscription, today=today)
-        elif schedule and schedule[-1].date <= today:
-            subscription_end(subscription=subscription)
-    return made
+    """Invoice and finalize every billing date of the subscription up to today: the billing
+    run's code (invoicing.run) for a chunk of one, in a savepoint of the caller's transaction.
+    What cannot be built raises; a date another run billed at the same time is left to it."""
+    try:
+        invoices, _ = bill_subscriptions([subscription.pk], today, strict=True)
+    except IntegrityError:
+        return []  # another run got there first: the constraint is the last word
+    return invoices
 
 
 def subscription_bill_now(*, subscription: Subscription, today: dt.date) -> str:
@@ -187,8 +120,6 @@ def billing_run(*, today: dt.date | None = None) -> BillingRunResult:
     """Invoice everything due, chunk after chunk in this process (the beat task sends the same
     chunks to the workers instead: invoicing.tasks). Safe to run twice, or twice at once: each
     date is billed once."""
-    from invoicing.run import bill_chunk, billing_plan
-
     today = today or clock.today()
     invoices, seen, failed = [], 0, {}
     for chunk in billing_plan(today):

@@ -1,9 +1,9 @@
 """Shadow billing: the whole billing run as of a date, through the same code, saving nothing.
 
-A shadow run as of D looks at the subscriptions a billing run on D would
-(schedule.due_subscriptions), takes each billing date on or before D that has no invoice yet
-(schedule.unbilled, as the billing run does), and builds each invoice with the billing run's builder
-(builder.build_invoice). It is a pure read: no row is written or locked. What a real run writes
+A shadow run as of D plans the run as the billing run on D does (invoicing.run.billing_plan) and
+builds each chunk with the billing run's own code (invoicing.run.build_chunk: the billing dates on
+or before D that have no invoice yet, each invoice by builder.build_invoice), without its lock and
+without saving. It is a pure read: no row is written or locked. What a real run writes
 and later dates read is followed in memory
 instead — the prepaid balances drawn by an earlier date of the same run, and its unsaved lines,
 which count as invoiced when a later date looks for late usage. So a shadow run as of D reports
@@ -22,16 +22,9 @@ from decimal import Decimal, InvalidOperation
 
 from core.errors import ValidationError
 from core.money import plain, round_money
-from invoicing.builder import BuiltInvoice, build_invoice
-from invoicing.schedule import (
-    BILLED_STATUSES,
-    billing_schedule,
-    changes_to_invoice,
-    due_subscriptions,
-    open_credits,
-    unbilled,
-)
-from subscriptions.models import PrepaidCredit, Subscription
+from invoicing.builder import BuiltInvoice
+from invoicing.run import billing_plan, build_chunk
+from subscriptions.models import Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -64,64 +57,22 @@ class ShadowRun:
         return sum((built.invoice.total for built in self.invoices), Decimal(0))
 
 
-def _ledger_copy(credit: PrepaidCredit) -> PrepaidCredit:
-    """A detached copy whose `remaining` the shadow run draws down (the row stays untouched)."""
-    return PrepaidCredit(
-        pk=credit.pk,
-        subscription_id=credit.subscription_id,
-        metric_id=credit.metric_id,
-        granted=credit.granted,
-        remaining=credit.remaining,
-        granted_on=credit.granted_on,
-        note=credit.note,
-    )
-
-
 def subscription_shadow_bill(*, subscription: Subscription, today: dt.date) -> list[BuiltInvoice]:
     """What invoicing.services.subscription_bill would make on `today`, built and not saved."""
-    if subscription.status not in BILLED_STATUSES:
-        return []
-    credits = [_ledger_copy(credit) for credit in open_credits(subscription)]
-    made: list[BuiltInvoice] = []
-    for change, period in changes_to_invoice(subscription, today=today):
-        built = build_invoice(
-            subscription=subscription,
-            billing_date=change.at.date(),
-            advance=None,
-            arrears=period,
-            change=change,
-        )
-        if built is not None:
-            made.append(built)
-    for due in unbilled(subscription, billing_schedule(subscription), today=today):
-        built = build_invoice(
-            subscription=subscription,
-            billing_date=due.date,
-            advance=due.advance,
-            arrears=due.arrears,
-            credits=[credit for credit in credits if credit.remaining > 0],
-            billed_periods=due.billed_periods,
-            billed_lines=[line for earlier in made for line in earlier.lines],
-        )
-        if built is None:
-            continue
-        for draw in built.draws:  # as prepaid_credit_draw would, on the copies
-            draw.credit.remaining -= draw.amount
-        made.append(built)
-    return made
+    bills = build_chunk([subscription.pk], today, lock=False, strict=True)
+    return bills[0].invoices if bills else []
 
 
 def shadow_billing(*, as_of: dt.date) -> ShadowRun:
-    """Every invoice the billing run on `as_of` would make (see the module docstring)."""
+    """Every invoice the billing run on `as_of` would make (see the module docstring): the same
+    plan and the same chunks (invoicing.run), built and not saved."""
     invoices, seen, failed = [], 0, {}
-    subscriptions = due_subscriptions(as_of).select_related("customer")
-    for subscription in subscriptions.iterator():
-        seen += 1
-        try:
-            invoices += subscription_shadow_bill(subscription=subscription, today=as_of)
-        except Exception as exc:  # as the billing run: one bad subscription does not stop it
-            logger.exception("shadow billing %s failed", subscription.external_id)
-            failed[subscription.external_id] = getattr(exc, "message", None) or repr(exc)
+    for chunk in billing_plan(as_of):
+        seen += len(chunk)
+        for bill in build_chunk(chunk, as_of, lock=False):
+            invoices += bill.invoices
+            if bill.error:  # as the billing run: one bad subscription does not stop it
+                failed[bill.subscription.external_id] = bill.error
     return ShadowRun(as_of=as_of, invoices=invoices, subscriptions_seen=seen, failed=failed)
 
 

@@ -81,9 +81,9 @@ def test_a_shadow_run_as_of_d_is_the_billing_run_on_d_and_writes_nothing(world):
 
     # Then nothing was written or locked
     assert written() == before
-    # (PostgreSQL reads the subscriptions through a server-side cursor: DECLARE … CURSOR)
+    # (the usage of a chunk is one SELECT that starts WITH its windows)
     statements = {q["sql"].lstrip().split()[0].upper() for q in queries.captured_queries}
-    assert statements <= {"SELECT", "DECLARE"}
+    assert statements <= {"SELECT", "WITH"}
     assert not any("FOR UPDATE" in q["sql"] for q in queries.captured_queries)
     assert before["prepaid"] == [D("50")]
 
