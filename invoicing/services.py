@@ -9,16 +9,14 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 
 from core import clock
 from core.errors import Conflict
-from core.formatting import format_money
 from invoicing.balance import invoice_credit_at_finalization
 from invoicing.builder import build_invoice
 from invoicing.cancellations import cancellation_settle
+from invoicing.documents import invoices_issued
 from invoicing.models import CreditUse, Invoice
 from invoicing.numbering import next_number
 from invoicing.schedule import (
@@ -112,28 +110,8 @@ def invoice_finalize(*, invoice: Invoice, issue_date: dt.date | None = None) -> 
     # Below zero: to the customer's credit balance; otherwise it takes what the balance holds
     # (zero to collect: settled as it is issued).
     invoice_credit_at_finalization(invoice)
-    transaction.on_commit(lambda: _email_invoice(invoice.pk))
+    invoices_issued([invoice.pk])  # its email and PDF: tasks sent once this commits
     return invoice
-
-
-def _email_invoice(invoice_id: int) -> None:
-    invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
-    if not invoice.customer.billing_email:  # finance has not set it yet (a customer sales added)
-        logger.warning("invoice %s not emailed: %s has no billing email", invoice, invoice.customer)
-        return
-    due = invoice.due_date
-    send_mail(
-        subject=f"Invoice {invoice.number} from {settings.BILLING_COMPANY['name']}",
-        message=(
-            f"Hello {invoice.customer.name},\n\n"
-            f"Invoice {invoice.number} for {format_money(invoice.total, invoice.currency)} "
-            f"is due on {due:%b} {due.day}, {due.year}. "
-            "You can view and download it in your billing portal.\n"
-        ),
-        from_email=settings.BILLING_COMPANY["email"],
-        recipient_list=[invoice.customer.billing_email],
-        fail_silently=True,
-    )
 
 
 def subscription_bill(*, subscription: Subscription, today: dt.date) -> list[Invoice]:
