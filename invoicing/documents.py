@@ -21,6 +21,7 @@ import logging
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from kombu.exceptions import KombuError
 
 from core import clock
 from core.formatting import format_money
@@ -31,9 +32,9 @@ logger = logging.getLogger(__name__)
 
 def invoices_issued(invoice_ids: list[int]) -> None:
     """Call inside the transaction that issues invoices: once it commits, their email and PDF
-    tasks are sent (nothing is sent if it rolls back). A broker that is down does not undo the
-    committed billing: the error is logged (robust), the invoices stay unemailed (`emailed_at`
-    null)."""
+    tasks are sent (nothing is sent if it rolls back). A broker that cannot be reached does not
+    fail what has committed: the error is logged and the invoices stay unemailed (`emailed_at`
+    null) and without a stored PDF (rendered on first download)."""
     ids = list(invoice_ids)
     if not ids:
         return
@@ -41,10 +42,13 @@ def invoices_issued(invoice_ids: list[int]) -> None:
     def send() -> None:
         from invoicing.tasks import email_invoices, render_invoice_pdfs
 
-        email_invoices.delay(ids)
-        render_invoice_pdfs.delay(ids)
+        try:
+            email_invoices.delay(ids)
+            render_invoice_pdfs.delay(ids)
+        except (OSError, KombuError):
+            logger.exception("invoices %s issued, their email and PDF tasks not sent", ids)
 
-    transaction.on_commit(send, robust=True)
+    transaction.on_commit(send)
 
 
 class Emailed(enum.Enum):
