@@ -39,6 +39,11 @@ def renders(monkeypatch) -> list[int]:
     return made
 
 
+def run(task, invoice_ids: list[int]):
+    """Run a task as a worker would (here, in process): what it returns."""
+    return task.apply((invoice_ids,)).result
+
+
 def bill(on: str = "2026-01-15") -> list[Invoice]:
     with time_machine.travel(f"{on} 01:00Z", tick=False):
         return billing_run().invoices
@@ -100,8 +105,8 @@ def test_the_email_task_run_again_sends_nothing_twice(
     assert len(mailoutbox) == 1
 
     # When the task is delivered again (a retry, a redelivery after a worker died)
-    assert email_invoices.delay([invoice.pk]).get() == 0
-    assert email_invoices.delay([invoice.pk, invoice.pk]).get() == 0
+    assert run(email_invoices, [invoice.pk]) == 0
+    assert run(email_invoices, [invoice.pk, invoice.pk]) == 0
 
     # Then the customer still has one email
     assert len(mailoutbox) == 1
@@ -121,8 +126,8 @@ def test_a_customer_without_billing_email_is_not_emailed_and_stays_unemailed(
     # Once finance sets the address, running the task again sends it (once)
     customer.billing_email = "ap@late.example"
     customer.save()
-    assert email_invoices.delay([invoice.pk]).get() == 1
-    assert email_invoices.delay([invoice.pk]).get() == 0
+    assert run(email_invoices, [invoice.pk]) == 1
+    assert run(email_invoices, [invoice.pk]) == 0
     assert [m.to for m in mailoutbox] == [["ap@late.example"]]
 
 
@@ -152,15 +157,15 @@ def test_an_invoice_whose_row_another_transaction_holds_is_skipped_then_sent_onc
         assert locked.wait(timeout=30)
         # When the email task meets the locked row: it does not wait, and does not send
         assert email_invoice_once(invoice.pk) == Emailed.BUSY
-        assert email_invoices.delay([invoice.pk]).get() == 0
+        assert run(email_invoices, [invoice.pk]) == 0
         assert mailoutbox == []
     finally:
         release.set()
         holder.join(timeout=30)
 
     # Then once the row is free it is sent, once
-    assert email_invoices.delay([invoice.pk]).get() == 1
-    assert email_invoices.delay([invoice.pk]).get() == 0
+    assert run(email_invoices, [invoice.pk]) == 1
+    assert run(email_invoices, [invoice.pk]) == 0
     assert len(mailoutbox) == 1
 
 
@@ -175,7 +180,7 @@ def test_the_pdf_is_rendered_once_per_version_of_the_invoice(
 
     # When the PDF is asked for again, and the task runs again: nothing is rendered
     assert invoice_pdf_stored(invoice) == bytes(stored.content)
-    assert render_invoice_pdfs.delay([invoice.pk]).get() == 1
+    assert run(render_invoice_pdfs, [invoice.pk]) == 1
     assert len(renders) == 1
 
     # When the invoice is paid (the PDF says PAID): a new version, rendered once
@@ -190,7 +195,7 @@ def test_the_pdf_is_rendered_once_per_version_of_the_invoice(
     paid_pdf = invoice_pdf_stored(invoice)
     assert len(renders) == 2
     assert invoice_pdf_stored(invoice) == paid_pdf
-    render_invoice_pdfs.delay([invoice.pk]).get()
+    run(render_invoice_pdfs, [invoice.pk])
     assert len(renders) == 2
     restored = InvoicePDF.objects.get(invoice=invoice)
     assert restored.version != stored.version and bytes(restored.content) == paid_pdf
