@@ -23,8 +23,9 @@ from core.admin import LINK_CLASSES, ReadOnly
 from core.errors import DomainError
 from core.formatting import format_money, format_price, format_quantity
 from invoicing import corrections, services
+from invoicing.documents import invoice_pdf_stored
 from invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, NumberSeries
-from invoicing.pdf import credit_note_pdf, invoice_pdf
+from invoicing.pdf import credit_note_pdf
 
 
 class InvoiceLineInline(ReadOnly, TabularInline):
@@ -427,7 +428,7 @@ class InvoiceAdmin(DocumentAmounts, SimpleHistoryAdmin, ModelAdmin):
             raise Http404(f"No invoice with id {pk}.")
         if not self.has_view_permission(request, invoice):
             raise PermissionDenied
-        response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+        response = HttpResponse(invoice_pdf_stored(invoice), content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="{invoice}.pdf"'
         return response
 

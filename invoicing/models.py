@@ -69,7 +69,11 @@ class Invoice(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     void_reason = models.TextField(blank=True)
-    history = HistoricalRecords()
+    # When the invoice email went out (invoicing.documents.email_invoice_once): set in the same
+    # transaction that holds the row lock while sending, so it is sent once. Delivery
+    # bookkeeping, not the document: not in the history.
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords(excluded_fields=["emailed_at"])
 
     class Meta:
         ordering = ["-billing_date", "-id"]
@@ -344,3 +348,17 @@ class CreditBalanceEntry(models.Model):
     def __str__(self) -> str:
         sign = "+" if self.amount > 0 else "−"
         return f"{sign}{format_money(abs(self.amount), self.currency)} {self.get_kind_display()}"
+
+
+class InvoicePDF(models.Model):
+    """An invoice's PDF, rendered once per version of the document: `version` is the SHA-256 of
+    the HTML it was rendered from (invoicing.pdf.invoice_html), so anything the PDF shows that
+    changes (paid, void, credit balance applied) makes a new version, and nothing else does."""
+
+    invoice = models.OneToOneField(Invoice, on_delete=models.CASCADE, related_name="stored_pdf")
+    version = models.CharField(max_length=64)
+    content = models.BinaryField()
+    rendered_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"PDF of {self.invoice} ({self.version[:12]})"

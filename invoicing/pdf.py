@@ -26,8 +26,14 @@ def invoice_html(invoice: Invoice) -> str:
     )
 
 
+def render_pdf(html: str) -> bytes:
+    """WeasyPrint: the slow part (invoicing.documents.invoice_pdf_stored keeps what it made)."""
+    return HTML(string=html).write_pdf()
+
+
 def invoice_pdf(invoice: Invoice) -> bytes:
-    return HTML(string=invoice_html(invoice)).write_pdf()
+    """A fresh render; what is served and attached is invoicing.documents.invoice_pdf_stored."""
+    return render_pdf(invoice_html(invoice))
 
 
 def credit_note_html(note: CreditNote) -> str:
@@ -45,4 +51,4 @@ def credit_note_html(note: CreditNote) -> str:
 
 
 def credit_note_pdf(note: CreditNote) -> bytes:
-    return HTML(string=credit_note_html(note)).write_pdf()
+    return render_pdf(credit_note_html(note))

@@ -89,7 +89,7 @@ def invoice_finalize(*, invoice: Invoice, issue_date: dt.date | None = None) -> 
     # Below zero: to the customer's credit balance; otherwise it takes what the balance holds
     # (zero to collect: settled as it is issued).
     invoice_credit_at_finalization(invoice)
-    invoices_issued([invoice.pk])
+    invoices_issued([invoice.pk])  # its email and PDF: tasks sent once this commits
     return invoice
 
 

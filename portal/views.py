@@ -23,8 +23,9 @@ from core import clock
 from core.errors import DomainError
 from core.money import plain
 from invoicing.balance import invoice_credit_applied
+from invoicing.documents import invoice_pdf_stored
 from invoicing.models import CreditNote, Invoice
-from invoicing.pdf import credit_note_pdf, invoice_pdf
+from invoicing.pdf import credit_note_pdf
 from invoicing.selectors import upcoming_invoice
 from metering import alerts as usage_alerts
 from metering.models import UsageAlert
@@ -155,7 +156,7 @@ def invoice_detail(request, number: str):
 def invoice_download(request, number: str):
     customer = _customer(request)
     invoice = get_object_or_404(_visible_invoices(customer), number=number)
-    response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+    response = HttpResponse(invoice_pdf_stored(invoice), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
     return response
 

@@ -25,6 +25,7 @@ from django.urls import reverse
 
 from core import clock
 from core.formatting import format_day, format_money
+from invoicing.documents import invoice_pdf_stored
 from invoicing.models import Invoice
 from receivables.models import DunningNotice, DunningPause, DunningPolicy, DunningStep
 from receivables.selectors import invoice_amount_due
@@ -134,8 +135,6 @@ def render_notice(step: DunningStep, invoice: Invoice, amount_due) -> tuple[str,
 
 
 def _send(notice_id: int) -> None:
-    from invoicing.pdf import invoice_pdf  # WeasyPrint: loaded when a PDF is made
-
     notice = DunningNotice.objects.select_related("invoice__customer", "step").get(pk=notice_id)
     invoice = notice.invoice
     subject, body = render_notice(notice.step, invoice, notice.amount_due)
@@ -145,7 +144,7 @@ def _send(notice_id: int) -> None:
         from_email=settings.BILLING_COMPANY["email"],
         to=[notice.to],
     )
-    message.attach(f"{invoice.number}.pdf", invoice_pdf(invoice), "application/pdf")
+    message.attach(f"{invoice.number}.pdf", invoice_pdf_stored(invoice), "application/pdf")
     try:
         message.send()
     except Exception:

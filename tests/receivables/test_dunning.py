@@ -12,7 +12,7 @@ from django.db import connection
 from django.urls import reverse
 
 from customers.models import Customer
-from invoicing.models import Invoice
+from invoicing.models import Invoice, InvoicePDF
 from receivables.dunning import dunning_run
 from receivables.dunning_defaults import ensure_default_policy
 from receivables.models import DunningNotice, DunningPause, DunningPolicy, DunningStep
@@ -262,6 +262,7 @@ def test_the_email_has_the_pdf_and_the_amount_due():
     ((name, content, mimetype),) = email.attachments
     assert (name, mimetype) == (f"{invoice.number}.pdf", "application/pdf")
     assert content.startswith(b"%PDF")
+    assert content == bytes(InvoicePDF.objects.get(invoice=invoice).content)  # the stored one
     notice = DunningNotice.objects.get()
     assert (notice.to, notice.amount_due) == (customer.billing_email, Decimal("1234.50"))
 
