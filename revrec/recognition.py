@@ -68,7 +68,7 @@ from core import clock
 from core.money import exact_sum, round_money, split
 from core.periods import Period, add_months, billing_periods, calendar_months, month_start
 from invoicing.models import CreditNote, Invoice, InvoiceLine
-from metering.selectors import usage_for_period
+from metering.selectors import usage_for_periods
 from quotes.models import Quote
 from revrec.allocation import allocate, recognized_before, spread
 from revrec.bulk import create_with_history, insert_rows
@@ -892,7 +892,7 @@ def _accrue(obligations: list[PerformanceObligation], month: dt.date) -> None:
             "obligation_id", "period_start"
         )
     )
-    rated: dict[tuple[int, Period], list] = {}
+    todo, requests = [], {}
     for obligation in obligations:
         contract = obligation.contract
         subscription = contract.subscription
@@ -905,12 +905,16 @@ def _accrue(obligations: list[PerformanceObligation], month: dt.date) -> None:
             )
             if window.start >= window.end or (obligation.pk, period.billed_from) in done:
                 continue
-            if (subscription.pk, window) not in rated:
-                rated[(subscription.pk, window)] = usage_for_period(
-                    subscription=subscription, period=window
-                )
-            with transaction.atomic():
-                _accrual_make(obligation, period, window, month, rated[(subscription.pk, window)])
+            todo.append((obligation, period, window))
+            requests[(subscription.pk, window)] = subscription
+    # The usage of every window in one read (metering's batched aggregate), as billing reads it.
+    rated = usage_for_periods(
+        [(subscription, window) for (_, window), subscription in requests.items()]
+    )
+    for obligation, period, window in todo:
+        usage = rated[(obligation.contract.subscription_id, window)]
+        with transaction.atomic():
+            _accrual_make(obligation, period, window, month, usage)
 
 
 def _accrual_make(obligation, period, window: Period, month: dt.date, usage) -> None:
