@@ -26,8 +26,8 @@ queries counted (connection.execute_wrapper). With `--workers K` it bills a seco
 processes (forked, each its own connection), each billing a share of the chunks of
 `invoicing.run.billing_plan` (chunk i to process i mod K) with `invoicing.run.bill_chunk`, as K
 Celery workers would; timed from the plan to the last process done, and the speed-up over one
-worker printed. Celery is pointed at an
-in-memory broker: what billing queues on commit (PDFs, emails) is queued, never run.
+worker printed. Celery is pointed at an in-memory broker: what billing queues on commit (PDFs,
+emails) is queued, never run.
 
 After each run it checks over SQL: every usage line's quantity equals the count or the sum of its
 subscription's events of the metric in last month; exactly one new invoice per subscription, all
